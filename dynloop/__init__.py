@@ -1,0 +1,11 @@
+"""dynloop: looped transformer blocks as dynamical systems.
+
+The public names, nothing else; see the README for a tour.
+"""
+
+from .dynamics import Trajectory, simulate
+from .systems.block import BlockSpec
+
+__version__ = "0.1.0"
+
+__all__ = ["BlockSpec", "simulate", "Trajectory", "__version__"]

@@ -1,0 +1,267 @@
+"""Iterate any :class:`~dynloop.systems.base.System` and keep what the user asked for."""
+
+__all__ = ["simulate", "Trajectory"]
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .._errors import check_int, invalid
+from ._recording import RECORD_ALL, RECORD_LAST, RECORD_NONE, record_order
+
+_DTYPES = {np.dtype(np.float64): np.float64, np.dtype(np.float32): np.float32}
+
+
+@dataclass
+class Trajectory:
+    """States and per-loop summaries of one run of a system.
+
+    Attributes
+    ----------
+    system_name : str
+        What was iterated.
+    stage_names : tuple of str
+        Names of the ``S`` stages of one loop (``("step",)`` for a map).
+    recorded_loops : ndarray of int, shape (R,)
+        Loop index ``t`` of each recorded row.
+    stage_states : ndarray, shape (R, S + 1, *state_shape), or None
+        ``stage_states[r, 0]`` is the state entering loop ``recorded_loops[r]``, ``[r, j]`` the
+        state after stage ``j``; ``None`` when ``record="none"``.
+    stage_norms, stage_steps, stage_cosines : ndarray, shape (loops_run [+ 1], S + 1)
+        For every loop ``t`` and stage ``j``: ``|h_{t,j}|``, the successive difference
+        ``|h_{t,j} - h_{t-1,j}|`` and ``cos(h_{t,j}, h_{t-1,j})`` (Frobenius over the whole state;
+        NaN at ``t = 0``). Kept for every loop whatever ``record`` is; a diverged run has one
+        more row, the loop in which the non-finite value appeared.
+    x0, final_state : ndarray
+        The start state and the state after the last completed loop.
+    loops_run : int
+        Completed loops (fewer than asked when the run diverged).
+    diverged_at, diverged_stage : int or None
+        Loop and stage where a non-finite value (or an overflowing norm) first appeared.
+    attention : ndarray, shape (R, layers, heads, T, T), or None
+        Attention matrices per recorded loop when ``record_attention=True``.
+    params : dict or None
+        Map parameters used.
+
+    Examples
+    --------
+    >>> import dynloop
+    >>> traj = dynloop.simulate(dynloop.maps.logistic(r=2.5), 50)
+    >>> round(float(traj.final_state[0]), 6)
+    0.6
+    """
+
+    system_name: str
+    stage_names: tuple
+    recorded_loops: np.ndarray
+    stage_states: np.ndarray | None
+    stage_norms: np.ndarray
+    stage_steps: np.ndarray
+    stage_cosines: np.ndarray
+    x0: np.ndarray
+    final_state: np.ndarray
+    loops_run: int
+    diverged_at: int | None = None
+    diverged_stage: int | None = None
+    attention: np.ndarray | None = None
+    params: dict | None = None
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def loop_states(self):
+        """States after each recorded loop, shape ``(R, *state_shape)`` (``None`` if not recorded)."""
+        return None if self.stage_states is None else self.stage_states[:, -1]
+
+    @property
+    def diverged(self):
+        """True when the run stopped on a non-finite value."""
+        return self.diverged_at is not None
+
+    def summary(self):
+        """Describe the run in words: length, divergence, final norms and successive differences.
+
+        Returns
+        -------
+        str
+            The text (also what ``print(trajectory)`` would want to show).
+
+        Examples
+        --------
+        >>> import dynloop
+        >>> print(dynloop.simulate(dynloop.maps.logistic(r=2.5), 20).summary())  # doctest: +ELLIPSIS
+        Trajectory of logistic: 20 loops of 1 stage...
+        """
+        n_stages = len(self.stage_names)
+        lines = [f"Trajectory of {self.system_name}: {self.loops_run} loops of {n_stages} "
+                 f"stage{'s' if n_stages != 1 else ''} ({', '.join(self.stage_names)}), "
+                 f"{len(self.recorded_loops)} recorded."]
+        if self.diverged:
+            lines.append(f"Diverged: a non-finite value appeared at loop {self.diverged_at}, "
+                         f"stage {self.diverged_stage} "
+                         f"({(('entry',) + tuple(self.stage_names))[self.diverged_stage]}).")
+        if self.loops_run > 0:
+            t = self.loops_run - 1
+            lines.append(f"{'stage':>10} {'|h|':>12} {'|h_t - h_t-1|':>14} {'cos(h_t, h_t-1)':>16}")
+            for j, name in enumerate(self.stage_names, start=1):
+                lines.append(f"{name:>10} {self.stage_norms[t, j]:12.5g} "
+                             f"{self.stage_steps[t, j]:14.5g} {self.stage_cosines[t, j]:16.10f}")
+        return "\n".join(lines)
+
+    def __str__(self):
+        return self.summary()
+
+    def plot(self, path=None, *, ax=None):
+        """Draw per-stage successive differences and state norms against loops.
+
+        Parameters
+        ----------
+        path : str or Path, optional
+            Write the figure there (format from the suffix).
+        ax : pair of matplotlib Axes, optional
+            Draw into these two axes instead of a new figure.
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+
+        Examples
+        --------
+        >>> import dynloop
+        >>> fig = dynloop.simulate(dynloop.maps.logistic(r=3.2), 100).plot()
+        """
+        from ..plotting import plot_trajectory
+
+        return plot_trajectory(self, path=path, ax=ax)
+
+    def save(self, path):
+        """Write the trajectory to a compressed ``.npz`` file; :meth:`load` reads it back.
+
+        Examples
+        --------
+        >>> import dynloop, tempfile, os
+        >>> traj = dynloop.simulate(dynloop.maps.logistic(r=2.5), 10)
+        >>> path = os.path.join(tempfile.mkdtemp(), "run.npz")
+        >>> traj.save(path)
+        >>> dynloop.Trajectory.load(path).loops_run
+        10
+        """
+        arrays = {name: getattr(self, name) for name in
+                  ("recorded_loops", "stage_norms", "stage_steps", "stage_cosines", "x0", "final_state")}
+        for name in ("stage_states", "attention"):
+            if getattr(self, name) is not None:
+                arrays[name] = getattr(self, name)
+        header = {"system_name": self.system_name, "stage_names": list(self.stage_names),
+                  "loops_run": self.loops_run, "diverged_at": self.diverged_at,
+                  "diverged_stage": self.diverged_stage, "params": self.params, "meta": self.meta}
+        np.savez_compressed(path, _header=np.array(json.dumps(header)), **arrays)
+
+    @classmethod
+    def load(cls, path):
+        """Read a trajectory written by :meth:`save`."""
+        with np.load(path, allow_pickle=False) as data:
+            header = json.loads(str(data["_header"]))
+            arrays = {name: data[name] for name in data.files if name != "_header"}
+        return cls(system_name=header["system_name"], stage_names=tuple(header["stage_names"]),
+                   loops_run=header["loops_run"], diverged_at=header["diverged_at"],
+                   diverged_stage=header["diverged_stage"], params=header["params"],
+                   meta=header["meta"], stage_states=arrays.pop("stage_states", None),
+                   attention=arrays.pop("attention", None), **arrays)
+
+
+def _parse_record(record):
+    if isinstance(record, str):
+        if record == "all":
+            return RECORD_ALL, 0
+        if record == "none":
+            return RECORD_NONE, 0
+        if record == "last":
+            return RECORD_LAST, 1
+    elif isinstance(record, (tuple, list)) and len(record) == 2 and record[0] == "last":
+        return RECORD_LAST, check_int("record[1]", record[1], minimum=1)
+    raise invalid("record", record, "expected 'all', 'none', 'last' or ('last', N) with N >= 1")
+
+
+def simulate(system, loops, *, x0=None, params=None, record="all", stride=1, dtype=np.float64,
+             record_attention=False):
+    """Iterate a system for ``loops`` loops in compiled code and return its :class:`Trajectory`.
+
+    Parameters
+    ----------
+    system : BlockSpec, AffineLoop or Map
+        What to iterate.
+    loops : int
+        Number of loops (steps, for a map).
+    x0 : array_like, optional
+        Start state (shape ``(tokens, width)`` for a block, ``(dim,)`` for a map or affine loop).
+        Defaults to the system's own start state (``state_init`` for a block).
+    params : dict, optional
+        Map parameter overrides, by name.
+    record : {"all", "last", "none"} or ("last", N)
+        Which loops keep their stage states: all, the final ``N`` (``"last"`` is ``("last", 1)``)
+        or none. Per-loop summaries (norms, successive differences, cosines) are always kept.
+    stride : int
+        Keep every ``stride``-th loop (loops ``0, stride, 2 stride, ...``).
+    dtype : {numpy.float64, numpy.float32}
+        Precision of the states and of the arithmetic.
+    record_attention : bool
+        Also keep the attention matrices (attention and transformer mixers only).
+
+    Returns
+    -------
+    Trajectory
+
+    Notes
+    -----
+    Non-finite values never raise: the run stops and ``trajectory.diverged_at`` says where.
+
+    Examples
+    --------
+    >>> import dynloop
+    >>> spec = dynloop.BlockSpec(width=8, tokens=2, layers=3, mixer="mlp", norm="pre",
+    ...                          injection="concat", seed=1)
+    >>> traj = dynloop.simulate(spec, 64, record=("last", 4))
+    >>> traj.stage_states.shape  # 4 loops, entry + injection + 3 layers, 2 tokens x 8
+    (4, 5, 2, 8)
+    """
+    from ..systems.block import BlockSpec
+    from ..systems.base import System
+
+    if not isinstance(system, System):
+        raise invalid("system", type(system).__name__,
+                      "expected a dynloop.BlockSpec, dynloop.AffineLoop or dynloop.Map")
+    loops = check_int("loops", loops, minimum=0)
+    stride = check_int("stride", stride, minimum=1)
+    mode, n_last = _parse_record(record)
+    if np.dtype(dtype) not in _DTYPES:
+        raise invalid("dtype", dtype, "expected numpy.float64 or numpy.float32")
+    dtype = _DTYPES[np.dtype(dtype)]
+    if record_attention and not (isinstance(system, BlockSpec)
+                                 and system.mixer in ("attention", "transformer")):
+        raise invalid("record_attention", record_attention,
+                      "attention can only be recorded for a BlockSpec with mixer 'attention' or 'transformer'")
+    resolved = system.resolve_params(params)
+    start = system.start_state(resolved) if x0 is None else x0
+    start = system._check_state(start, "x0", dtype)
+    out = system._run(start, loops, resolved, mode, stride, n_last, dtype, bool(record_attention))
+    order = record_order(out.recorded_loops.shape[0], out.count, mode)
+    diverged = out.diverged_at >= 0
+    summary_rows = out.loops_run + (1 if diverged else 0)  # keep the row that shows the blow-up
+    return Trajectory(
+        system_name=system.name,
+        stage_names=tuple(system.stage_names),
+        recorded_loops=out.recorded_loops[order],
+        stage_states=None if mode == RECORD_NONE else out.states[order],
+        stage_norms=out.norms[:summary_rows],
+        stage_steps=out.steps[:summary_rows],
+        stage_cosines=out.cosines[:summary_rows],
+        x0=start,
+        final_state=out.final_state,
+        loops_run=out.loops_run,
+        diverged_at=int(out.diverged_at) if diverged else None,
+        diverged_stage=int(out.diverged_stage) if diverged else None,
+        attention=None if out.attention is None else out.attention[order],
+        params=None if resolved is None else dict(resolved),
+        meta={"dtype": np.dtype(dtype).name, "record": list(record) if not isinstance(record, str) else record,
+              "stride": stride, "loops": loops},
+    )

@@ -1,0 +1,321 @@
+"""Compiled kernels of the looped block (the definition is MODEL.md beside this file).
+
+One set of kernels serves every block: the scheme (mixer, activation, norm placement and kind,
+injection) arrives as integer codes in a :class:`BlockConfig`, the numbers as arrays in a
+:class:`BlockArrays`, so numba compiles once per precision, not once per scheme or value.
+
+Every component propagates a value and a batch of ``m`` tangents together (forward-mode
+differentiation by hand): ``m = 0`` is plain evaluation, ``m = n`` with the identity gives the
+stage Jacobian, a few columns give the tangent dynamics that Lyapunov exponents need.
+Tangents are arrays of shape ``(m, T, d)``; linear maps act on all of them in one BLAS call.
+"""
+
+import math
+from collections import namedtuple
+
+import numpy as np
+from numba import njit
+
+from ..dynamics._recording import RECORD_NONE, record_slot, store_loop, summarize_loop
+
+MIXERS = ("linear", "mlp", "attention", "transformer")
+ACTIVATIONS = ("tanh", "relu", "gelu", "silu")
+NORMS = ("none", "pre", "post", "sandwich", "peri", "pre_outer", "peri_outer", "sphere")
+NORM_KINDS = ("rms", "layer", "l2")
+INJECTIONS = ("none", "additive", "concat", "diagonal", "convex")
+
+# How the injection stage acts on the state: u = (identity | X W_hᵀ | D ⊙ X) + constant term.
+INJECT_IDENTITY, INJECT_MATRIX, INJECT_DIAGONAL = 0, 1, 2
+
+MIXER_LINEAR, MIXER_MLP, MIXER_ATTENTION, MIXER_TRANSFORMER = range(4)
+NORM_NONE, NORM_PRE, NORM_POST, NORM_SANDWICH, NORM_PERI, NORM_PRE_OUTER, NORM_PERI_OUTER, NORM_SPHERE = range(8)
+KIND_RMS, KIND_LAYER, KIND_L2 = range(3)
+
+BlockConfig = namedtuple("BlockConfig", [
+    "mixer", "activation", "norm", "norm_kind", "inject_mode", "has_inject", "has_outer",
+    "layers", "sublayers", "heads", "causal", "residual_scale", "norm_eps"])
+BlockConfig.__doc__ = "Integer codes and scalars of one block (all numba-typable)."
+
+BlockArrays = namedtuple("BlockArrays", [
+    "linear", "attn_q", "attn_k", "attn_v", "attn_o", "mlp_in", "mlp_out",
+    "norm_in", "norm_out", "norm_outer", "unit_gain", "inject_matrix", "inject_diagonal",
+    "inject_constant"])
+BlockArrays.__doc__ = "Every array a block kernel reads; unused ones are empty with the right rank."
+
+_JIT = dict(cache=True, error_model="numpy")
+
+
+# --------------------------------------------------------------------------- linear algebra
+@njit(**_JIT)
+def _rows_times_transpose(x, w):
+    """``x @ w.T`` for x (r, i) and w (o, i), through BLAS (an empty batch needs no call)."""
+    if x.shape[0] == 0:
+        return np.empty((0, w.shape[0]), dtype=x.dtype)
+    return np.dot(x, w.T)
+
+
+@njit(**_JIT)
+def _apply_linear(x, dx, w):
+    """Value and tangents of ``X ↦ X Wᵀ``: x (T, i), dx (m, T, i), w (o, i)."""
+    m, n_rows, n_in = dx.shape
+    y = _rows_times_transpose(x, w)
+    dy = _rows_times_transpose(dx.reshape(m * n_rows, n_in), w).reshape(m, n_rows, w.shape[0])
+    return y, dy
+
+
+# --------------------------------------------------------------------------- norms
+@njit(**_JIT)
+def _apply_norm(x, dx, gain, kind, eps):
+    """Value and tangents of the row norm ``N(x; g)`` (MODEL.md, Norms).
+
+    With ``c`` the (centred, for LayerNorm) row and ``r = sqrt(|c|²/q + ε)`` (``q = d`` for RMS
+    and LayerNorm, 1 for L2): ``y = g ⊙ c / r`` and ``dy = g ⊙ (dc/r − c (c·dc)/(q r³))``.
+    """
+    n_rows, d = x.shape
+    m = dx.shape[0]
+    q = 1.0 if kind == KIND_L2 else float(d)
+    y = np.empty_like(x)
+    dy = np.empty_like(dx)
+    c = np.empty(d, dtype=x.dtype)
+    dc = np.empty(d, dtype=x.dtype)
+    for i in range(n_rows):
+        mean = 0.0
+        if kind == KIND_LAYER:
+            for a in range(d):
+                mean += x[i, a]
+            mean /= d
+        sq = 0.0
+        for a in range(d):
+            c[a] = x[i, a] - mean
+            sq += c[a] * c[a]
+        r = math.sqrt(sq / q + eps)
+        for a in range(d):
+            y[i, a] = gain[a] * c[a] / r
+        for s in range(m):
+            dmean = 0.0
+            if kind == KIND_LAYER:
+                for a in range(d):
+                    dmean += dx[s, i, a]
+                dmean /= d
+            dot = 0.0
+            for a in range(d):
+                dc[a] = dx[s, i, a] - dmean
+                dot += c[a] * dc[a]
+            coef = dot / (q * r * r * r)
+            for a in range(d):
+                dy[s, i, a] = gain[a] * (dc[a] / r - c[a] * coef)
+    return y, dy
+
+
+# --------------------------------------------------------------------------- activations
+@njit(**_JIT)
+def _activation(z, code):
+    """Value and derivative of the activation at the scalar ``z``."""
+    if code == 0:  # tanh
+        value = math.tanh(z)
+        return value, 1.0 - value * value
+    if code == 1:  # relu
+        return (z, 1.0) if z > 0.0 else (0.0 * z, 0.0)
+    if code == 2:  # gelu, exact
+        cdf = 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
+        pdf = math.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
+        return z * cdf, cdf + z * pdf
+    sigmoid = 1.0 / (1.0 + math.exp(-z))  # silu
+    return z * sigmoid, sigmoid * (1.0 + z * (1.0 - sigmoid))
+
+
+@njit(**_JIT)
+def _apply_mlp(x, dx, w_in, w_out, code):
+    """Value and tangents of ``φ(X W1ᵀ) W2ᵀ``."""
+    z, dz = _apply_linear(x, dx, w_in)
+    a = np.empty_like(z)
+    for i in range(z.shape[0]):
+        for h in range(z.shape[1]):
+            value, slope = _activation(z[i, h], code)
+            a[i, h] = value
+            for s in range(dz.shape[0]):
+                dz[s, i, h] *= slope
+    return _apply_linear(a, dz, w_out)
+
+
+# --------------------------------------------------------------------------- attention
+@njit(**_JIT)
+def _apply_attention(x, dx, w_q, w_k, w_v, w_o, heads, causal):
+    """Value, tangents and attention matrices (heads, T, T) of multi-head self-attention."""
+    n_tokens, d = x.shape
+    m = dx.shape[0]
+    dh = d // heads
+    scale = 1.0 / math.sqrt(dh)
+    q, dq = _apply_linear(x, dx, w_q)
+    k, dk = _apply_linear(x, dx, w_k)
+    v, dv = _apply_linear(x, dx, w_v)
+    out = np.zeros_like(x)
+    dout = np.zeros_like(dx)
+    attention = np.zeros((heads, n_tokens, n_tokens), dtype=x.dtype)
+    ds = np.empty(n_tokens, dtype=x.dtype)
+    for h in range(heads):
+        c0 = h * dh
+        for i in range(n_tokens):
+            last = i + 1 if causal else n_tokens
+            row_max = -np.inf
+            for j in range(last):
+                score = 0.0
+                for a in range(c0, c0 + dh):
+                    score += q[i, a] * k[j, a]
+                attention[h, i, j] = score * scale
+                row_max = max(row_max, attention[h, i, j])
+            total = 0.0
+            for j in range(last):
+                attention[h, i, j] = math.exp(attention[h, i, j] - row_max)
+                total += attention[h, i, j]
+            for j in range(last):
+                attention[h, i, j] /= total
+                for a in range(c0, c0 + dh):
+                    out[i, a] += attention[h, i, j] * v[j, a]
+            for s in range(m):
+                # dA_ij = A_ij (dS_ij − Σ_l A_il dS_il), dS = (dQ Kᵀ + Q dKᵀ) / sqrt(dh)
+                mean_ds = 0.0
+                for j in range(last):
+                    score = 0.0
+                    for a in range(c0, c0 + dh):
+                        score += dq[s, i, a] * k[j, a] + q[i, a] * dk[s, j, a]
+                    ds[j] = score * scale
+                    mean_ds += attention[h, i, j] * ds[j]
+                for j in range(last):
+                    da = attention[h, i, j] * (ds[j] - mean_ds)
+                    for a in range(c0, c0 + dh):
+                        dout[s, i, a] += da * v[j, a] + attention[h, i, j] * dv[s, j, a]
+    y, dy = _apply_linear(out, dout, w_o)
+    return y, dy, attention
+
+
+@njit(**_JIT)
+def _apply_mixer(cfg, arrays, layer, sub, x, dx):
+    """Value, tangents and attention (empty if none) of the branch ``F`` of one sub-layer."""
+    no_attention = np.zeros((0, 0, 0), dtype=x.dtype)
+    if cfg.mixer == MIXER_LINEAR:
+        y, dy = _apply_linear(x, dx, arrays.linear[layer])
+        return y, dy, no_attention
+    if cfg.mixer == MIXER_MLP or (cfg.mixer == MIXER_TRANSFORMER and sub == 1):
+        y, dy = _apply_mlp(x, dx, arrays.mlp_in[layer], arrays.mlp_out[layer], cfg.activation)
+        return y, dy, no_attention
+    return _apply_attention(x, dx, arrays.attn_q[layer], arrays.attn_k[layer], arrays.attn_v[layer],
+                            arrays.attn_o[layer], cfg.heads, cfg.causal)
+
+
+# --------------------------------------------------------------------------- placements
+@njit(**_JIT)
+def _apply_sublayer(cfg, arrays, layer, sub, x, dx):
+    """One sub-layer with its norm placement (MODEL.md, Norm placement)."""
+    a = cfg.residual_scale
+    kind = cfg.norm_kind
+    eps = cfg.norm_eps
+    placement = cfg.norm
+    if placement == NORM_SPHERE:
+        unit = arrays.unit_gain
+        nx, dnx = _apply_norm(x, dx, unit, kind, eps)
+        f, df, attention = _apply_mixer(cfg, arrays, layer, sub, x, dx)
+        nf, dnf = _apply_norm(f, df, unit, kind, eps)
+        y, dy = _apply_norm(nx + a * (nf - nx), dnx + a * (dnf - dnx), unit, kind, eps)
+        return y, dy, attention
+    branch_in, dbranch_in = x, dx
+    if placement in (NORM_PRE, NORM_SANDWICH, NORM_PERI, NORM_PRE_OUTER, NORM_PERI_OUTER):
+        branch_in, dbranch_in = _apply_norm(x, dx, arrays.norm_in[layer, sub], kind, eps)
+    f, df, attention = _apply_mixer(cfg, arrays, layer, sub, branch_in, dbranch_in)
+    if placement in (NORM_PERI, NORM_PERI_OUTER):
+        f, df = _apply_norm(f, df, arrays.norm_out[layer, sub], kind, eps)
+    y = x + a * f
+    dy = dx + a * df
+    if placement in (NORM_POST, NORM_SANDWICH):
+        y, dy = _apply_norm(y, dy, arrays.norm_out[layer, sub], kind, eps)
+    return y, dy, attention
+
+
+@njit(**_JIT)
+def stage_apply(cfg, arrays, stage, x, dx):
+    """Value, tangents and attention of stage ``stage`` at state ``x`` with tangents ``dx``.
+
+    Stages run: injection (if any), the layers, the outer norm (if any). The attention returned
+    is that of the layer's attention sub-layer, or an empty array.
+    """
+    no_attention = np.zeros((0, 0, 0), dtype=x.dtype)
+    if cfg.has_inject:
+        if stage == 0:
+            if cfg.inject_mode == INJECT_MATRIX:
+                y, dy = _apply_linear(x, dx, arrays.inject_matrix)
+            elif cfg.inject_mode == INJECT_DIAGONAL:
+                y = x * arrays.inject_diagonal
+                dy = dx * arrays.inject_diagonal
+            else:
+                y = x.copy()
+                dy = dx.copy()
+            return y + arrays.inject_constant, dy, no_attention
+        stage -= 1
+    if stage == cfg.layers:  # the outer norm
+        y, dy = _apply_norm(x, dx, arrays.norm_outer, cfg.norm_kind, cfg.norm_eps)
+        return y, dy, no_attention
+    attention = no_attention
+    for sub in range(cfg.sublayers):
+        x, dx, sub_attention = _apply_sublayer(cfg, arrays, stage, sub, x, dx)
+        if sub_attention.shape[0] > 0:
+            attention = sub_attention
+    return x, dx, attention
+
+
+# --------------------------------------------------------------------------- iteration
+@njit(**_JIT)
+def run_block(cfg, arrays, x0, loops, n_stages, mode, stride, capacity, record_attention):
+    """Iterate ``loops`` loops from ``x0``; see ``dynloop.systems.base.RunOutput`` for the outputs."""
+    n_tokens, d = x0.shape
+    dtype = x0.dtype
+    cur = np.empty((n_stages + 1, n_tokens, d), dtype=dtype)
+    prev = np.empty_like(cur)
+    states = np.empty((capacity if mode != RECORD_NONE else 0, n_stages + 1, n_tokens, d), dtype=dtype)
+    n_heads = cfg.heads if record_attention else 0
+    attention = np.zeros((capacity if record_attention else 0, cfg.layers, n_heads, n_tokens, n_tokens),
+                         dtype=dtype)
+    loop_attention = np.zeros((cfg.layers, n_heads, n_tokens, n_tokens), dtype=dtype)
+    recorded_loops = np.full(capacity, -1, dtype=np.int64)
+    norms = np.empty((loops, n_stages + 1))
+    steps = np.empty((loops, n_stages + 1))
+    cosines = np.empty((loops, n_stages + 1))
+    no_tangent = np.empty((0, n_tokens, d), dtype=dtype)
+    first_layer_stage = 1 if cfg.has_inject else 0
+    x = x0.copy()
+    count = 0
+    loops_run = loops
+    diverged_at = -1
+    diverged_stage = -1
+    for t in range(loops):
+        cur[0] = x
+        for stage in range(n_stages):
+            y, _, stage_attention = stage_apply(cfg, arrays, stage, cur[stage], no_tangent)
+            cur[stage + 1] = y
+            if record_attention and stage_attention.shape[0] > 0:
+                loop_attention[stage - first_layer_stage] = stage_attention
+        bad_stage = summarize_loop(t, cur.reshape(n_stages + 1, n_tokens * d),
+                                   prev.reshape(n_stages + 1, n_tokens * d), norms, steps, cosines)
+        if bad_stage >= 0:
+            loops_run = t
+            diverged_at = t
+            diverged_stage = bad_stage
+            break
+        slot = record_slot(t, stride, mode, capacity, count)
+        if slot >= 0:
+            store_loop(slot, t, cur, states, recorded_loops)
+            if record_attention:
+                attention[slot] = loop_attention
+            count += 1
+        prev[:] = cur
+        x = cur[n_stages].copy()
+    return states, recorded_loops, count, norms, steps, cosines, loops_run, diverged_at, diverged_stage, x, attention
+
+
+@njit(**_JIT)
+def stage_jacobian(cfg, arrays, stage, x):
+    """Analytic Jacobian (n × n, row-major flattening) of one stage at ``x``, and the stage output."""
+    n_tokens, d = x.shape
+    n = n_tokens * d
+    basis = np.eye(n, dtype=x.dtype).reshape(n, n_tokens, d)
+    y, dy, _ = stage_apply(cfg, arrays, stage, x, basis)
+    return dy.reshape(n, n).T.copy(), y

@@ -1,0 +1,571 @@
+"""The looped transformer block: a frozen, validated description that compiles to numba kernels.
+
+The exact equations are in ``MODEL.md`` beside this file (and in :class:`BlockSpec`'s Notes).
+"""
+
+__all__ = ["BlockSpec"]
+
+import dataclasses
+import functools
+import io
+import numbers
+from pathlib import Path
+
+import numpy as np
+
+from .._errors import check_choice, check_int, check_real, invalid
+from ..dynamics._recording import record_capacity
+from . import _block_kernels as kernels
+from .base import RunOutput, System
+
+_STREAMS = {name: i for i, name in enumerate((
+    "inputs", "start_state", "linear", "attn_q", "attn_k", "attn_v", "attn_o", "mlp_in",
+    "mlp_out", "inject_h", "inject_e", "inject_dt", "inject_a_log", "inject_b", "inject_alpha"))}
+
+_REAL_FIELDS = ("norm_eps", "residual_scale", "injection_scale", "weight_gain", "init_scale")
+_NON_NEGATIVE = ("norm_eps", "weight_gain", "init_scale")
+_STATE_INITS = ("input", "zeros", "normal")
+
+
+def _is_symbolic(value):
+    return type(value).__module__.split(".")[0] == "sympy"
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class BlockSpec(System):
+    """A recurrent block of ``layers`` transformer-style layers, applied loop after loop.
+
+    Parameters
+    ----------
+    width : int
+        State width ``d`` (columns of the state).
+    tokens : int
+        Sequence length ``T`` (rows of the state).
+    layers : int
+        Block size ``k``: layers applied per loop.
+    heads : int
+        Attention heads; must divide ``width``.
+    hidden : int, optional
+        MLP hidden width (default ``4 * width``).
+    mixer : {"linear", "mlp", "attention", "transformer"}
+        The branch of each layer: ``X Wᵀ``, ``φ(X W1ᵀ) W2ᵀ``, multi-head softmax self-attention,
+        or an attention sub-layer followed by an MLP sub-layer.
+    activation : {"tanh", "relu", "gelu", "silu"}
+        MLP activation ``φ``.
+    norm : {"none", "pre", "post", "sandwich", "peri", "pre_outer", "peri_outer", "sphere"}
+        Norm placement (science.md §2): ``"sandwich"`` is Huginn's, ``"peri_outer"`` Ouro's,
+        ``"sphere"`` nGPT-style; ``*_outer`` adds a norm after every loop.
+    norm_kind : {"rms", "layer", "l2"}
+        RMSNorm, LayerNorm (no bias) or L2 normalisation.
+    norm_eps : float
+        The ``ε`` under the square root of every norm.
+    injection : {"none", "additive", "concat", "diagonal", "convex"}
+        How the input ``e`` enters, once per loop before the first layer (science.md §3).
+    residual_scale : float
+        Branch multiplier ``a`` (ReZero-style α; the ``α`` of the sphere update).
+    injection_scale : float
+        Multiplier ``β`` of the injected input.
+    weight_gain : float
+        Multiplies the ``1/sqrt(fan_in)`` standard deviation of every random weight matrix.
+    state_init : {"input", "zeros", "normal"}
+        Start state: the input ``e``, zeros, or ``init_scale`` times standard normal entries.
+    init_scale : float
+        Standard deviation of a ``"normal"`` start state.
+    seed : int
+        Fixes every random array (weights, input, start state).
+    causal : bool
+        Causal attention mask (each token attends to itself and earlier tokens).
+    weights : dict of array_like, optional
+        Explicit arrays that replace the random draw, by name (layout in Notes); arrays not given
+        are drawn. :meth:`materialize` returns the full dict.
+    inputs : array_like, optional
+        Explicit input ``e`` of shape ``(tokens, width)``.
+
+    Notes
+    -----
+    The state ``X`` is ``T × d``. One loop is a sequence of stages: the injection (if any), one
+    stage per layer, then the outer norm (``*_outer``). A sub-layer with branch ``F`` is, by
+    placement, ``X + aF(X)`` (none), ``X + aF(N(X))`` (pre), ``N(X + aF(X))`` (post),
+    ``N(X + aF(N(X)))`` (sandwich), ``X + aN(F(N(X)))`` (peri), ``N(N(X) + a(N(F(X)) − N(X)))``
+    (sphere). Injection: ``X + βe`` (additive), ``X W_hᵀ + β e W_eᵀ`` (concat),
+    ``D ⊙ X + β Δ ⊙ (e Bᵀ)`` with ``Δ = softplus(dt)``, ``D = exp(−Δ ⊙ exp(a_log))`` (diagonal),
+    ``α ⊙ X + β b ⊙ e`` (convex).
+
+    Array layout (``k`` layers, ``S`` sub-layers per layer: 2 for the transformer mixer, else 1):
+    ``linear`` (k, d, d); ``attn_q``, ``attn_k``, ``attn_v``, ``attn_o`` (k, d, d); ``mlp_in``
+    (k, hidden, d); ``mlp_out`` (k, d, hidden); ``norm_in``, ``norm_out`` (k, S, d) gains;
+    ``norm_outer`` (d,); ``inject_h``, ``inject_e`` (d, d); ``inject_dt``, ``inject_a_log`` (d,),
+    ``inject_b`` (d, d); ``inject_alpha``, ``inject_beta`` (d,). Only the arrays the scheme uses
+    exist. The full definition, with how each array is drawn, is ``dynloop/systems/MODEL.md``.
+
+    Examples
+    --------
+    >>> import dynloop
+    >>> spec = dynloop.BlockSpec(width=8, tokens=3, layers=2, mixer="transformer", heads=2,
+    ...                          norm="sandwich", injection="concat", seed=0)
+    >>> spec.stage_names
+    ('inject', 'layer0', 'layer1')
+    >>> spec.replace(layers=3).stage_names
+    ('inject', 'layer0', 'layer1', 'layer2')
+    """
+
+    width: int = 16
+    tokens: int = 4
+    layers: int = 2
+    heads: int = 1
+    hidden: int | None = None
+    mixer: str = "mlp"
+    activation: str = "gelu"
+    norm: str = "pre"
+    norm_kind: str = "rms"
+    norm_eps: float = 1e-6
+    injection: str = "concat"
+    residual_scale: float = 1.0
+    injection_scale: float = 1.0
+    weight_gain: float = 1.0
+    state_init: str = "input"
+    init_scale: float = 1.0
+    seed: int = 0
+    causal: bool = True
+    weights: dict | None = None
+    inputs: np.ndarray | None = None
+
+    # ------------------------------------------------------------------ validation
+    def __post_init__(self):
+        set_ = functools.partial(object.__setattr__, self)
+        set_("width", check_int("width", self.width, minimum=1))
+        set_("tokens", check_int("tokens", self.tokens, minimum=1))
+        set_("layers", check_int("layers", self.layers, minimum=1))
+        set_("heads", check_int("heads", self.heads, minimum=1))
+        if self.width % self.heads:
+            raise invalid("heads", self.heads, f"heads must divide width={self.width}")
+        if self.hidden is not None:
+            set_("hidden", check_int("hidden", self.hidden, minimum=1))
+        check_choice("mixer", self.mixer, kernels.MIXERS)
+        check_choice("activation", self.activation, kernels.ACTIVATIONS)
+        check_choice("norm", self.norm, kernels.NORMS)
+        check_choice("norm_kind", self.norm_kind, kernels.NORM_KINDS)
+        check_choice("injection", self.injection, kernels.INJECTIONS)
+        check_choice("state_init", self.state_init, _STATE_INITS)
+        for name in _REAL_FIELDS:
+            value = getattr(self, name)
+            if not _is_symbolic(value):
+                set_(name, check_real(name, value, 0.0 if name in _NON_NEGATIVE else None))
+        set_("seed", check_int("seed", self.seed, minimum=0))
+        if not isinstance(self.causal, (bool, np.bool_)):
+            raise invalid("causal", self.causal, "expected True or False")
+        set_("causal", bool(self.causal))
+        if self.weights is not None:
+            set_("weights", self._check_weights(self.weights))
+        if self.inputs is not None:
+            set_("inputs", self._check_array("inputs", self.inputs, (self.tokens, self.width)))
+
+    @staticmethod
+    def _check_array(field, value, shape):
+        try:
+            array = np.array(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise invalid(field, type(value).__name__, f"expected a real array of shape {shape}") from None
+        if array.shape != shape:
+            raise ValueError(f"{field} has shape {array.shape}, which is not allowed: expected {shape}")
+        if not np.all(np.isfinite(array)):
+            raise invalid(field, "an array with non-finite entries", "every entry must be finite")
+        array.flags.writeable = False
+        return array
+
+    def _check_weights(self, weights):
+        if not isinstance(weights, dict):
+            raise invalid("weights", type(weights).__name__, "expected a dict of arrays by name")
+        shapes = self.weight_shapes()
+        checked = {}
+        for name, value in weights.items():
+            if name not in shapes:
+                used = ", ".join(shapes)
+                raise invalid(f"weights[{name!r}]", "given",
+                              f"this block (mixer={self.mixer!r}, norm={self.norm!r}, "
+                              f"injection={self.injection!r}) uses only: {used}")
+            checked[name] = self._check_array(f"weights[{name!r}]", value, shapes[name])
+        return checked
+
+    # ------------------------------------------------------------------ derived facts
+    @property
+    def hidden_size(self):
+        """MLP hidden width actually used (``hidden``, or ``4 * width``)."""
+        return 4 * self.width if self.hidden is None else self.hidden
+
+    @property
+    def sublayers(self):
+        """Sub-layers per layer: 2 for the transformer mixer, else 1."""
+        return 2 if self.mixer == "transformer" else 1
+
+    @property
+    def is_symbolic(self):
+        """True when a numeric field holds a sympy expression (a spec for ``dynloop.symbolic``)."""
+        return any(_is_symbolic(getattr(self, name)) for name in _REAL_FIELDS)
+
+    @property
+    def name(self):
+        return (f"block(mixer={self.mixer}, norm={self.norm}/{self.norm_kind}, "
+                f"injection={self.injection}, k={self.layers}, T={self.tokens}, d={self.width})")
+
+    @property
+    def stage_names(self):
+        names = ["inject"] if self.injection != "none" else []
+        names += [f"layer{i}" for i in range(self.layers)]
+        if self.norm.endswith("_outer"):
+            names.append("outer")
+        return tuple(names)
+
+    @property
+    def state_shape(self):
+        return (self.tokens, self.width)
+
+    def weight_shapes(self):
+        """The arrays this block uses, by name, with their shapes (see the class Notes).
+
+        Examples
+        --------
+        >>> import dynloop
+        >>> dynloop.BlockSpec(width=4, layers=2, mixer="linear", norm="none",
+        ...                   injection="additive").weight_shapes()
+        {'linear': (2, 4, 4)}
+        """
+        k, d, h, s = self.layers, self.width, self.hidden_size, self.sublayers
+        shapes = {}
+        if self.mixer == "linear":
+            shapes["linear"] = (k, d, d)
+        if self.mixer in ("attention", "transformer"):
+            shapes.update({name: (k, d, d) for name in ("attn_q", "attn_k", "attn_v", "attn_o")})
+        if self.mixer in ("mlp", "transformer"):
+            shapes.update(mlp_in=(k, h, d), mlp_out=(k, d, h))
+        if self.norm in ("pre", "sandwich", "peri", "pre_outer", "peri_outer"):
+            shapes["norm_in"] = (k, s, d)
+        if self.norm in ("post", "sandwich", "peri", "peri_outer"):
+            shapes["norm_out"] = (k, s, d)
+        if self.norm.endswith("_outer"):
+            shapes["norm_outer"] = (d,)
+        if self.injection == "concat":
+            shapes.update(inject_h=(d, d), inject_e=(d, d))
+        elif self.injection == "diagonal":
+            shapes.update(inject_dt=(d,), inject_a_log=(d,), inject_b=(d, d))
+        elif self.injection == "convex":
+            shapes.update(inject_alpha=(d,), inject_beta=(d,))
+        return shapes
+
+    # ------------------------------------------------------------------ concrete arrays
+    def _require_numeric(self, action):
+        for name in _REAL_FIELDS:
+            if _is_symbolic(getattr(self, name)):
+                raise invalid(name, getattr(self, name),
+                              f"{action} needs numbers; symbolic fields are for dynloop.symbolic")
+
+    def _draw(self, name, shape, layer=None):
+        key = [self.seed, _STREAMS[name]] + ([] if layer is None else [layer])
+        return np.random.default_rng(key).standard_normal(shape)
+
+    def _draw_weight(self, name, shape, fan_in):
+        scale = self.weight_gain / np.sqrt(fan_in)
+        if len(shape) == 3:  # per layer: layer i's weights do not depend on how many layers there are
+            return scale * np.stack([self._draw(name, shape[1:], layer) for layer in range(shape[0])])
+        return scale * self._draw(name, shape)
+
+    def materialize(self):
+        """Every concrete array the block uses, in the layout ``weights=`` and ``inputs=`` accept.
+
+        Returns
+        -------
+        dict
+            ``{"weights": {name: array}, "inputs": e, "start_state": X0}``. Building
+            ``BlockSpec(..., weights=m["weights"], inputs=m["inputs"])`` with the same fields
+            reproduces the block bit for bit.
+
+        Examples
+        --------
+        >>> import dynloop, numpy as np
+        >>> spec = dynloop.BlockSpec(width=4, tokens=2, mixer="mlp", hidden=6, seed=3)
+        >>> arrays = spec.materialize()
+        >>> sorted(arrays["weights"])
+        ['inject_e', 'inject_h', 'mlp_in', 'mlp_out', 'norm_in']
+        >>> twin = spec.replace(seed=99, weights=arrays["weights"], inputs=arrays["inputs"])
+        >>> a = dynloop.simulate(spec, 5).final_state
+        >>> bool(np.array_equal(a, dynloop.simulate(twin, 5).final_state))
+        True
+        """
+        return self._materialized
+
+    @functools.cached_property
+    def _materialized(self):
+        self._require_numeric("materialize()")
+        d, h = self.width, self.hidden_size
+        given = self.weights or {}
+        weights = {}
+        for name, shape in self.weight_shapes().items():
+            if name in given:
+                weights[name] = given[name]
+                continue
+            if name.startswith("norm_"):
+                value = np.ones(shape)
+            elif name == "mlp_out":
+                value = self._draw_weight(name, shape, h)
+            elif name in ("inject_h", "inject_e"):
+                value = self._draw_weight(name, shape, 2 * d)
+            elif name == "inject_dt":
+                value = self._draw(name, shape)
+            elif name == "inject_a_log":
+                value = 0.5 * self._draw(name, shape)
+            elif name == "inject_alpha":
+                value = np.random.default_rng([self.seed, _STREAMS[name]]).uniform(0.0, 1.0, shape)
+            elif name == "inject_beta":  # convex: beta = 1 - alpha (alpha comes first)
+                value = 1.0 - weights["inject_alpha"]
+            else:
+                value = self._draw_weight(name, shape, d)
+            value = np.asarray(value, dtype=np.float64)
+            value.flags.writeable = False
+            weights[name] = value
+        inputs = self.inputs if self.inputs is not None else self._draw("inputs", self.state_shape)
+        if self.state_init == "input":
+            start = inputs.copy()
+        elif self.state_init == "zeros":
+            start = np.zeros(self.state_shape)
+        else:
+            start = self.init_scale * self._draw("start_state", self.state_shape)
+        inputs = np.asarray(inputs)
+        for array in (inputs, start):
+            array.flags.writeable = False
+        return {"weights": weights, "inputs": inputs, "start_state": start}
+
+    def _compiled(self, dtype):
+        """Kernel configuration and arrays at ``dtype`` (cached on the spec per precision)."""
+        cache = self.__dict__.setdefault("_kernel_cache", {})
+        if dtype not in cache:
+            cache[dtype] = self._kernel_inputs(dtype)
+        return cache[dtype]
+
+    def _kernel_inputs(self, dtype):
+        arrays = self.materialize()
+        w, e = arrays["weights"], arrays["inputs"]
+        d, k, s = self.width, self.layers, self.sublayers
+        beta = self.injection_scale
+        inject_mode = kernels.INJECT_IDENTITY
+        inject_matrix = np.zeros((0, 0))
+        inject_diagonal = np.zeros(0)
+        inject_constant = np.zeros(self.state_shape)
+        if self.injection == "additive":
+            inject_constant = beta * e
+        elif self.injection == "concat":
+            inject_mode, inject_matrix = kernels.INJECT_MATRIX, w["inject_h"]
+            inject_constant = beta * (e @ w["inject_e"].T)
+        elif self.injection == "diagonal":
+            delta = np.logaddexp(0.0, w["inject_dt"])
+            inject_mode = kernels.INJECT_DIAGONAL
+            inject_diagonal = np.exp(-delta * np.exp(w["inject_a_log"]))
+            inject_constant = beta * delta * (e @ w["inject_b"].T)
+        elif self.injection == "convex":
+            inject_mode, inject_diagonal = kernels.INJECT_DIAGONAL, w["inject_alpha"]
+            inject_constant = beta * (w["inject_beta"] * e)
+
+        def get(name, shape):  # always a fresh writable C array: one numba type for every scheme
+            return np.array(w.get(name, np.zeros(shape)), dtype=dtype, order="C", copy=True)
+
+        empty3 = (0, 0, 0)
+        block_arrays = kernels.BlockArrays(
+            linear=get("linear", empty3), attn_q=get("attn_q", empty3), attn_k=get("attn_k", empty3),
+            attn_v=get("attn_v", empty3), attn_o=get("attn_o", empty3), mlp_in=get("mlp_in", empty3),
+            mlp_out=get("mlp_out", empty3), norm_in=get("norm_in", (k, s, 0)),
+            norm_out=get("norm_out", (k, s, 0)), norm_outer=get("norm_outer", (0,)),
+            unit_gain=np.ones(d, dtype=dtype),
+            inject_matrix=np.array(inject_matrix, dtype=dtype, order="C", copy=True),
+            inject_diagonal=np.array(inject_diagonal, dtype=dtype, order="C", copy=True),
+            inject_constant=np.array(inject_constant, dtype=dtype, order="C", copy=True))
+        config = kernels.BlockConfig(
+            mixer=kernels.MIXERS.index(self.mixer), activation=kernels.ACTIVATIONS.index(self.activation),
+            norm=kernels.NORMS.index(self.norm), norm_kind=kernels.NORM_KINDS.index(self.norm_kind),
+            inject_mode=inject_mode, has_inject=self.injection != "none",
+            has_outer=self.norm.endswith("_outer"), layers=k, sublayers=s, heads=self.heads,
+            causal=self.causal, residual_scale=dtype(self.residual_scale), norm_eps=float(self.norm_eps))
+        return config, block_arrays
+
+    # ------------------------------------------------------------------ System contract
+    def start_state(self, params=None):
+        """The start state given by ``state_init`` (a ``tokens × width`` array)."""
+        return self.materialize()["start_state"]
+
+    def _run(self, x0, loops, params, mode, stride, n_last, dtype, record_attention):
+        self._require_numeric("simulate()")
+        config, arrays = self._compiled(dtype)
+        capacity = record_capacity(mode, loops, stride, n_last)
+        (states, recorded_loops, count, norms, steps, cosines, loops_run, diverged_at,
+         diverged_stage, final_state, attention) = kernels.run_block(
+            config, arrays, x0, loops, self.n_stages, mode, stride, capacity, record_attention)
+        return RunOutput(states=states, recorded_loops=recorded_loops, count=count, norms=norms,
+                         steps=steps, cosines=cosines, loops_run=loops_run, diverged_at=diverged_at,
+                         diverged_stage=diverged_stage, final_state=final_state,
+                         attention=attention if record_attention else None)
+
+    def stage_maps(self, x, params=None):
+        """The ``S + 1`` stage states of one loop started at ``x`` (array ``(S+1, T, d)``).
+
+        Examples
+        --------
+        >>> import dynloop
+        >>> spec = dynloop.BlockSpec(width=4, tokens=2, layers=2, injection="additive")
+        >>> spec.stage_maps(spec.start_state()).shape
+        (4, 2, 4)
+        """
+        self._require_numeric("stage_maps()")
+        config, arrays = self._compiled(np.float64)
+        x = self._check_state(x, "x")
+        stages = [x]
+        no_tangent = np.empty((0,) + self.state_shape)
+        for stage in range(self.n_stages):
+            stages.append(kernels.stage_apply(config, arrays, stage, stages[-1], no_tangent)[0])
+        return np.stack(stages)
+
+    def stage_jacobians(self, x, params=None):
+        """Analytic Jacobians of the ``S`` stages along the loop started at ``x``.
+
+        Returns
+        -------
+        ndarray, shape (S, n, n)
+            ``n = tokens * width``; states are flattened row-major.
+
+        Examples
+        --------
+        >>> import dynloop, numpy as np
+        >>> spec = dynloop.BlockSpec(width=3, tokens=2, layers=1, mixer="linear", norm="none",
+        ...                          injection="none", residual_scale=0.0)
+        >>> bool(np.allclose(spec.stage_jacobians(spec.start_state())[0], np.eye(6)))
+        True
+        """
+        self._require_numeric("stage_jacobians()")
+        config, arrays = self._compiled(np.float64)
+        x = self._check_state(x, "x")
+        jacobians = []
+        for stage in range(self.n_stages):
+            jacobian, x = kernels.stage_jacobian(config, arrays, stage, x)
+            jacobians.append(jacobian)
+        return np.stack(jacobians)
+
+    def linearize(self, at=None):
+        """The affine loop given by the stage Jacobians of this block at a state.
+
+        Parameters
+        ----------
+        at : array_like, optional
+            The state entering the loop where to linearise. By default the block's fixed point,
+            found by iterating the loop map and refining with Newton's method (a ``ValueError``
+            says so when it does not converge; pass ``at=`` then).
+
+        Returns
+        -------
+        AffineLoop
+            Stage ``j`` is ``h ↦ J_j h + (f_j(x_j) − J_j x_j)``: exact at the stage points.
+
+        Examples
+        --------
+        >>> import dynloop, numpy as np
+        >>> spec = dynloop.BlockSpec(width=4, tokens=1, layers=2, mixer="linear", norm="none",
+        ...                          injection="concat", residual_scale=0.3, seed=1)
+        >>> affine = spec.linearize()
+        >>> bool(np.allclose(affine.fixed_point(), affine.loop(affine.fixed_point())))
+        True
+        """
+        from ..dynamics.fixed_points import find_fixed_point
+        from .affine import AffineLoop
+
+        if at is None:
+            at = find_fixed_point(self).state
+        at = self._check_state(at, "at")
+        stages = self.stage_maps(at)
+        jacobians = self.stage_jacobians(at)
+        offsets = [stages[j + 1].ravel() - jacobians[j] @ stages[j].ravel() for j in range(self.n_stages)]
+        return AffineLoop(list(jacobians), offsets)
+
+    # ------------------------------------------------------------------ copies and files
+    def replace(self, **changes):
+        """A copy with some fields changed (validated again).
+
+        Examples
+        --------
+        >>> import dynloop
+        >>> dynloop.BlockSpec().replace(norm="post").norm
+        'post'
+        """
+        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
+        if unknown:
+            raise invalid(unknown[0], changes[unknown[0]],
+                          "not a BlockSpec field; fields are " + ", ".join(f.name for f in dataclasses.fields(self)))
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self):
+        """The fields as plain Python values (arrays as nested lists), without unset optionals."""
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            if _is_symbolic(value):
+                raise invalid(f.name, value, "a symbolic spec cannot be written to TOML")
+            if f.name == "weights":
+                value = {name: array.tolist() for name, array in value.items()}
+            elif isinstance(value, np.ndarray):
+                value = value.tolist()
+            out[f.name] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, fields):
+        """Build a spec from a dict of fields (as :meth:`to_dict` writes them)."""
+        if not isinstance(fields, dict):
+            raise invalid("block", type(fields).__name__, "expected a table of BlockSpec fields")
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(fields) - set(names))
+        if unknown:
+            raise invalid(unknown[0], fields[unknown[0]], "not a BlockSpec field; fields are " + ", ".join(names))
+        return cls(**fields)
+
+    def to_toml(self, path=None):
+        """Write the spec as a ``[block]`` TOML table; return the text.
+
+        Examples
+        --------
+        >>> import dynloop
+        >>> spec = dynloop.BlockSpec(width=8, norm="peri_outer", injection="none")
+        >>> dynloop.BlockSpec.from_toml(spec.to_toml()) == spec
+        True
+        """
+        import tomli_w
+
+        text = tomli_w.dumps({"block": self.to_dict()})
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    @classmethod
+    def from_toml(cls, source):
+        """Read a spec from a TOML file path, or TOML text, with a ``[block]`` table.
+
+        A file without a ``[block]`` table is read as the fields themselves.
+        """
+        from .._toml import load_toml
+
+        document = load_toml(source)
+        return cls.from_dict(document.get("block", document))
+
+    def __eq__(self, other):
+        if not isinstance(other, BlockSpec):
+            return NotImplemented
+        for f in dataclasses.fields(self):
+            a, b = getattr(self, f.name), getattr(other, f.name)
+            if isinstance(a, dict) or isinstance(b, dict):
+                if (a is None) != (b is None) or (a is not None and (a.keys() != b.keys() or not all(
+                        np.array_equal(a[n], b[n]) for n in a))):
+                    return False
+            elif isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+                if a is None or b is None or not np.array_equal(a, b):
+                    return False
+            elif a != b:
+                return False
+        return True
+
+    __hash__ = object.__hash__
