@@ -155,10 +155,7 @@ def attention_matrices(x, wq, wk, heads, causal):
         cols = slice(h * dh, (h + 1) * dh)
         s = q[:, cols] @ k[:, cols].T / math.sqrt(dh)
         if causal:
-            for i in range(T):
-                for j in range(T):
-                    if j > i:
-                        s[i, j] = -np.inf
+            s[np.triu_indices(T, k=1)] = -np.inf  # token i sees tokens j <= i
         out[h] = _softmax_rows(s)
     return out
 

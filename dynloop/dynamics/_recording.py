@@ -1,13 +1,13 @@
 """Compiled bookkeeping shared by every iteration kernel: which loops to keep, per-loop summaries.
 
-Every system's kernel computes the ``S + 1`` stage states of loop ``t`` into a buffer ``cur`` of
-shape ``(S + 1, n)`` (row 0 is the state entering the loop) and then calls :func:`summarize_loop`
-and :func:`store_loop`. Keeping this in one place means a map, an affine loop and a looped block
+Every system's kernel allocates its buffers with :func:`new_records`, computes the ``S + 1`` stage
+states of loop ``t`` into the buffer ``cur`` of shape ``(S + 1, n)`` (row 0 is the state entering
+the loop) and then calls :func:`close_loop`. Keeping this in one place means a map, an affine loop and a looped block
 report their trajectories identically.
 """
 
 __all__ = ["RECORD_ALL", "RECORD_LAST", "RECORD_NONE", "record_capacity", "summarize_loop",
-           "record_slot", "store_loop", "record_order"]
+           "record_slot", "new_records", "close_loop", "record_order"]
 
 import math
 
@@ -76,10 +76,39 @@ def record_slot(t, stride, mode, capacity, count):
 
 
 @njit(cache=True)
-def store_loop(slot, t, cur, states, recorded_loops):
-    """Copy the stage states ``cur`` of loop ``t`` into record ``slot``."""
-    states[slot] = cur
-    recorded_loops[slot] = t
+def new_records(loops, n_stages, n, capacity, mode, like):
+    """Buffers of one run: ``cur``, ``prev`` (S + 1, n), the record slots and the summaries.
+
+    Returns ``(cur, prev, states, recorded_loops, norms, steps, cosines)``; ``states`` has shape
+    ``(capacity, S + 1, n)`` (none when ``mode`` is ``RECORD_NONE``) and the dtype of ``like``.
+    """
+    cur = np.empty((n_stages + 1, n), dtype=like.dtype)
+    prev = np.empty_like(cur)
+    states = np.zeros((capacity if mode != RECORD_NONE else 0, n_stages + 1, n), dtype=like.dtype)
+    recorded_loops = np.full(capacity, -1, dtype=np.int64)
+    norms = np.empty((loops, n_stages + 1))
+    steps = np.empty((loops, n_stages + 1))
+    cosines = np.empty((loops, n_stages + 1))
+    return cur, prev, states, recorded_loops, norms, steps, cosines
+
+
+@njit(cache=True)
+def close_loop(t, cur, prev, states, recorded_loops, norms, steps, cosines, stride, mode, count):
+    """Summarise loop ``t``, record it if its turn has come, and make it the previous loop.
+
+    Returns ``(bad_stage, slot, count)``: the first non-finite stage (-1 if none; nothing is
+    recorded then), the record slot used (-1 if none) and the updated number of records.
+    """
+    bad_stage = summarize_loop(t, cur, prev, norms, steps, cosines)
+    slot = -1
+    if bad_stage < 0:
+        slot = record_slot(t, stride, mode, recorded_loops.shape[0], count)
+        if slot >= 0:
+            states[slot] = cur
+            recorded_loops[slot] = t
+            count += 1
+        prev[:] = cur
+    return bad_stage, slot, count
 
 
 def record_order(capacity, count, mode):

@@ -16,7 +16,7 @@ from collections import namedtuple
 import numpy as np
 from numba import njit
 
-from ..dynamics._recording import RECORD_NONE, record_slot, store_loop, summarize_loop
+from ..dynamics._recording import close_loop, new_records
 
 MIXERS = ("linear", "mlp", "attention", "transformer")
 ACTIVATIONS = ("tanh", "relu", "gelu", "silu")
@@ -267,47 +267,33 @@ def stage_apply(cfg, arrays, stage, x, dx):
 def run_block(cfg, arrays, x0, loops, n_stages, mode, stride, capacity, record_attention):
     """Iterate ``loops`` loops from ``x0``; see ``dynloop.systems.base.RunOutput`` for the outputs."""
     n_tokens, d = x0.shape
-    dtype = x0.dtype
-    cur = np.empty((n_stages + 1, n_tokens, d), dtype=dtype)
-    prev = np.empty_like(cur)
-    states = np.empty((capacity if mode != RECORD_NONE else 0, n_stages + 1, n_tokens, d), dtype=dtype)
+    cur, prev, states, recorded_loops, norms, steps, cosines = new_records(
+        loops, n_stages, n_tokens * d, capacity, mode, x0)
     n_heads = cfg.heads if record_attention else 0
     attention = np.zeros((capacity if record_attention else 0, cfg.layers, n_heads, n_tokens, n_tokens),
-                         dtype=dtype)
-    loop_attention = np.zeros((cfg.layers, n_heads, n_tokens, n_tokens), dtype=dtype)
-    recorded_loops = np.full(capacity, -1, dtype=np.int64)
-    norms = np.empty((loops, n_stages + 1))
-    steps = np.empty((loops, n_stages + 1))
-    cosines = np.empty((loops, n_stages + 1))
-    no_tangent = np.empty((0, n_tokens, d), dtype=dtype)
+                         dtype=x0.dtype)
+    loop_attention = np.zeros((cfg.layers, n_heads, n_tokens, n_tokens), dtype=x0.dtype)
+    no_tangent = np.empty((0, n_tokens, d), dtype=x0.dtype)
     first_layer_stage = 1 if cfg.has_inject else 0
     x = x0.copy()
     count = 0
-    loops_run = loops
-    diverged_at = -1
-    diverged_stage = -1
+    loops_run, diverged_at, diverged_stage = loops, -1, -1
     for t in range(loops):
-        cur[0] = x
+        cur[0] = x.reshape(n_tokens * d)
         for stage in range(n_stages):
-            y, _, stage_attention = stage_apply(cfg, arrays, stage, cur[stage], no_tangent)
-            cur[stage + 1] = y
+            y, _, stage_attention = stage_apply(cfg, arrays, stage, cur[stage].reshape(n_tokens, d), no_tangent)
+            cur[stage + 1] = y.reshape(n_tokens * d)
             if record_attention and stage_attention.shape[0] > 0:
                 loop_attention[stage - first_layer_stage] = stage_attention
-        bad_stage = summarize_loop(t, cur.reshape(n_stages + 1, n_tokens * d),
-                                   prev.reshape(n_stages + 1, n_tokens * d), norms, steps, cosines)
+        bad_stage, slot, count = close_loop(t, cur, prev, states, recorded_loops, norms, steps, cosines,
+                                            stride, mode, count)
         if bad_stage >= 0:
-            loops_run = t
-            diverged_at = t
-            diverged_stage = bad_stage
+            loops_run, diverged_at, diverged_stage = t, t, bad_stage
             break
-        slot = record_slot(t, stride, mode, capacity, count)
-        if slot >= 0:
-            store_loop(slot, t, cur, states, recorded_loops)
-            if record_attention:
-                attention[slot] = loop_attention
-            count += 1
-        prev[:] = cur
-        x = cur[n_stages].copy()
+        if slot >= 0 and record_attention:
+            attention[slot] = loop_attention
+        x = cur[n_stages].reshape(n_tokens, d).copy()
+    states = states.reshape(states.shape[0], n_stages + 1, n_tokens, d)
     return states, recorded_loops, count, norms, steps, cosines, loops_run, diverged_at, diverged_stage, x, attention
 
 
@@ -319,3 +305,48 @@ def stage_jacobian(cfg, arrays, stage, x):
     basis = np.eye(n, dtype=x.dtype).reshape(n, n_tokens, d)
     y, dy, _ = stage_apply(cfg, arrays, stage, x, basis)
     return dy.reshape(n, n).T.copy(), y
+
+
+@njit(**_JIT)
+def tangent_run(cfg, arrays, x0, basis, loops, n_stages, with_log_det):
+    """Iterate the state and ``m`` tangent columns, re-orthonormalising (QR) after every loop.
+
+    Parameters
+    ----------
+    basis : ndarray, shape (n, m)
+        Orthonormal start columns.
+    with_log_det : bool
+        Also accumulate ``ln|det J_stage|`` of every stage (square stage Jacobians, computed
+        explicitly: an independent check of the sum of the exponents).
+
+    Returns
+    -------
+    state, basis, log_r (m,), log_det, loops_done
+        ``log_r`` sums ``ln|R_ii|`` over the loops done; the run stops early at a non-finite value
+        and returns the last finite state.
+    """
+    n_tokens, d = x0.shape
+    n = n_tokens * d
+    m = basis.shape[1]
+    x = x0.copy()
+    tangents = basis.T.copy().reshape(m, n_tokens, d)
+    log_r = np.zeros(m)
+    log_det = 0.0
+    done = 0
+    for t in range(loops):
+        entering = x
+        for stage in range(n_stages):
+            if with_log_det:
+                jacobian, _ = stage_jacobian(cfg, arrays, stage, x)
+                log_det += np.linalg.slogdet(jacobian.astype(np.float64))[1]
+            x, tangents, _ = stage_apply(cfg, arrays, stage, x, tangents)
+        columns = tangents.reshape(m, n).T.copy()
+        if not np.all(np.isfinite(columns)) or not np.all(np.isfinite(x)):
+            x = entering  # report the last finite state, as the map and affine kernels do
+            break
+        q, r = np.linalg.qr(columns)
+        for i in range(m):
+            log_r[i] += math.log(abs(r[i, i]))
+        tangents = q.T.copy().reshape(m, n_tokens, d)
+        done = t + 1
+    return x, tangents.reshape(m, n).T.copy(), log_r, log_det, done

@@ -17,7 +17,12 @@ A new kind of system subclasses :class:`System` and provides:
 5. ``stage_jacobians(x, params=None)``: the ``S`` stage Jacobians along that loop, each
    ``n × n`` with ``n = prod(state_shape)``, analytic where the system can give them;
 6. ``resolve_params(params)``: the system's parameters with overrides applied (maps); systems
-   without parameters return ``None``.
+   without parameters return ``None``;
+7. ``_tangent_run(x, basis, loops, params, with_log_det)``: iterate the state together with the
+   ``m`` columns of ``basis`` (``n × m``) under the loop's tangent map, re-orthonormalising them
+   by QR after every loop, in compiled code; return ``(state, basis, log_r, log_det, loops_done)``
+   where ``log_r`` sums ``ln|R_ii|`` and ``log_det`` sums ``ln|det J|`` of the (square) stage
+   Jacobians when ``with_log_det`` (Lyapunov spectra are written once on top of this).
 
 Everything else (``loop``, ``jacobian``) is derived here once.
 """
@@ -31,7 +36,11 @@ import numpy as np
 
 @dataclass
 class RunOutput:
-    """Raw arrays a compiled run returns (record slots not yet in loop order)."""
+    """Raw arrays a compiled run returns (record slots not yet in loop order).
+
+    The fields are in the order in which every iteration kernel returns them, so
+    ``RunOutput(*kernel(...))`` builds one.
+    """
 
     states: np.ndarray            # (capacity, S + 1, *state_shape)
     recorded_loops: np.ndarray    # (capacity,) loop index of each slot

@@ -394,13 +394,16 @@ class BlockSpec(System):
         self._require_numeric("simulate()")
         config, arrays = self._compiled(dtype)
         capacity = record_capacity(mode, loops, stride, n_last)
-        (states, recorded_loops, count, norms, steps, cosines, loops_run, diverged_at,
-         diverged_stage, final_state, attention) = kernels.run_block(
-            config, arrays, x0, loops, self.n_stages, mode, stride, capacity, record_attention)
-        return RunOutput(states=states, recorded_loops=recorded_loops, count=count, norms=norms,
-                         steps=steps, cosines=cosines, loops_run=loops_run, diverged_at=diverged_at,
-                         diverged_stage=diverged_stage, final_state=final_state,
-                         attention=attention if record_attention else None)
+        output = RunOutput(*kernels.run_block(config, arrays, x0, loops, self.n_stages, mode, stride,
+                                              capacity, record_attention))
+        output.attention = output.attention if record_attention else None
+        return output
+
+    def _tangent_run(self, x, basis, loops, params, with_log_det):
+        config, arrays = self._compiled(np.float64)
+        x = self._check_state(x, "x")
+        basis = np.array(basis, dtype=np.float64, order="C", copy=True)
+        return kernels.tangent_run(config, arrays, x, basis, loops, self.n_stages, with_log_det)
 
     def stage_maps(self, x, params=None):
         """The ``S + 1`` stage states of one loop started at ``x`` (array ``(S+1, T, d)``).

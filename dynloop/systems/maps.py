@@ -1,0 +1,546 @@
+"""A map ``x ↦ f(x; p)`` iterated step after step: a :class:`System` with a single stage.
+
+A :class:`Map` is built from a Python function (:meth:`Map.from_function`) or from sympy
+expressions (:meth:`Map.from_sympy`); the catalogue of classic maps is :mod:`dynloop.maps`.
+Every map is compiled with numba to a first-class function of one fixed signature, so the single
+iteration kernel of ``_map_kernels.py`` serves all of them and is compiled once, on disk.
+"""
+
+__all__ = ["Map"]
+
+import math
+import re
+from collections.abc import Mapping
+
+import numpy as np
+from numba import njit
+from numba.core.registry import CPUDispatcher
+
+from .._errors import check_int, check_real, invalid
+from ..dynamics._recording import record_capacity
+from ._map_kernels import (JACOBIAN_SIGNATURE, JIT_OPTIONS, STEP_SIGNATURE,
+                           finite_difference_jacobian, run_map, tangent_run_map)
+from .base import RunOutput, System
+
+_DEFAULT_X0 = 0.1
+
+
+def _numba_failure(error):
+    """The meaningful part of a numba compilation error: the message and the offending line."""
+    lines = [line.rstrip() for line in str(error).splitlines()]
+    message = []
+    for line in lines:
+        text = line.strip()
+        if text.startswith("Failed in nopython mode pipeline") or (not text and not message):
+            continue
+        if not text or text.startswith(("File ", "During:")):
+            break
+        message.append(text)
+    detail = " ".join(message) or type(error).__name__
+    if detail.endswith("signature:"):  # "No implementation of function ... found for signature:"
+        detail += " " + next((line.strip()[4:] for line in lines if line.strip().startswith(">>> ")), "?")
+    detail = re.sub(r" for '\$[^']*', defined at \S+", "", detail)  # numba's internal variable names
+    location = re.search(r'File "[^"]*", line (\d+):', str(error))
+    caret = next((i for i, line in enumerate(lines) if line.strip() and set(line.strip()) == {"^"}), None)
+    if location and caret:
+        detail += f" (line {location.group(1)}: `{lines[caret - 1].strip()}`)"
+    elif location:
+        detail += f" (line {location.group(1)})"
+    return detail
+
+
+def _compile(function, signature, field, shape_hint):
+    """``function`` compiled by numba with ``signature``; a ``ValueError`` naming it if it cannot be."""
+    if isinstance(function, CPUDispatcher):
+        overload = function.overloads.get(signature.args)
+        if overload is not None and overload.signature.return_type == signature.return_type:
+            return function  # already compiled for this signature (the catalogue's functions)
+        function = function.py_func
+    if not callable(function):
+        raise invalid(field, function, "expected a Python function")
+    name = getattr(function, "__name__", repr(function))
+    try:
+        return njit(signature, **JIT_OPTIONS)(function)
+    except Exception as error:  # numba raises TypingError, UnsupportedBytecodeError, ...
+        detail = _numba_failure(error)
+        hint = ""
+        if "No conversion from" in detail:
+            hint = f"; {field} must return {shape_hint}"
+        raise ValueError(f"{field}={name!r} is not allowed: numba cannot compile it in nopython mode: "
+                         f"{detail}{hint}") from None
+
+
+def _symbol_name(key):
+    """Parameter names are strings; sympy symbols stand for their names."""
+    return key if isinstance(key, str) else getattr(key, "name", key)
+
+
+class Map(System):
+    """A map ``x' = f(x; p)`` on ``R^dim``, compiled with numba (one stage, named ``"step"``).
+
+    Build one with :meth:`from_function` (same arguments as this constructor), with
+    :meth:`from_sympy`, or take one from the catalogue :mod:`dynloop.maps`.
+
+    Parameters
+    ----------
+    step : callable
+        ``step(x, p) -> ndarray``: ``x`` is the state (float64, shape ``(dim,)``), ``p`` the
+        parameter values (float64, shape ``(len(params),)``, in the order of ``params``). It must
+        return a new float64 array of shape ``(dim,)`` and be compilable by numba in nopython mode;
+        it is compiled with the signature ``float64[::1](float64[::1], float64[::1])``. Division by
+        zero gives ``inf`` or ``nan`` (numpy's error model), which the iteration reports as
+        divergence.
+    dim : int
+        Dimension of the state.
+    params : dict, optional
+        Parameter names and default values, in the order ``p`` holds them (default: none).
+    jacobian : callable, optional
+        ``jacobian(x, p) -> ndarray`` of shape ``(dim, dim)``, ``J[i, j] = ∂x'_i/∂x_j``. Without
+        it a compiled central finite-difference Jacobian is used (``jacobian_kind`` says which).
+    name : str, optional
+        Shown in summaries (default: the function's name).
+    x0 : float or array_like, optional
+        Default start state (default ``0.1`` in every coordinate).
+
+    Attributes
+    ----------
+    dim : int
+    params : dict
+        Default parameter values by name (``None`` for a parameter without default, which must
+        then be given at use).
+    jacobian_kind : {"analytic", "finite-difference"}
+    step_function, jacobian_function : numba first-class functions
+        The compiled step and Jacobian (finite differences compiled around ``step`` if no
+        Jacobian was given), for kernels written against ``_map_kernels``.
+    exprs, state_symbols, param_symbols : tuple of sympy objects, or None
+        The symbolic form of the map (maps from :meth:`from_sympy` and the catalogue).
+
+    Notes
+    -----
+    ``simulate(..., dtype=numpy.float32)`` keeps float32 states: every new state is rounded to
+    float32 after the step, while the arithmetic inside one step is float64 (the step functions
+    are compiled for float64 only). Orbits therefore follow float32 resolution and overflow at the
+    float32 range, but may differ in the last bit from an all-float32 evaluation.
+
+    Examples
+    --------
+    >>> import numpy as np, dynloop
+    >>> def step(x, p):
+    ...     return np.array([p[0] * x[0] * (1.0 - x[0])])
+    >>> m = dynloop.Map(step, 1, params={"r": 2.5}, name="my logistic")
+    >>> m
+    Map(name='my logistic', dim=1, params={'r': 2.5}, jacobian='finite-difference')
+    >>> round(float(dynloop.simulate(m, 100).final_state[0]), 12)
+    0.6
+    """
+
+    stage_names = ("step",)
+
+    def __init__(self, step, dim, params=None, jacobian=None, name=None, x0=None, *, _symbolic=None):
+        self.dim = check_int("dim", dim, minimum=1)
+        self._defaults = self._check_defaults(params)
+        self._step = _compile(step, STEP_SIGNATURE, "step", f"a float64 array of shape ({self.dim},)")
+        self._jacobian = None if jacobian is None else _compile(
+            jacobian, JACOBIAN_SIGNATURE, "jacobian", f"a C-ordered float64 array of shape ({self.dim}, {self.dim})")
+        self.name = str(name) if name is not None else getattr(step, "__name__", "map")
+        if x0 is None:
+            x0 = _DEFAULT_X0
+        self._x0 = self._check_state(np.full(self.dim, x0) if np.ndim(x0) == 0 else x0, "x0")
+        if not np.all(np.isfinite(self._x0)):
+            raise invalid("x0", self._x0.tolist(), "every entry must be finite")
+        self._x0.flags.writeable = False
+        self._symbolic = _symbolic
+        if all(value is not None for value in self._defaults.values()):
+            self._check_outputs()
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_function(cls, step, dim, params=None, jacobian=None, name=None, x0=None):
+        """A map from a Python function ``step(x, p)``, compiled with numba.
+
+        Parameters
+        ----------
+        step, dim, params, jacobian, name, x0
+            As for :class:`Map` (this is its constructor).
+
+        Returns
+        -------
+        Map
+
+        Raises
+        ------
+        ValueError
+            When numba cannot compile ``step`` or ``jacobian`` (the message names the function,
+            numba's reason and the line), or when they return arrays of the wrong shape.
+
+        Notes
+        -----
+        numba freezes the global variables a function reads at compilation: pass anything you
+        want to vary as a parameter. Both functions are called once at ``x0`` with the default
+        parameters to check the shapes of what they return.
+
+        Examples
+        --------
+        >>> import numpy as np, dynloop
+        >>> def henon(x, p):
+        ...     return np.array([1.0 - p[0] * x[0] ** 2 + x[1], p[1] * x[0]])
+        >>> def henon_jacobian(x, p):
+        ...     return np.array([[-2.0 * p[0] * x[0], 1.0], [p[1], 0.0]])
+        >>> m = dynloop.Map.from_function(henon, 2, params={"a": 1.4, "b": 0.3},
+        ...                               jacobian=henon_jacobian, x0=[0.0, 0.0])
+        >>> m.jacobian_kind
+        'analytic'
+        >>> m([0.0, 0.0])
+        array([1., 0.])
+        >>> round(float(np.linalg.det(m.jacobian([0.3, 0.1]))), 12)  # -b
+        -0.3
+        """
+        return cls(step, dim, params=params, jacobian=jacobian, name=name, x0=x0)
+
+    @classmethod
+    def from_sympy(cls, exprs, state_symbols, param_symbols=(), *, params=None, name=None, x0=None):
+        """A map from sympy expressions, with its exact Jacobian (sympy differentiation).
+
+        The step and the Jacobian are printed as Python source (sympy's ``PythonCodePrinter``,
+        ``math`` module, common subexpressions eliminated) and compiled with numba.
+
+        Parameters
+        ----------
+        exprs : sequence of sympy expressions (or a sympy Matrix, or one expression)
+            The new state, ``x'_i = exprs[i]``.
+        state_symbols : sequence of sympy Symbols (or one Symbol)
+            The state variables ``x_0 .. x_{dim-1}``, in order.
+        param_symbols : dict {Symbol: float} or sequence of Symbols, optional
+            The parameters, in the order of ``p``. A dict also gives their default values; with
+            a sequence the defaults come from ``params``, and a parameter without default must
+            be given whenever the map is used (``simulate(..., params={"r": 3.2})``).
+        params : dict, optional
+            Default values by parameter name (or symbol); they override those of a dict
+            ``param_symbols``.
+        name : str, optional
+            Default ``"sympy_map"``.
+        x0 : float or array_like, optional
+            Default start state (``0.1`` in every coordinate).
+
+        Returns
+        -------
+        Map
+            With ``jacobian_kind == "analytic"`` and ``exprs``, ``state_symbols`` and
+            ``param_symbols`` kept.
+
+        Examples
+        --------
+        >>> import sympy, dynloop
+        >>> x, y, a, b = sympy.symbols("x y a b")
+        >>> m = dynloop.Map.from_sympy([1 - a * x**2 + y, b * x], [x, y], {a: 1.4, b: 0.3})
+        >>> m.jacobian([0.5, 0.0])
+        array([[-1.4,  1. ],
+               [ 0.3,  0. ]])
+        >>> r = sympy.Symbol("r")
+        >>> logistic = dynloop.Map.from_sympy(r * x * (1 - x), x, [r])
+        >>> logistic.params
+        {'r': None}
+        >>> round(float(dynloop.simulate(logistic, 100, params={"r": 2.5}).final_state[0]), 12)
+        0.6
+        """
+        import sympy
+
+        def as_list(value, field):
+            if isinstance(value, sympy.MatrixBase):
+                return list(value)
+            if isinstance(value, (sympy.Basic, str, int, float)):
+                return [value]
+            try:
+                return list(value)
+            except TypeError:
+                raise invalid(field, value, "expected a sequence") from None
+
+        exprs = tuple(sympy.sympify(e) for e in as_list(exprs, "exprs"))
+        state_symbols = tuple(as_list(state_symbols, "state_symbols"))
+        defaults = dict(param_symbols) if isinstance(param_symbols, Mapping) else {}
+        param_symbols = tuple(param_symbols.keys() if isinstance(param_symbols, Mapping)
+                              else as_list(param_symbols, "param_symbols"))
+        for field, symbols in (("state_symbols", state_symbols), ("param_symbols", param_symbols)):
+            for symbol in symbols:
+                if not isinstance(symbol, sympy.Symbol):
+                    raise invalid(field, symbols, f"expected sympy Symbols, got {symbol!r}")
+        if len(set(state_symbols + param_symbols)) != len(state_symbols + param_symbols):
+            raise invalid("param_symbols", param_symbols, "state and parameter symbols must all be distinct")
+        if len(exprs) != len(state_symbols) or not exprs:
+            raise ValueError(f"exprs has {len(exprs)} expressions and state_symbols {len(state_symbols)} "
+                             "symbols, which is not allowed: expected one expression per state variable")
+        unknown = set().union(*(e.free_symbols for e in exprs)) - set(state_symbols) - set(param_symbols)
+        if unknown:
+            raise invalid("exprs", list(exprs), "they use the symbols "
+                          f"{sorted(map(str, unknown))}, which are neither state nor parameter symbols")
+        names = [s.name for s in param_symbols]
+        values = {s.name: defaults.get(s) for s in param_symbols}
+        for key, value in (params or {}).items():
+            if _symbol_name(key) not in values:
+                raise invalid(f"params[{_symbol_name(key)!r}]", value,
+                              "not a parameter symbol; parameters are " + (", ".join(names) or "none"))
+            values[_symbol_name(key)] = value
+        dim = len(exprs)
+        step, jacobian = _sympy_functions(exprs, state_symbols, param_symbols)
+        return cls(step, dim, params=values, jacobian=jacobian, name=name or "sympy_map", x0=x0,
+                   _symbolic=(exprs, state_symbols, param_symbols))
+
+    @staticmethod
+    def _check_defaults(params):
+        if params is None:
+            return {}
+        if not isinstance(params, Mapping):
+            raise invalid("params", params, "expected a dict of parameter names and default values")
+        defaults = {}
+        for key, value in params.items():
+            name = _symbol_name(key)
+            if not isinstance(name, str) or not name:
+                raise invalid("params", params, f"parameter names must be non-empty strings, got {key!r}")
+            defaults[name] = None if value is None else check_real(f"params[{name!r}]", value)
+        return defaults
+
+    def _check_outputs(self):
+        """Call step (and jacobian) once at the default state: wrong shapes fail here, clearly."""
+        p = self._param_vector(None)
+        got = np.shape(self._step(self._x0.copy(), p))
+        if got != (self.dim,):
+            raise ValueError(f"step={self.name!r} returns an array of shape {got}, which is not allowed: "
+                             f"expected shape ({self.dim},) for dim={self.dim}")
+        if self._jacobian is not None:
+            got = np.shape(self._jacobian(self._x0.copy(), p))
+            if got != (self.dim, self.dim):
+                raise ValueError(f"jacobian of {self.name!r} returns an array of shape {got}, which is not "
+                                 f"allowed: expected shape ({self.dim}, {self.dim})")
+
+    # ------------------------------------------------------------------ description
+    @property
+    def state_shape(self):
+        return (self.dim,)
+
+    @property
+    def params(self):
+        """Default parameter values by name, in the order of ``p`` (a copy)."""
+        return dict(self._defaults)
+
+    @property
+    def param_names(self):
+        """Parameter names in the order of the parameter vector ``p``."""
+        return tuple(self._defaults)
+
+    @property
+    def jacobian_kind(self):
+        """``"analytic"`` when a Jacobian was given (or derived by sympy), else ``"finite-difference"``."""
+        return "finite-difference" if self._jacobian is None else "analytic"
+
+    @property
+    def step_function(self):
+        """The compiled step, a numba function of signature ``float64[::1](float64[::1], float64[::1])``."""
+        return self._step
+
+    @property
+    def jacobian_function(self):
+        """The compiled Jacobian, signature ``float64[:, ::1](float64[::1], float64[::1])``.
+
+        For a map without analytic Jacobian this is the central finite-difference Jacobian of the
+        step, compiled on first use.
+
+        Examples
+        --------
+        >>> import numpy as np, dynloop
+        >>> m = dynloop.Map.from_function(lambda x, p: p[0] * x * x, 1, params={"a": 3.0})
+        >>> J = m.jacobian_function(np.array([0.5]), np.array([3.0]))  # 2 a x
+        >>> bool(abs(J[0, 0] - 3.0) < 1e-9)
+        True
+        """
+        if self._jacobian is not None:
+            return self._jacobian
+        if "_finite_difference" not in self.__dict__:
+            self._finite_difference = _finite_difference_function(self._step)
+        return self._finite_difference
+
+    def _symbolic_form(self):
+        if callable(self._symbolic):  # the catalogue builds its sympy form only when asked
+            self._symbolic = tuple(tuple(part) for part in self._symbolic())
+        return self._symbolic
+
+    @property
+    def exprs(self):
+        """The sympy expressions of the new state, or ``None`` for a map from a Python function.
+
+        Examples
+        --------
+        >>> import dynloop
+        >>> m = dynloop.maps.henon()
+        >>> m.exprs, m.state_symbols, m.param_symbols
+        ((-a*x**2 + y + 1, b*x), (x, y), (a, b))
+        """
+        return None if self._symbolic is None else self._symbolic_form()[0]
+
+    @property
+    def state_symbols(self):
+        """The sympy symbols of the state, or ``None``."""
+        return None if self._symbolic is None else self._symbolic_form()[1]
+
+    @property
+    def param_symbols(self):
+        """The sympy symbols of the parameters (in the order of ``p``), or ``None``."""
+        return None if self._symbolic is None else self._symbolic_form()[2]
+
+    def __repr__(self):
+        return (f"Map(name={self.name!r}, dim={self.dim}, params={self.params!r}, "
+                f"jacobian={self.jacobian_kind!r})")
+
+    # ------------------------------------------------------------------ System contract
+    def resolve_params(self, params=None):
+        """The parameter values with ``params`` overrides applied, in the order of ``p``.
+
+        Parameters
+        ----------
+        params : dict, optional
+            Values by parameter name (sympy symbols are accepted for their names).
+
+        Returns
+        -------
+        dict
+            Every parameter name with its float value (empty for a map without parameters).
+
+        Raises
+        ------
+        ValueError
+            For an unknown name (the message lists the allowed names), a value that is not a
+            finite real, or a parameter without default that was not given.
+
+        Examples
+        --------
+        >>> import dynloop
+        >>> dynloop.maps.henon().resolve_params({"a": 1.2})
+        {'a': 1.2, 'b': 0.3}
+        """
+        if params is None:
+            params = {}
+        if not isinstance(params, Mapping):
+            raise invalid("params", params, "expected a dict of parameter values by name")
+        resolved = dict(self._defaults)
+        for key, value in params.items():
+            name = _symbol_name(key)
+            if name not in resolved:
+                allowed = ", ".join(repr(n) for n in resolved) if resolved else "none"
+                raise invalid(f"params[{name!r}]", value,
+                              f"{self.name} has no parameter {name!r}; its parameters are: {allowed}")
+            resolved[name] = check_real(f"params[{name!r}]", value)
+        missing = [name for name, value in resolved.items() if value is None]
+        if missing:
+            raise invalid(f"params[{missing[0]!r}]", None,
+                          f"{self.name} has no default for {missing[0]!r}: pass params={{{missing[0]!r}: value}}")
+        return resolved
+
+    def _param_vector(self, params):
+        return np.array(list(self.resolve_params(params).values()), dtype=np.float64).reshape(-1)
+
+    def start_state(self, params=None):
+        """The default start state (the ``x0`` given at construction), a fresh array of shape ``(dim,)``.
+
+        Examples
+        --------
+        >>> import dynloop
+        >>> dynloop.maps.logistic().start_state()
+        array([0.1])
+        """
+        return self._x0.copy()
+
+    def _run(self, x0, loops, params, mode, stride, n_last, dtype, record_attention):
+        capacity = record_capacity(mode, loops, stride, n_last)
+        output = RunOutput(*run_map(self._step, np.ascontiguousarray(x0, dtype=np.float64),
+                                    self._param_vector(params), loops, mode, stride, capacity,
+                                    np.dtype(dtype) == np.float32))
+        output.states = output.states.astype(dtype, copy=False)
+        output.final_state = output.final_state.astype(dtype, copy=False)
+        return output
+
+    def _tangent_run(self, x, basis, loops, params, with_log_det):
+        # contract item 7 of base.py; the Jacobian is the analytic one or compiled finite differences
+        basis = np.array(basis, dtype=np.float64, order="C", copy=True)
+        return tangent_run_map(self._step, self.jacobian_function, self._check_state(x, "x"), basis,
+                               int(loops), self._param_vector(params), bool(with_log_det))
+
+    def stage_maps(self, x, params=None):
+        """The state ``x`` and its image: an array of shape ``(2, dim)``.
+
+        Examples
+        --------
+        >>> import dynloop
+        >>> dynloop.maps.logistic(r=2.0).stage_maps([0.25])
+        array([[0.25 ],
+               [0.375]])
+        """
+        x = self._check_state(x, "x")
+        return np.stack([x, self._step(x.copy(), self._param_vector(params))])
+
+    def stage_jacobians(self, x, params=None):
+        """The Jacobian of the step at ``x``, shape ``(1, dim, dim)`` (analytic or finite differences).
+
+        Examples
+        --------
+        >>> import dynloop
+        >>> dynloop.maps.logistic(r=3.0).stage_jacobians([0.25])
+        array([[[1.5]]])
+        """
+        x = self._check_state(x, "x")
+        p = self._param_vector(params)
+        if self._jacobian is None:
+            return finite_difference_jacobian(self._step, x, p)[None]
+        return np.array(self._jacobian(x, p))[None]
+
+    def __call__(self, x, params=None):
+        """Apply one step to ``x`` (same as :meth:`loop`).
+
+        Examples
+        --------
+        >>> import dynloop
+        >>> dynloop.maps.henon()([0.0, 0.0])
+        array([1., 0.])
+        """
+        return self.stage_maps(x, params)[1]
+
+
+def _finite_difference_function(step):
+    """A compiled first-class Jacobian function that differentiates ``step`` numerically."""
+    @njit(JACOBIAN_SIGNATURE, **JIT_OPTIONS)
+    def finite_difference(x, p):
+        return finite_difference_jacobian(step, x, p)
+    return finite_difference
+
+
+def _sympy_functions(exprs, state_symbols, param_symbols):
+    """Python step and Jacobian functions printed from sympy expressions (not yet compiled)."""
+    import sympy
+    from sympy.printing.pycode import PythonCodePrinter
+
+    dim = len(exprs)
+    plain = {s: sympy.Symbol(f"_x{i}") for i, s in enumerate(state_symbols)}
+    plain.update({s: sympy.Symbol(f"_p{i}") for i, s in enumerate(param_symbols)})
+    exprs = [e.xreplace(plain) for e in exprs]
+    state = [plain[s] for s in state_symbols]
+    jacobian = sympy.Matrix(exprs).jacobian(state)
+
+    def source(function_name, outputs, targets, shape):
+        printer = PythonCodePrinter()
+        assignments, reduced = sympy.cse(outputs, symbols=sympy.numbered_symbols("_c"))
+        lines = [f"def {function_name}(x, p):"]
+        lines += [f"    _x{i} = x[{i}]" for i in range(dim)]
+        lines += [f"    _p{i} = p[{i}]" for i in range(len(param_symbols))]
+        lines += [f"    {symbol} = {printer.doprint(value)}" for symbol, value in assignments]
+        lines.append(f"    out = np.empty({shape})")
+        lines += [f"    out[{target}] = {printer.doprint(value)}" for target, value in zip(targets, reduced)]
+        lines.append("    return out")
+        if printer._not_supported:
+            raise invalid("exprs", [str(e) for e in outputs],
+                          f"sympy cannot print {sorted(map(str, printer._not_supported))} as Python code")
+        return "\n".join(lines)
+
+    step_source = source("sympy_step", exprs, range(dim), f"{dim}")
+    jacobian_source = source("sympy_jacobian", list(jacobian),
+                             [f"{i}, {j}" for i in range(dim) for j in range(dim)], f"({dim}, {dim})")
+    namespace = {"math": math, "np": np}
+    exec(compile(step_source + "\n\n" + jacobian_source, "<dynloop.Map.from_sympy>", "exec"), namespace)
+    return namespace["sympy_step"], namespace["sympy_jacobian"]
