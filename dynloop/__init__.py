@@ -3,12 +3,14 @@
 The public names, nothing else; see the README for a tour.
 """
 
-from .dynamics import Trajectory, simulate
-from .systems.block import BlockSpec
 from . import maps
-from .systems.maps import Map
+from .dynamics import (Classification, Cycle, LyapunovSpectrum, Regime, Trajectory, classify, find_cycle,
+                       lyapunov_spectrum, simulate)
 from .systems.affine import AffineLoop
+from .systems.block import BlockSpec
+from .systems.maps import Map
 
 __version__ = "0.1.0"
 
-__all__ = ["BlockSpec", "simulate", "Trajectory", "Map", "AffineLoop", "maps", "__version__"]
+__all__ = ["BlockSpec", "AffineLoop", "Map", "maps", "simulate", "Trajectory", "classify", "Classification",
+           "Regime", "find_cycle", "Cycle", "lyapunov_spectrum", "LyapunovSpectrum", "__version__"]

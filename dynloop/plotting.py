@@ -1,6 +1,6 @@
 """Matplotlib figures for dynloop's result objects (imported lazily by their ``plot`` methods)."""
 
-__all__ = ["plot_trajectory"]
+__all__ = ["plot_trajectory", "plot_classification"]
 
 import numpy as np
 
@@ -58,4 +58,63 @@ def plot_trajectory(trajectory, path=None, ax=None):
             axis.axvline(trajectory.diverged_at, color="crimson", ls="--", lw=1, label="diverged")
     axes[1].legend(fontsize="small", ncol=max(1, len(trajectory.stage_names) // 8), loc="best")
     fig.suptitle(trajectory.system_name, fontsize="medium")
+    return _finish(fig, path)
+
+
+def plot_classification(classification, path=None):
+    """Distances and cosines to the per-stage fixed points against loops, and the orbit in 2-D.
+
+    The first two panels use the last window of loops the classification examined: the distance
+    ``|h_{t,j} - Y_j|`` and the cosine ``cos(h_{t,j}, Y_j)`` to each stage's point ``Y_j`` (for a
+    periodic orbit, to the point of the same phase; without a converged orbit, to the last loop).
+    The third panel is a 2-D PCA of every stage state of one token over the window (for a
+    one-variable map, the return map ``x_t`` against ``x_{t+1}``).
+
+    Examples
+    --------
+    >>> import dynloop
+    >>> from dynloop.plotting import plot_classification
+    >>> fig = plot_classification(dynloop.classify(dynloop.maps.logistic(r=3.5)))
+    """
+    import matplotlib.pyplot as plt
+
+    states = classification.window_states            # (W, S + 1, *state_shape)
+    n_loops, n_rows = states.shape[0], states.shape[1]
+    flat = states.reshape(n_loops, n_rows, -1)[:, 1:]  # stage outputs
+    period = classification.period or 1
+    reference = flat[-period:]                       # the last loop of each phase
+    phase = (np.arange(n_loops) - n_loops) % period
+    target = reference[phase]
+    distances = np.linalg.norm(flat - target, axis=-1)
+    cosines = np.sum(flat * target, axis=-1) / (np.linalg.norm(flat, axis=-1) * np.linalg.norm(target, axis=-1) + 1e-300)
+    fig, axes = _figure(None, 3, width=14.0)
+    names = classification.stage_names
+    colours = plt.get_cmap("viridis")(np.linspace(0.0, 0.9, max(1, len(names))))
+    loops = np.arange(n_loops)
+    for j, (name, colour) in enumerate(zip(names, colours)):
+        positive = distances[:, j] > 0
+        axes[0].semilogy(loops[positive], distances[positive, j], color=colour, label=name, lw=1.1)
+        axes[1].plot(loops, 1.0 - cosines[:, j], color=colour, label=name, lw=1.1)
+    axes[0].set(xlabel="loop in the examined window", ylabel=r"$\|h_{t,j} - Y_j\|$", title="distance to the stage points")
+    axes[1].set(xlabel="loop in the examined window", ylabel=r"$1 - \cos(h_{t,j}, Y_j)$", title="cosine to the stage points")
+    axes[1].set_yscale("symlog", linthresh=1e-16)
+    if len(names) <= 12:
+        axes[0].legend(fontsize="small")
+    token = states.reshape(n_loops, n_rows, states.shape[2] if states.ndim > 3 else 1, -1)[:, 1:, 0, :]
+    points = token.reshape(-1, token.shape[-1])
+    if points.shape[1] == 1:
+        axes[2].plot(points[:-1, 0], points[1:, 0], ".", ms=3, color="k")
+        axes[2].set(xlabel="$x_t$", ylabel="$x_{t+1}$", title="return map")
+    else:
+        centred = points - points.mean(axis=0)
+        _, _, vt = np.linalg.svd(centred, full_matrices=False)
+        projected = centred @ vt[:2].T if vt.shape[0] > 1 else np.column_stack([centred @ vt[0], 0 * centred[:, 0]])
+        last = projected.reshape(n_loops, -1, 2)
+        axes[2].plot(projected[:, 0], projected[:, 1], ".", ms=2, color="0.6")
+        ring = np.concatenate([last[-period:].reshape(-1, 2), last[-period:].reshape(-1, 2)[:1]])
+        axes[2].plot(ring[:, 0], ring[:, 1], "-o", color="crimson", ms=4, lw=1, label="last loop")
+        axes[2].set(xlabel="PC 1", ylabel="PC 2", title="orbit of token 0 (all stages), PCA")
+        axes[2].legend(fontsize="small")
+    label = classification.regime.value + (f", period {classification.period}" if classification.period and classification.period > 1 else "")
+    fig.suptitle(f"{classification.system_name}: {label}", fontsize="medium")
     return _finish(fig, path)

@@ -1,5 +1,10 @@
-"""What is computed on a System: iteration (and, later, regimes, orbits, Lyapunov spectra)."""
+"""What is computed on a System: iteration, regimes, orbits and multipliers, Lyapunov spectra."""
 
+from .classify import Classification, classify
+from .lyapunov import LyapunovSpectrum, lyapunov_spectrum
+from .orbits import Cycle, find_cycle
+from .regimes import Regime
 from .simulate import Trajectory, simulate
 
-__all__ = ["simulate", "Trajectory"]
+__all__ = ["simulate", "Trajectory", "classify", "Classification", "Regime", "find_cycle", "Cycle",
+           "lyapunov_spectrum", "LyapunovSpectrum"]

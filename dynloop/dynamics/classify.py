@@ -1,0 +1,398 @@
+"""Say which regime a system ends up in, and prove it with evidence."""
+
+__all__ = ["classify", "Classification", "Degeneracy"]
+
+import json
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .._errors import check_int, invalid
+from .lyapunov import default_exponent_count, lyapunov_spectrum
+from .orbits import find_cycle
+from .regimes import (DRIFTING, STAT_NAMES, S_IS_MAP, S_LYAPUNOV, S_LYAPUNOV_ERROR, S_NORM_FIRST, S_NORM_LAST,
+                      S_PERIOD, S_PERIOD_ERROR, S_PERIOD_ERROR_START, S_SCALE, S_SPECTRAL_RADIUS,
+                      S_STAGE_SPREAD, S_BEST_PERIOD, Regime, Tolerances, decide, period_error,
+                      window_statistics)
+from .simulate import simulate
+
+_DEFAULT_BUDGET = 20000
+
+
+@dataclass
+class Degeneracy:
+    """How far apart the per-stage points of a converged loop are (science.md §5).
+
+    Attributes
+    ----------
+    min_cos : float
+        ``min_{j != 1} cos(X*_1, X*_j)`` over the layer points: near 1, all layers share one point.
+    max_step : float
+        Largest distance between consecutive stage points (around the cycle).
+    max_step_relative : float
+        ``max_step`` over the state scale.
+    """
+
+    min_cos: float
+    max_step: float
+    max_step_relative: float
+
+
+@dataclass
+class Classification:
+    """The regime of a system, with the evidence each decision rests on.
+
+    Attributes
+    ----------
+    regime : Regime
+    period : int or None
+        Loops per repeat of the loop map (1 at a fixed point), ``None`` when there is none.
+    stage_fixed_points : ndarray or None
+        The attractor's points, one per stage: shape ``(p * S, *state_shape)``.
+    distinct_stage_points : int or None
+        How many of the per-layer points are distinct (``k`` for a non-degenerate cycle, 1 when the
+        block's contribution vanished).
+    multipliers : ndarray or None
+        Eigenvalues of the loop map's Jacobian around the orbit, largest modulus first.
+    spectral_radius : float or None
+    lyapunov : ndarray or None
+        Lyapunov exponents per loop (per step of a map), descending.
+    lyapunov_sum_check : float or None
+        ``|sum(lyapunov) - mean ln|det J||`` along the orbit (NaN where not applicable).
+    convergence_rate : float or None
+        Observed geometric rate per loop of the successive differences.
+    transient_loops : int or None
+        Loops until the successive difference stayed within tolerance.
+    drift_velocity : float or None
+        Growth of the state norm per loop (drifting regime).
+    drift_directions : ndarray or None
+        Limiting direction of every stage state (drifting regime), shape ``(S, *state_shape)``.
+    degeneracy : Degeneracy or None
+    newton_agrees : bool or None
+        Whether Newton's method on the loop map converged to the point the iteration reached.
+    evidence : dict
+        Tolerances, budgets and every measured number the decision used.
+    """
+
+    regime: Regime
+    period: int | None
+    stage_fixed_points: np.ndarray | None
+    distinct_stage_points: int | None
+    multipliers: np.ndarray | None
+    spectral_radius: float | None
+    lyapunov: np.ndarray | None
+    lyapunov_sum_check: float | None
+    convergence_rate: float | None
+    transient_loops: int | None
+    drift_velocity: float | None
+    drift_directions: np.ndarray | None
+    degeneracy: Degeneracy | None
+    newton_agrees: bool | None
+    evidence: dict
+    system_name: str = ""
+    stage_names: tuple = ()
+    window_states: np.ndarray | None = field(default=None, repr=False)
+
+    def summary(self):
+        """The regime and its evidence in words.
+
+        Examples
+        --------
+        >>> import dynloop
+        >>> print(dynloop.classify(dynloop.maps.logistic(r=2.5)).summary())  # doctest: +ELLIPSIS
+        logistic: fixed_point...
+        """
+        e = self.evidence
+        lines = [f"{self.system_name}: {self.regime.value}"
+                 + (f" (period {self.period})" if self.period and self.period > 1 else "")]
+        lines.append(f"  iterated {e['loops']} loops; window of {e['window']} loops; state scale "
+                     f"{e['scale']:.4g}; tolerances: period {e['tolerances']['period']:.0e}, stage "
+                     f"{e['tolerances']['stage']:.0e} (relative to the scale)")
+        if e.get("period_error") is not None:
+            lines.append(f"  smallest period error over the last quarter window: {e['period_error']:.3g} "
+                         f"(first quarter: {e['period_error_start']:.3g})")
+        if self.multipliers is not None:
+            shown = ", ".join(f"{m:.6g}" for m in self.multipliers[:6])
+            lines.append(f"  multipliers (largest first): {shown}{' …' if self.multipliers.size > 6 else ''}; "
+                         f"spectral radius {self.spectral_radius:.6g}")
+        if self.newton_agrees is not None:
+            lines.append(f"  Newton on the loop map {'agrees' if self.newton_agrees else 'DISAGREES'} with the "
+                         f"iteration (distance {e['newton_distance']:.3g} relative to the scale)")
+        if self.convergence_rate is not None:
+            lines.append(f"  observed convergence rate per loop {self.convergence_rate:.6g}"
+                         f"; transient {self.transient_loops} loops")
+        if self.distinct_stage_points is not None:
+            lines.append(f"  distinct per-layer points: {self.distinct_stage_points}; "
+                         f"largest step between stage points {self.degeneracy.max_step:.4g} "
+                         f"({self.degeneracy.max_step_relative:.3g} of the scale), min cos "
+                         f"{self.degeneracy.min_cos:.6f}")
+        if self.drift_velocity is not None:
+            lines.append(f"  norm grows by {self.drift_velocity:.6g} per loop")
+        if self.lyapunov is not None:
+            shown = ", ".join(f"{v:+.5f}" for v in self.lyapunov[:6])
+            lines.append(f"  Lyapunov exponents per loop: {shown} (± {e.get('lyapunov_error', float('nan')):.1e}"
+                         f", from {e.get('lyapunov_source')})")
+        for note in e.get("notes", []):
+            lines.append(f"  note: {note}")
+        return "\n".join(lines)
+
+    def __str__(self):
+        return self.summary()
+
+    def plot(self, path=None):
+        """Distances and cosines to the per-stage fixed points against loops, and a 2-D PCA of the orbit
+        of one token (science.md §5). Returns the figure.
+
+        Examples
+        --------
+        >>> import dynloop
+        >>> fig = dynloop.classify(dynloop.maps.henon()).plot()
+        """
+        from ..plotting import plot_classification
+
+        return plot_classification(self, path=path)
+
+    def to_dict(self):
+        """The classification as JSON-ready Python values (arrays as lists, complex as pairs)."""
+        def plain(value):
+            if isinstance(value, np.ndarray):
+                if np.iscomplexobj(value):
+                    return {"real": value.real.tolist(), "imag": value.imag.tolist()}
+                return value.tolist()
+            if isinstance(value, (np.floating, np.integer)):
+                return value.item()
+            if isinstance(value, dict):
+                return {k: plain(v) for k, v in value.items()}
+            if isinstance(value, (list, tuple)):
+                return [plain(v) for v in value]
+            return value
+
+        out = {name: plain(getattr(self, name)) for name in (
+            "period", "stage_fixed_points", "distinct_stage_points", "multipliers", "spectral_radius",
+            "lyapunov", "lyapunov_sum_check", "convergence_rate", "transient_loops", "drift_velocity",
+            "newton_agrees", "evidence", "system_name", "stage_names")}
+        out["regime"] = self.regime.value
+        out["degeneracy"] = None if self.degeneracy is None else asdict(self.degeneracy)
+        return out
+
+    def save(self, path):
+        """Write the classification (regime and evidence) as JSON."""
+        with open(path, "w") as handle:
+            json.dump(self.to_dict(), handle, indent=1)
+
+
+def _tolerances(tol):
+    if tol is None:
+        return Tolerances()
+    if isinstance(tol, Tolerances):
+        return tol
+    if isinstance(tol, dict):
+        return Tolerances(**tol)
+    return Tolerances(period=float(tol), stage=max(float(tol), Tolerances().stage))
+
+
+def _convergence_rate(steps, scale):
+    """Geometric rate of successive differences above the rounding floor (median ratio)."""
+    floor = 1e-12 * scale
+    usable = steps[np.isfinite(steps) & (steps > floor)]
+    if usable.size < 4:
+        return None
+    ratios = usable[1:] / usable[:-1]
+    return float(np.exp(np.median(np.log(ratios[-min(64, ratios.size):]))))
+
+
+def _layer_indices(system):
+    names = system.stage_names
+    layers = [i for i, name in enumerate(names) if name.startswith("layer")]
+    return layers if layers else list(range(len(names)))
+
+
+def _distinct(points, tolerance):
+    representatives = []
+    for point in points:
+        if all(np.linalg.norm(point - other) > tolerance for other in representatives):
+            representatives.append(point)
+    return len(representatives)
+
+
+def classify(system, *, x0=None, params=None, transient=None, window=None, tol=None, max_period=64,
+             lyapunov=True, seed=0):
+    """Classify the long-run behaviour of a looped block, affine loop or map.
+
+    Parameters
+    ----------
+    system : BlockSpec, AffineLoop or Map
+    x0 : array_like, optional
+        Start state (the system's own by default).
+    params : dict, optional
+        Map parameter overrides.
+    transient : int, optional
+        Loops discarded before the window. By default the system is iterated window after window
+        until a decision is settled or 20,000 loops have run.
+    window : int, optional
+        Loops examined (default ``max(4 * max_period + 4, 256)``).
+    tol : float, dict or Tolerances, optional
+        Relative tolerances (a float sets the period tolerance; see :class:`Tolerances`).
+    max_period : int
+        Longest period of the loop map looked for.
+    lyapunov : bool or int
+        ``True``: the full spectrum up to 64 state variables, else the leading 8; an integer: that
+        many leading exponents; ``False``: none (chaos and quasi-periodicity are then undetermined).
+    seed : int
+        Seeds the tangent basis of the Lyapunov computation.
+
+    Returns
+    -------
+    Classification
+
+    Notes
+    -----
+    The rules are in :func:`dynloop.dynamics.regimes.decide`, shared with the sweep engine, and the
+    regimes are defined in :class:`Regime`. A converged orbit is refined by Newton's method on the
+    ``p``-fold loop map before its multipliers are computed; at a stable converged orbit the
+    Lyapunov exponents are ``ln|multiplier| / p`` exactly, elsewhere they come from the QR method.
+
+    Examples
+    --------
+    >>> import dynloop
+    >>> result = dynloop.classify(dynloop.maps.logistic(r=3.2))
+    >>> result.regime.value, result.period
+    ('periodic', 2)
+    """
+    from ..systems.maps import Map
+
+    max_period = check_int("max_period", max_period, minimum=1)
+    window = max(4 * max_period + 4, 256) if window is None else check_int("window", window, 4 * max_period + 4)
+    tolerances = _tolerances(tol)
+    tol_array = tolerances.as_array()
+    is_map = isinstance(system, Map)
+    start = system._check_state(system.start_state(system.resolve_params(params)) if x0 is None else x0, "x0")
+    reference_scale = float(np.linalg.norm(start))
+    notes = []
+
+    # iterate: one transient (given) or window after window until settled (adaptive)
+    state = start
+    loops_done = 0
+    all_steps = []
+    windows = []  # (loops done at the window's end, its loop states): for the convergence check
+    if transient is not None:
+        run = simulate(system, check_int("transient", transient, 0), x0=state, params=params, record="none")
+        all_steps.append(run.stage_steps[:, -1])
+        loops_done += run.loops_run
+        state = run.final_state
+    while True:
+        run = simulate(system, window, x0=state, params=params, record="all")
+        all_steps.append(run.stage_steps[:, -1])
+        loops_done += run.loops_run
+        if run.diverged:
+            stats = np.full(len(STAT_NAMES), np.nan)
+            stats[0] = 0.0
+            break
+        state = run.final_state
+        flat = run.loop_states.reshape(run.loop_states.shape[0], -1)
+        windows.append((loops_done, flat))
+        stats = window_statistics(flat, reference_scale, max_period, tolerances.period)
+        stats[S_IS_MAP] = 1.0 if is_map else 0.0
+        code, _ = decide(stats, tol_array)
+        settled = stats[S_PERIOD] > 0 or code == DRIFTING or code == Regime.DIVERGENT.code
+        if settled or transient is not None or loops_done >= _DEFAULT_BUDGET:
+            break
+    steps = np.concatenate(all_steps) if all_steps else np.empty(0)
+    if stats[0] and stats[S_PERIOD] == 0 and len(windows) > 2:
+        # still converging? compare the best period's error now with the window at half the run
+        half_loops, half_states = min(windows, key=lambda w: abs(w[0] - loops_done / 2))
+        earlier = period_error(half_states, int(stats[S_BEST_PERIOD]))
+        stats[S_PERIOD_ERROR_START] = earlier / max(float(np.mean(np.linalg.norm(half_states, axis=1))),
+                                                    reference_scale, 1e-300)
+    evidence = {"tolerances": asdict(tolerances), "loops": loops_done, "window": window,
+                "reference_scale": reference_scale, "scale": float(stats[S_SCALE]) if stats[0] else float("nan"),
+                "max_period": max_period, "statistics": {n: float(v) for n, v in zip(STAT_NAMES, stats)},
+                "notes": notes}
+    result = dict(period=None, stage_fixed_points=None, distinct_stage_points=None, multipliers=None,
+                  spectral_radius=None, lyapunov=None, lyapunov_sum_check=None, convergence_rate=None,
+                  transient_loops=None, drift_velocity=None, drift_directions=None, degeneracy=None,
+                  newton_agrees=None)
+    if stats[0] == 0.0:
+        notes.append(f"non-finite values at loop {loops_done}")
+        return Classification(regime=Regime.DIVERGENT, evidence=evidence, system_name=system.name,
+                              stage_names=tuple(system.stage_names), **result)
+    scale = stats[S_SCALE]
+    evidence["period_error"] = float(stats[S_PERIOD_ERROR])
+    evidence["period_error_start"] = float(stats[S_PERIOD_ERROR_START])
+
+    # a converged orbit: refine by Newton, multipliers, stage points
+    period = int(stats[S_PERIOD])
+    cycle = None
+    if period > 0:
+        cycle = find_cycle(system, period, run.loop_states[-1], params=params)
+        distance = float(np.min([np.linalg.norm(cycle.loop_points[0] - run.loop_states[-1 - i])
+                                 for i in range(period)]) / scale)
+        evidence["newton_distance"] = distance
+        evidence["newton_residual"] = cycle.residual
+        result["newton_agrees"] = bool(cycle.converged and distance <= max(100 * tolerances.period, 1e-8))
+        stats[S_SPECTRAL_RADIUS] = cycle.spectral_radius
+        points = cycle.stage_points if result["newton_agrees"] else np.concatenate(
+            [system.stage_maps(run.loop_states[-period + i], params)[1:] for i in range(period)])
+        result.update(period=period, stage_fixed_points=points, multipliers=cycle.multipliers,
+                      spectral_radius=cycle.spectral_radius)
+        entering = cycle.loop_points[0] if result["newton_agrees"] else run.loop_states[-period]
+        stats[S_STAGE_SPREAD] = max(np.linalg.norm(p - entering) for p in points) / scale
+        if period == 1 and not is_map:
+            layer_points = points[_layer_indices(system)]
+            ring = np.concatenate([points, points[:1]])
+            max_step = float(max(np.linalg.norm(ring[i + 1] - ring[i]) for i in range(len(points))))
+            first = layer_points[0].ravel()
+            cosines = [float(first @ p.ravel() / (np.linalg.norm(first) * np.linalg.norm(p) + 1e-300))
+                       for p in layer_points[1:]]
+            result["degeneracy"] = Degeneracy(min_cos=min(cosines) if cosines else 1.0, max_step=max_step,
+                                              max_step_relative=max_step / scale)
+            result["distinct_stage_points"] = _distinct(layer_points, tolerances.stage * scale)
+        result["convergence_rate"] = _convergence_rate(steps, scale)
+        settled_at = np.nonzero(~(steps <= tolerances.period * scale))[0]
+        result["transient_loops"] = int(settled_at[-1] + 1) if settled_at.size else 0
+        if cycle.spectral_radius > 1.0 + tolerances.multiplier:
+            notes.append("the iteration settled on an orbit whose multipliers lie outside the unit circle: "
+                         "it cannot attract, so this is floating-point collapse, not a genuine fixed point")
+        if not result["newton_agrees"]:
+            notes.append("Newton's method did not converge to the point the iteration reached")
+
+    # Lyapunov exponents: exact from the multipliers at a stable orbit, else by the QR method
+    count = 0 if lyapunov is False else (default_exponent_count(system.state_size) if lyapunov is True
+                                         else check_int("lyapunov", lyapunov, 1))
+    if count and cycle is not None and cycle.stable and result["newton_agrees"]:
+        exponents = np.sort(np.log(np.abs(cycle.multipliers)) / period)[::-1][:count]
+        result.update(lyapunov=exponents, lyapunov_sum_check=float("nan"))
+        evidence.update(lyapunov_source="multipliers of the converged orbit", lyapunov_error=0.0)
+        stats[S_LYAPUNOV], stats[S_LYAPUNOV_ERROR] = exponents[0], 0.0
+    elif count:
+        spectrum = lyapunov_spectrum(system, state, steps=max(window, 2000 if is_map else window), transient=0,
+                                     params=params, n_exponents=min(count, system.state_size), seed=seed)
+        if spectrum.steps > 0:
+            result.update(lyapunov=spectrum.exponents, lyapunov_sum_check=spectrum.sum_check)
+            evidence.update(lyapunov_source=f"QR method over {spectrum.steps} loops",
+                            lyapunov_error=float(spectrum.error[0]))
+            stats[S_LYAPUNOV], stats[S_LYAPUNOV_ERROR] = spectrum.exponents[0], 3.0 * spectrum.error[0]
+
+    code, decided_period = decide(stats, tol_array)
+    regime = Regime.from_code(code)
+    evidence["statistics"] = {n: float(v) for n, v in zip(STAT_NAMES, stats)}
+    if regime is Regime.DRIFTING:
+        stages = simulate(system, 2, x0=state, params=params).stage_states
+        velocity = (stats[S_NORM_LAST] - stats[S_NORM_FIRST]) / (window - 1)
+        directions = stages[-1, 1:] / np.linalg.norm(stages[-1, 1:].reshape(len(system.stage_names), -1),
+                                                     axis=1).reshape((-1,) + (1,) * len(system.state_shape))
+        result.update(drift_velocity=float(velocity), drift_directions=directions)
+    if regime is Regime.UNDETERMINED:
+        if stats[S_PERIOD_ERROR] < stats[S_PERIOD_ERROR_START]:
+            notes.append("still converging towards a cycle when the budget ran out (algebraic or slow "
+                         "convergence, e.g. at a bifurcation): no confident label")
+        if period == 0 and not count:
+            notes.append("no period up to max_period and no Lyapunov exponents (lyapunov=False)")
+    if regime not in (Regime.VANISHING, Regime.CYCLIC, Regime.FIXED_POINT, Regime.PERIODIC):
+        result.update(period=None)
+        if cycle is not None and not cycle.stable:
+            result.update(stage_fixed_points=cycle.stage_points)
+    else:
+        result["period"] = decided_period
+    return Classification(regime=regime, evidence=evidence, system_name=system.name,
+                          stage_names=tuple(system.stage_names), window_states=run.stage_states, **result)

@@ -1,0 +1,307 @@
+"""The regimes of a looped block (or any map) and the one place where the rules that decide them live.
+
+``classify`` (one system, rich evidence) and the sweep engine (many points in a compiled kernel)
+both reduce a window of loop states to the same vector of statistics with
+:func:`window_statistics` and call the same compiled :func:`decide` on it.
+"""
+
+__all__ = ["Regime", "window_statistics", "period_error", "decide", "STAT_NAMES", "Tolerances"]
+
+import enum
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from numba import njit
+
+
+class Regime(str, enum.Enum):
+    """What a system ends up doing, loop after loop.
+
+    Members (the string value is the name; ``Regime.code`` the integer used in arrays):
+
+    ``vanishing``
+        The loop map converged and every stage's point is the same point: every layer acts as
+        the identity there, the block's contribution vanished.
+    ``cyclic``
+        The loop map converged and the stage points are not all equal: every loop traces the same
+        closed k-point cycle in latent space (a cyclic fixed point; partial degeneracy, some
+        consecutive points equal, is reported by ``distinct_stage_points``).
+    ``fixed_point``
+        A one-stage map converged to a fixed point.
+    ``periodic``
+        The loop map repeats with period ``p >= 2`` (``p <= max_period``).
+    ``quasiperiodic``
+        Bounded, no period up to ``max_period``, largest Lyapunov exponent zero within its error,
+        and not converging towards a cycle.
+    ``chaotic``
+        Bounded, largest Lyapunov exponent positive beyond its error.
+    ``drifting``
+        The norm grows without bound but linearly, not exponentially: the per-loop increment
+        converges to a constant vector (the unnormalised residual stream of pre-norm blocks).
+    ``divergent``
+        Non-finite values, exponential growth, or a norm beyond the bound without a constant
+        increment.
+    ``undetermined``
+        None of the above is established within the budget (for example algebraic convergence
+        at a bifurcation point, or a period longer than ``max_period``); the evidence says what
+        was seen.
+    """
+
+    VANISHING = "vanishing"
+    CYCLIC = "cyclic"
+    FIXED_POINT = "fixed_point"
+    PERIODIC = "periodic"
+    QUASIPERIODIC = "quasiperiodic"
+    CHAOTIC = "chaotic"
+    DRIFTING = "drifting"
+    DIVERGENT = "divergent"
+    UNDETERMINED = "undetermined"
+
+    @property
+    def code(self):
+        """Integer code of the regime (its position in the enum), as stored in phase diagrams."""
+        return list(Regime).index(self)
+
+    @classmethod
+    def from_code(cls, code):
+        """The regime with integer code ``code``."""
+        return list(cls)[int(code)]
+
+    def __str__(self):
+        return self.value
+
+
+VANISHING, CYCLIC, FIXED_POINT, PERIODIC, QUASIPERIODIC, CHAOTIC, DRIFTING, DIVERGENT, UNDETERMINED = range(9)
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    """Every threshold a decision uses (all relative to the state's scale where they are distances).
+
+    Attributes
+    ----------
+    period : float
+        A period ``p`` holds when ``max |h_t - h_{t-p}| <= period * scale`` over the last cycle.
+    stage : float
+        Two stage points are the same point when closer than ``stage * scale``.
+    linear_growth : float
+        Norm growth is linear (drift) when the increments of the norm over the two halves of the
+        window agree to this relative tolerance, exponential when the later one is larger by more.
+    increment : float
+        Drift needs the per-loop increment to change by less than this fraction over the window.
+    bound : float
+        A norm beyond ``bound`` times the reference scale (the start state's norm, at least 1)
+        that is not drifting is divergent.
+    multiplier : float
+        A converged orbit whose spectral radius exceeds ``1 + multiplier`` cannot be an attractor:
+        it is a floating-point collapse onto an unstable orbit.
+    converging : float
+        No period, but the smallest period error shrank by more than this fraction over the
+        run: still converging (undetermined), not quasi-periodic.
+    growing : float
+        Growth (drift or exponential divergence) needs the norm to grow in at least this fraction
+        of the loops of the window; a bounded chaotic orbit grows in about half of them.
+    """
+
+    period: float = 1e-9
+    stage: float = 1e-6
+    linear_growth: float = 0.05
+    increment: float = 0.05
+    bound: float = 1e12
+    multiplier: float = 1e-6
+    converging: float = 0.1
+    growing: float = 0.9
+
+    def as_array(self):
+        """The tolerances in the order the compiled :func:`decide` reads them."""
+        return np.array(list(asdict(self).values()), dtype=np.float64)
+
+
+# Statistics of a window of loop states, in the order of this tuple (window_statistics fills them,
+# classify adds the spectral radius, the stage spread and the Lyapunov exponent where computed).
+STAT_NAMES = (
+    "finite", "reference_scale", "scale", "norm_first", "norm_middle", "norm_last", "growing_fraction",
+    "period", "best_period", "period_error", "period_error_start", "increment", "increment_change",
+    "spectral_radius", "stage_spread", "lyapunov", "lyapunov_error", "is_map")
+(S_FINITE, S_REFERENCE_SCALE, S_SCALE, S_NORM_FIRST, S_NORM_MIDDLE, S_NORM_LAST, S_GROWING_FRACTION,
+ S_PERIOD, S_BEST_PERIOD, S_PERIOD_ERROR, S_PERIOD_ERROR_START, S_INCREMENT, S_INCREMENT_CHANGE,
+ S_SPECTRAL_RADIUS, S_STAGE_SPREAD, S_LYAPUNOV, S_LYAPUNOV_ERROR, S_IS_MAP) = range(len(STAT_NAMES))
+
+
+@njit(cache=True)
+def _distance(a, b):
+    total = 0.0
+    for i in range(a.shape[0]):
+        diff = np.float64(a[i]) - np.float64(b[i])
+        total += diff * diff
+    return math.sqrt(total)
+
+
+@njit(cache=True)
+def _period_error(states, first, last, period):
+    """Largest ``|h_t - h_{t-p}|`` for ``t`` in ``[first, last]`` (rows of ``states``)."""
+    worst = 0.0
+    for t in range(first, last + 1):
+        worst = max(worst, _distance(states[t], states[t - period]))
+    return worst
+
+
+@njit(cache=True)
+def period_error(states, period):
+    """The period error ``max |h_t - h_{t-p}|`` over the last quarter of a window (absolute)."""
+    last = states.shape[0] - 1
+    span = max(states.shape[0] // 4, period)
+    return _period_error(states, last - span + 1, last, period)
+
+
+@njit(cache=True)
+def window_statistics(states, reference_scale, max_period, period_tolerance):
+    """Reduce a window of loop states (rows in loop order, flattened) to the decision statistics.
+
+    Parameters
+    ----------
+    states : ndarray, shape (W, n)
+        The last ``W`` loop states, ``W >= 4 * max_period + 4``.
+    reference_scale : float
+        Scale of the start state; distances are relative to ``max(mean norm, reference_scale)``.
+    max_period : int
+        Longest period looked for.
+    period_tolerance : float
+        Relative tolerance under which a period holds.
+
+    Returns
+    -------
+    ndarray
+        Statistics in the order of ``STAT_NAMES`` (spectral radius, stage spread and Lyapunov
+        entries are NaN: they are not functions of the window).
+
+    Notes
+    -----
+    A period ``p`` holds when ``|h_t - h_{t-p}| <= period_tolerance * scale`` for every ``t`` of
+    the last quarter of the window (at least one whole cycle). The period error of the first
+    quarter, against the last, tells whether the orbit is still converging towards a cycle.
+    """
+    n_rows = states.shape[0]
+    stats = np.full(len(STAT_NAMES), np.nan)
+    stats[S_IS_MAP] = 0.0
+    stats[S_REFERENCE_SCALE] = reference_scale
+    zero = np.zeros_like(states[0])
+    finite = True
+    mean_norm = 0.0
+    growing = 0
+    previous = 0.0
+    for t in range(n_rows):
+        norm = _distance(states[t], zero)
+        if not math.isfinite(norm):
+            finite = False
+        mean_norm += norm / n_rows
+        if t > 0 and norm > previous:
+            growing += 1
+        previous = norm
+    stats[S_GROWING_FRACTION] = growing / (n_rows - 1)
+    stats[S_FINITE] = 1.0 if finite else 0.0
+    if not finite:
+        return stats
+    scale = max(mean_norm, reference_scale, 1e-300)
+    stats[S_SCALE] = scale
+    middle = n_rows // 2
+    last = n_rows - 1
+    stats[S_NORM_FIRST] = _distance(states[0], zero)
+    stats[S_NORM_MIDDLE] = _distance(states[middle], zero)
+    stats[S_NORM_LAST] = _distance(states[last], zero)
+    # the smallest period that holds over the last quarter; else the one closest to holding
+    span = max(n_rows // 4, max_period)
+    best_period = 0
+    best_candidate = 0
+    best_error = np.inf
+    best_error_start = np.inf
+    for period in range(1, max_period + 1):
+        error = _period_error(states, last - span + 1, last, period) / scale
+        if error <= period_tolerance or error < best_error:
+            best_error = error
+            best_candidate = period
+            best_error_start = _period_error(states, max_period, max_period + span - 1, period) / scale
+        if error <= period_tolerance:
+            best_period = period
+            break
+    stats[S_PERIOD] = best_period
+    stats[S_BEST_PERIOD] = best_candidate
+    stats[S_PERIOD_ERROR] = best_error
+    stats[S_PERIOD_ERROR_START] = best_error_start
+    # the per-loop increment at the end, and how much it changed since the middle of the window
+    increment_last = states[last] - states[last - 1]
+    increment_middle = states[middle] - states[middle - 1]
+    size = _distance(increment_last, zero)
+    stats[S_INCREMENT] = size / scale
+    stats[S_INCREMENT_CHANGE] = _distance(increment_last, increment_middle) / size if size > 0 else np.inf
+    return stats
+
+
+@njit(cache=True)
+def decide(stats, tolerances):
+    """The regime code and period the statistics establish (the rules, in one place).
+
+    Parameters
+    ----------
+    stats : ndarray
+        Statistics in the order of ``STAT_NAMES``; NaN where not computed.
+    tolerances : ndarray
+        ``Tolerances.as_array()``.
+
+    Returns
+    -------
+    code : int
+        A ``Regime`` code.
+    period : int
+        Loops per repeat (0 when there is none).
+    """
+    tol_stage = tolerances[1]
+    tol_linear = tolerances[2]
+    tol_increment = tolerances[3]
+    bound = tolerances[4]
+    tol_multiplier = tolerances[5]
+    tol_converging = tolerances[6]
+    tol_growing = tolerances[7]
+    if stats[S_FINITE] == 0.0:
+        return DIVERGENT, 0
+    period = int(stats[S_PERIOD])
+    lyapunov = stats[S_LYAPUNOV]
+    lyapunov_error = stats[S_LYAPUNOV_ERROR]
+    has_lyapunov = not math.isnan(lyapunov)
+    if period > 0:
+        radius = stats[S_SPECTRAL_RADIUS]
+        if math.isnan(radius) or radius <= 1.0 + tol_multiplier:
+            if period > 1:
+                return PERIODIC, period
+            if stats[S_IS_MAP] == 1.0:
+                return FIXED_POINT, 1
+            spread = stats[S_STAGE_SPREAD]
+            if not math.isnan(spread) and spread <= tol_stage:
+                return VANISHING, 1
+            return CYCLIC, 1
+        # the iteration settled on an unstable orbit: a floating-point artefact, not an attractor
+        if has_lyapunov and lyapunov > lyapunov_error:
+            return CHAOTIC, 0
+        return UNDETERMINED, 0
+    first = stats[S_NORM_FIRST]
+    middle = stats[S_NORM_MIDDLE]
+    last = stats[S_NORM_LAST]
+    growth_early = middle - first
+    growth_late = last - middle
+    if growth_early > 0.0 and growth_late > 0.0 and stats[S_GROWING_FRACTION] >= tol_growing:
+        ratio = growth_late / growth_early
+        if abs(ratio - 1.0) <= tol_linear and stats[S_INCREMENT_CHANGE] <= tol_increment:
+            return DRIFTING, 0
+        if ratio > 1.0 + tol_linear:
+            return DIVERGENT, 0
+    if last > bound * max(stats[S_REFERENCE_SCALE], 1.0):
+        return DIVERGENT, 0
+    if has_lyapunov and lyapunov > lyapunov_error:
+        return CHAOTIC, 0
+    converging = stats[S_PERIOD_ERROR] < (1.0 - tol_converging) * stats[S_PERIOD_ERROR_START]
+    if converging:
+        return UNDETERMINED, 0
+    if has_lyapunov and abs(lyapunov) <= lyapunov_error:
+        return QUASIPERIODIC, 0
+    return UNDETERMINED, 0
