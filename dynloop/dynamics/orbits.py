@@ -112,14 +112,35 @@ def find_cycle(system, period, guess, *, params=None, tol=1e-12, maxfev=200):
     def jacobian(flat):
         return _orbit_jacobian(system, _orbit(system, flat.reshape(shape), period, params), params) - np.eye(flat.size)
 
-    with np.errstate(all="ignore"):
-        solution = scipy.optimize.root(residual, guess.ravel(), jac=jacobian, method="hybr", tol=tol,
-                                       options={"maxfev": maxfev})
-    point = solution.x.reshape(shape)
-    points = _orbit(system, point, period, params)
+    flat = guess.ravel()
+    points = _orbit(system, guess, period, params)
+    orbit_jacobian = _orbit_jacobian(system, points, params)
+    scale = max(np.linalg.norm(flat), 1e-300)
+    converged = False
+    if np.linalg.norm(points[-1].ravel() - flat) <= 1e-9 * scale:
+        # the guess is already on the orbit to iteration accuracy: one Newton step with the
+        # Jacobian we need for the multipliers anyway, and no second Jacobian
+        with np.errstate(all="ignore"):
+            try:
+                step = np.linalg.solve(orbit_jacobian - np.eye(flat.size), flat - points[-1].ravel())
+            except np.linalg.LinAlgError:
+                step = np.full(flat.size, np.nan)
+        if np.all(np.isfinite(step)) and np.linalg.norm(step) <= 1e-8 * scale:
+            point = (flat + step).reshape(shape)
+            converged = True
+    if not converged:
+        with np.errstate(all="ignore"):
+            solution = scipy.optimize.root(residual, flat, jac=jacobian, method="hybr", tol=tol,
+                                           options={"maxfev": maxfev})
+        point = solution.x.reshape(shape)
+        converged = bool(solution.success)
+        points = _orbit(system, point, period, params)
+        orbit_jacobian = _orbit_jacobian(system, points, params)
+    else:
+        points = _orbit(system, point, period, params)
     stage_points = np.concatenate([system.stage_maps(p, params)[1:] for p in points[:-1]])
-    multipliers = np.linalg.eigvals(_orbit_jacobian(system, points, params))
+    multipliers = np.linalg.eigvals(orbit_jacobian)
     multipliers = multipliers[np.argsort(-np.abs(multipliers), kind="stable")]
     return Cycle(period=period, loop_points=np.stack(points[:-1]), stage_points=stage_points,
                  multipliers=multipliers, residual=float(np.linalg.norm(points[-1] - point)),
-                 converged=bool(solution.success))
+                 converged=converged)

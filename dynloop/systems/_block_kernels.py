@@ -129,12 +129,12 @@ def _apply_mlp(x, dx, w_in, w_out, code):
     """Value and tangents of ``φ(X W1ᵀ) W2ᵀ``."""
     z, dz = _apply_linear(x, dx, w_in)
     a = np.empty_like(z)
+    slopes = np.empty_like(z)
     for i in range(z.shape[0]):
         for h in range(z.shape[1]):
-            value, slope = _activation(z[i, h], code)
-            a[i, h] = value
-            for s in range(dz.shape[0]):
-                dz[s, i, h] *= slope
+            a[i, h], slopes[i, h] = _activation(z[i, h], code)
+    for s in range(dz.shape[0]):
+        dz[s] *= slopes
     return _apply_linear(a, dz, w_out)
 
 
@@ -172,7 +172,11 @@ def _apply_attention(x, dx, w_q, w_k, w_v, w_o, heads, causal):
                 attention[h, i, j] /= total
                 for a in range(c0, c0 + dh):
                     out[i, a] += attention[h, i, j] * v[j, a]
-            for s in range(m):
+    for s in range(m):  # tangent by tangent: each one's arrays are contiguous
+        for h in range(heads):
+            c0 = h * dh
+            for i in range(n_tokens):
+                last = i + 1 if causal else n_tokens
                 # dA_ij = A_ij (dS_ij − Σ_l A_il dS_il), dS = (dQ Kᵀ + Q dKᵀ) / sqrt(dh)
                 mean_ds = 0.0
                 for j in range(last):

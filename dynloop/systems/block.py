@@ -449,6 +449,30 @@ class BlockSpec(System):
             jacobians.append(jacobian)
         return np.stack(jacobians)
 
+    def jacobian(self, x, params=None):
+        """Analytic Jacobian of one loop at ``x`` (``n × n``, ``n = tokens * width``).
+
+        The identity is pushed through every stage as ``n`` tangents in one pass, which is the
+        product ``J_S ⋯ J_1`` of the stage Jacobians without forming them.
+
+        Examples
+        --------
+        >>> import dynloop, numpy as np
+        >>> spec = dynloop.BlockSpec(width=4, tokens=2, layers=3, norm="sandwich")
+        >>> x = spec.start_state()
+        >>> product = np.linalg.multi_dot(spec.stage_jacobians(x)[::-1])
+        >>> bool(np.allclose(spec.jacobian(x), product, rtol=1e-12, atol=1e-14))
+        True
+        """
+        self._require_numeric("jacobian()")
+        config, arrays = self._compiled(np.float64)
+        x = self._check_state(x, "x")
+        n = x.size
+        tangents = np.eye(n).reshape((n,) + self.state_shape)
+        for stage in range(self.n_stages):
+            x, tangents, _ = kernels.stage_apply(config, arrays, stage, x, tangents)
+        return tangents.reshape(n, n).T.copy()
+
     def linearize(self, at=None):
         """The affine loop given by the stage Jacobians of this block at a state.
 
