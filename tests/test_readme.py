@@ -1,0 +1,20 @@
+"""The README's tour runs as written."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_readme_tour_runs(tmp_path, monkeypatch):
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    assert blocks, "the README has a python tour"
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), namespace)
+    result = namespace["result"]
+    assert result.regime.value == "cyclic" and result.distinct_stage_points == 4
+    assert (tmp_path / "traj.png").exists() and (tmp_path / "regime.png").exists()
