@@ -16,7 +16,9 @@ from .regimes import (DRIFTING, STAT_NAMES, S_IS_MAP, S_LYAPUNOV, S_LYAPUNOV_ERR
                       window_statistics)
 from .simulate import simulate
 
-_DEFAULT_BUDGET = 20000
+def _default_budget(state_size):
+    """Loops the adaptive run may take: 20,000 for small states, 4,000 beyond 64 variables."""
+    return 20000 if state_size <= 64 else 4000
 
 
 @dataclass
@@ -119,8 +121,10 @@ class Classification:
             lines.append(f"  Newton on the loop map {'agrees' if self.newton_agrees else 'DISAGREES'} with the "
                          f"iteration (distance {e['newton_distance']:.3g} relative to the scale)")
         if self.convergence_rate is not None:
-            lines.append(f"  observed convergence rate per loop {self.convergence_rate:.6g}"
-                         f"; transient {self.transient_loops} loops")
+            predicted = self.spectral_radius ** (1.0 / self.period) if self.spectral_radius is not None else float("nan")
+            lines.append(f"  observed convergence rate per loop {self.convergence_rate:.6g} (spectral radius"
+                         f"{'' if self.period == 1 else f' ^ (1/{self.period})'} predicts {predicted:.6g});"
+                         f" transient {self.transient_loops} loops")
         if self.distinct_stage_points is not None:
             lines.append(f"  distinct per-layer points: {self.distinct_stage_points}; "
                          f"largest step between stage points {self.degeneracy.max_step:.4g} "
@@ -191,14 +195,20 @@ def _tolerances(tol):
     return Tolerances(period=float(tol), stage=max(float(tol), Tolerances().stage))
 
 
-def _convergence_rate(steps, scale):
-    """Geometric rate of successive differences above the rounding floor (median ratio)."""
-    floor = 1e-12 * scale
-    usable = steps[np.isfinite(steps) & (steps > floor)]
-    if usable.size < 4:
-        return None
-    ratios = usable[1:] / usable[:-1]
-    return float(np.exp(np.median(np.log(ratios[-min(64, ratios.size):]))))
+def _convergence(history, period, scale, tolerance, offset):
+    """Observed geometric rate per loop and transient length, from ``d_t = |h_t - h_{t-p}|``.
+
+    The rate is the median of ``(d_t / d_{t-p})^(1/p)`` over the last 64 values above the rounding
+    floor; the transient is the number of loops until ``d_t`` stayed within tolerance.
+    """
+    distances = np.linalg.norm(history[period:] - history[:-period], axis=1)
+    outside = np.nonzero(~(distances <= tolerance * scale))[0]
+    transient = offset + (int(outside[-1]) + period + 1 if outside.size else 0)
+    usable = distances > 1e-12 * scale
+    ratios = distances[period:][usable[period:] & usable[:-period]] / distances[:-period][usable[period:] & usable[:-period]]
+    if ratios.size < 4:
+        return None, transient
+    return float(np.exp(np.median(np.log(ratios[-64:])) / period)), transient
 
 
 def _layer_indices(system):
@@ -228,7 +238,8 @@ def classify(system, *, x0=None, params=None, transient=None, window=None, tol=N
         Map parameter overrides.
     transient : int, optional
         Loops discarded before the window. By default the system is iterated window after window
-        until a decision is settled or 20,000 loops have run.
+        until a decision is settled or the budget is spent: 20,000 loops for states of at most 64
+        numbers, 4,000 beyond.
     window : int, optional
         Loops examined (default ``max(4 * max_period + 4, 256)``).
     tol : float, dict or Tolerances, optional
@@ -273,16 +284,13 @@ def classify(system, *, x0=None, params=None, transient=None, window=None, tol=N
     # iterate: one transient (given) or window after window until settled (adaptive)
     state = start
     loops_done = 0
-    all_steps = []
     windows = []  # (loops done at the window's end, its loop states): for the convergence check
     if transient is not None:
         run = simulate(system, check_int("transient", transient, 0), x0=state, params=params, record="none")
-        all_steps.append(run.stage_steps[:, -1])
         loops_done += run.loops_run
         state = run.final_state
     while True:
         run = simulate(system, window, x0=state, params=params, record="all")
-        all_steps.append(run.stage_steps[:, -1])
         loops_done += run.loops_run
         if run.diverged:
             stats = np.full(len(STAT_NAMES), np.nan)
@@ -295,9 +303,8 @@ def classify(system, *, x0=None, params=None, transient=None, window=None, tol=N
         stats[S_IS_MAP] = 1.0 if is_map else 0.0
         code, _ = decide(stats, tol_array)
         settled = stats[S_PERIOD] > 0 or code == DRIFTING or code == Regime.DIVERGENT.code
-        if settled or transient is not None or loops_done >= _DEFAULT_BUDGET:
+        if settled or transient is not None or loops_done >= _default_budget(system.state_size):
             break
-    steps = np.concatenate(all_steps) if all_steps else np.empty(0)
     if stats[0] and stats[S_PERIOD] == 0 and len(windows) > 2:
         # still converging? compare the best period's error now with the window at half the run
         half_loops, half_states = min(windows, key=lambda w: abs(w[0] - loops_done / 2))
@@ -347,9 +354,9 @@ def classify(system, *, x0=None, params=None, transient=None, window=None, tol=N
             result["degeneracy"] = Degeneracy(min_cos=min(cosines) if cosines else 1.0, max_step=max_step,
                                               max_step_relative=max_step / scale)
             result["distinct_stage_points"] = _distinct(layer_points, tolerances.stage * scale)
-        result["convergence_rate"] = _convergence_rate(steps, scale)
-        settled_at = np.nonzero(~(steps <= tolerances.period * scale))[0]
-        result["transient_loops"] = int(settled_at[-1] + 1) if settled_at.size else 0
+        history = np.concatenate([states for _, states in windows])
+        result["convergence_rate"], result["transient_loops"] = _convergence(
+            history, period, scale, tolerances.period, loops_done - history.shape[0])
         if cycle.spectral_radius > 1.0 + tolerances.multiplier:
             notes.append("the iteration settled on an orbit whose multipliers lie outside the unit circle: "
                          "it cannot attract, so this is floating-point collapse, not a genuine fixed point")
