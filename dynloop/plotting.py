@@ -61,14 +61,47 @@ def plot_trajectory(trajectory, path=None, ax=None):
     return _finish(fig, path)
 
 
+def _distances_to_stage_points(classification):
+    """Loops, distances and ``1 - cos`` of every stage state to its stage point.
+
+    With a converged orbit the run is repeated from the start state and compared, phase by phase,
+    with the refined stage points; otherwise the examined window is compared with its last loop.
+    """
+    from .dynamics.simulate import simulate
+
+    period = classification.period or 1
+    n_stages = len(classification.stage_names)
+    points = classification.stage_fixed_points
+    if points is not None and classification.period and classification.system is not None:
+        loops = int(min(max(classification.transient_loops or 0, 40) + 40, 2000))
+        run = simulate(classification.system, loops, x0=classification.x0, params=classification.params)
+        flat = run.stage_states.reshape(run.loops_run, n_stages + 1, -1)[:, 1:]
+        targets = points.reshape(period, n_stages, -1)
+        last_phase = int(np.argmin(np.linalg.norm(targets[:, -1] - flat[-1, -1], axis=-1)))
+        phase = (last_phase - (run.loops_run - 1 - np.arange(run.loops_run))) % period
+        target = targets[phase]
+        label = "loop t"
+    else:
+        states = classification.window_states
+        finite = np.all(np.isfinite(states.reshape(states.shape[0], -1)), axis=1)
+        states = states[finite] if finite.any() else np.zeros((1,) + states.shape[1:])
+        flat = states.reshape(states.shape[0], n_stages + 1, -1)[:, 1:]
+        target = flat[-period:][(np.arange(flat.shape[0]) - flat.shape[0]) % period]
+        label = "loop in the last examined window"
+    distances = np.linalg.norm(flat - target, axis=-1)
+    cosines = np.sum(flat * target, axis=-1) / (np.linalg.norm(flat, axis=-1) * np.linalg.norm(target, axis=-1) + 1e-300)
+    return np.arange(flat.shape[0]), distances, np.maximum(1.0 - cosines, 1e-17), label
+
+
 def plot_classification(classification, path=None):
     """Distances and cosines to the per-stage fixed points against loops, and the orbit in 2-D.
 
-    The first two panels use the last window of loops the classification examined: the distance
-    ``|h_{t,j} - Y_j|`` and the cosine ``cos(h_{t,j}, Y_j)`` to each stage's point ``Y_j`` (for a
-    periodic orbit, to the point of the same phase; without a converged orbit, to the last loop).
-    The third panel is a 2-D PCA of every stage state of one token over the window (for a
-    one-variable map, the return map ``x_t`` against ``x_{t+1}``).
+    The first two panels show, for every stage ``j``, the distance ``|h_{t,j} - Y_j|`` and
+    ``1 - cos(h_{t,j}, Y_j)`` to its point ``Y_j`` against the loop ``t`` from the start state
+    (for a periodic orbit, to the point of the same phase). Without a converged orbit they show the
+    last window examined, against its last loop. The third panel is a 2-D PCA of every stage state
+    of one token over that window (for a one-variable map, the return map ``x_t`` against
+    ``x_{t+1}``).
 
     Examples
     --------
@@ -78,26 +111,21 @@ def plot_classification(classification, path=None):
     """
     import matplotlib.pyplot as plt
 
+    loops, distances, one_minus_cos, label = _distances_to_stage_points(classification)
     states = classification.window_states            # (W, S + 1, *state_shape)
+    finite = np.all(np.isfinite(states.reshape(states.shape[0], -1)), axis=1)
+    states = states[finite] if finite.any() else np.zeros((1,) + states.shape[1:])
     n_loops, n_rows = states.shape[0], states.shape[1]
-    flat = states.reshape(n_loops, n_rows, -1)[:, 1:]  # stage outputs
     period = classification.period or 1
-    reference = flat[-period:]                       # the last loop of each phase
-    phase = (np.arange(n_loops) - n_loops) % period
-    target = reference[phase]
-    distances = np.linalg.norm(flat - target, axis=-1)
-    cosines = np.sum(flat * target, axis=-1) / (np.linalg.norm(flat, axis=-1) * np.linalg.norm(target, axis=-1) + 1e-300)
     fig, axes = _figure(None, 3, width=14.0)
     names = classification.stage_names
     colours = plt.get_cmap("viridis")(np.linspace(0.0, 0.9, max(1, len(names))))
-    loops = np.arange(n_loops)
     for j, (name, colour) in enumerate(zip(names, colours)):
         positive = distances[:, j] > 0
         axes[0].semilogy(loops[positive], distances[positive, j], color=colour, label=name, lw=1.1)
-        axes[1].plot(loops, 1.0 - cosines[:, j], color=colour, label=name, lw=1.1)
-    axes[0].set(xlabel="loop in the examined window", ylabel=r"$\|h_{t,j} - Y_j\|$", title="distance to the stage points")
-    axes[1].set(xlabel="loop in the examined window", ylabel=r"$1 - \cos(h_{t,j}, Y_j)$", title="cosine to the stage points")
-    axes[1].set_yscale("symlog", linthresh=1e-16)
+        axes[1].semilogy(loops, one_minus_cos[:, j], color=colour, label=name, lw=1.1)
+    axes[0].set(xlabel=label, ylabel=r"$\|h_{t,j} - Y_j\|$", title="distance to the stage points")
+    axes[1].set(xlabel=label, ylabel=r"$1 - \cos(h_{t,j}, Y_j)$", title="cosine to the stage points")
     if len(names) <= 12:
         axes[0].legend(fontsize="small")
     token = states.reshape(n_loops, n_rows, states.shape[2] if states.ndim > 3 else 1, -1)[:, 1:, 0, :]
@@ -115,6 +143,8 @@ def plot_classification(classification, path=None):
         axes[2].plot(ring[:, 0], ring[:, 1], "-o", color="crimson", ms=4, lw=1, label="last loop")
         axes[2].set(xlabel="PC 1", ylabel="PC 2", title="orbit of token 0 (all stages), PCA")
         axes[2].legend(fontsize="small")
-    label = classification.regime.value + (f", period {classification.period}" if classification.period and classification.period > 1 else "")
-    fig.suptitle(f"{classification.system_name}: {label}", fontsize="medium")
+    regime = classification.regime.value
+    if classification.period and classification.period > 1:
+        regime += f", period {classification.period}"
+    fig.suptitle(f"{classification.system_name}: {regime}", fontsize="medium")
     return _finish(fig, path)

@@ -330,3 +330,10 @@ def test_bitwise_identical_across_runs_and_thread_counts():
     import hashlib
     digests.add(hashlib.sha256(dynloop.simulate(spec, 50).stage_states.tobytes()).hexdigest())
     assert len(digests) == 1
+
+
+def test_linearize_without_a_fixed_point_names_the_regime():
+    spec = BlockSpec(width=4, tokens=1, layers=2, mixer="linear", norm="none", injection="none",
+                     weight_gain=40.0, seed=2)
+    with pytest.raises(ValueError, match="divergent"):
+        spec.linearize()

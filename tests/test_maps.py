@@ -11,7 +11,6 @@ import pytest
 import sympy
 
 import dynloop
-import dynloop.dynamics.fixed_points
 from dynloop import maps
 from dynloop.systems import _map_kernels
 
@@ -451,8 +450,8 @@ def test_system_contract():
     assert m.stage_jacobians(x).shape == (1, 2, 2)
     np.testing.assert_array_equal(m.jacobian(x), m.stage_jacobians(x)[0])
     np.testing.assert_array_equal(x, [0.3, 0.6])  # inputs are not modified
-    point = dynloop.dynamics.fixed_points.find_fixed_point(maps.delayed_logistic(r=1.5))
-    np.testing.assert_allclose(point.state, [1 / 3, 1 / 3], rtol=1e-12)
+    point = dynloop.classify(maps.delayed_logistic(r=1.5)).stage_fixed_points[0]
+    np.testing.assert_allclose(point, [1 / 3, 1 / 3], rtol=1e-12)
 
 
 def test_one_compiled_kernel_serves_every_map():

@@ -10,8 +10,8 @@ import numpy as np
 from .._errors import check_int, invalid
 from .lyapunov import default_exponent_count, lyapunov_spectrum
 from .orbits import find_cycle
-from .regimes import (DRIFTING, STAT_NAMES, S_IS_MAP, S_LYAPUNOV, S_LYAPUNOV_ERROR, S_NORM_FIRST, S_NORM_LAST,
-                      S_PERIOD, S_PERIOD_ERROR, S_PERIOD_ERROR_START, S_SCALE, S_SPECTRAL_RADIUS,
+from .regimes import (DRIFTING, STAT_NAMES, S_IS_MAP, S_LYAPUNOV, S_LYAPUNOV_ERROR, S_NORM_LAST, S_NORM_MIDDLE,
+                      S_PERIOD, S_PERIOD_ERROR, S_PERIOD_ERROR_MIDDLE, S_PERIOD_ERROR_START, S_SCALE, S_SPECTRAL_RADIUS,
                       S_STAGE_SPREAD, S_BEST_PERIOD, Regime, Tolerances, decide, period_error,
                       window_statistics)
 from .simulate import simulate
@@ -94,6 +94,9 @@ class Classification:
     system_name: str = ""
     stage_names: tuple = ()
     window_states: np.ndarray | None = field(default=None, repr=False)
+    system: object = field(default=None, repr=False)
+    x0: np.ndarray | None = field(default=None, repr=False)
+    params: dict | None = field(default=None, repr=False)
 
     def summary(self):
         """The regime and its evidence in words.
@@ -305,12 +308,13 @@ def classify(system, *, x0=None, params=None, transient=None, window=None, tol=N
         settled = stats[S_PERIOD] > 0 or code == DRIFTING or code == Regime.DIVERGENT.code
         if settled or transient is not None or loops_done >= _default_budget(system.state_size):
             break
-    if stats[0] and stats[S_PERIOD] == 0 and len(windows) > 2:
-        # still converging? compare the best period's error now with the window at half the run
-        half_loops, half_states = min(windows, key=lambda w: abs(w[0] - loops_done / 2))
-        earlier = period_error(half_states, int(stats[S_BEST_PERIOD]))
-        stats[S_PERIOD_ERROR_START] = earlier / max(float(np.mean(np.linalg.norm(half_states, axis=1))),
-                                                    reference_scale, 1e-300)
+    if stats[0] and stats[S_PERIOD] == 0 and len(windows) > 4:
+        # still converging? the best period's error at a quarter and at half of the run
+        best = int(stats[S_BEST_PERIOD])
+        for index, fraction in ((S_PERIOD_ERROR_START, 0.25), (S_PERIOD_ERROR_MIDDLE, 0.5)):
+            _, earlier = min(windows, key=lambda w: abs(w[0] - fraction * loops_done))
+            earlier_scale = max(float(np.mean(np.linalg.norm(earlier, axis=1))), reference_scale, 1e-300)
+            stats[index] = period_error(earlier, best) / earlier_scale
     evidence = {"tolerances": asdict(tolerances), "loops": loops_done, "window": window,
                 "reference_scale": reference_scale, "scale": float(stats[S_SCALE]) if stats[0] else float("nan"),
                 "max_period": max_period, "statistics": {n: float(v) for n, v in zip(STAT_NAMES, stats)},
@@ -322,7 +326,8 @@ def classify(system, *, x0=None, params=None, transient=None, window=None, tol=N
     if stats[0] == 0.0:
         notes.append(f"non-finite values at loop {loops_done}")
         return Classification(regime=Regime.DIVERGENT, evidence=evidence, system_name=system.name,
-                              stage_names=tuple(system.stage_names), **result)
+                              stage_names=tuple(system.stage_names), window_states=run.stage_states,
+                              system=system, x0=start, params=params, **result)
     scale = stats[S_SCALE]
     evidence["period_error"] = float(stats[S_PERIOD_ERROR])
     evidence["period_error_start"] = float(stats[S_PERIOD_ERROR_START])
@@ -372,29 +377,45 @@ def classify(system, *, x0=None, params=None, transient=None, window=None, tol=N
         evidence.update(lyapunov_source="multipliers of the converged orbit", lyapunov_error=0.0)
         stats[S_LYAPUNOV], stats[S_LYAPUNOV_ERROR] = exponents[0], 0.0
     elif count:
-        spectrum = lyapunov_spectrum(system, state, steps=max(window, 2000 if is_map else window), transient=0,
-                                     params=params, n_exponents=min(count, system.state_size), seed=seed)
+        # the QR estimate, lengthened until its error is small against the exponent and against
+        # the zero tolerance, within the loop budget
+        steps = max(window, 2000) if is_map else window
+        while True:
+            spectrum = lyapunov_spectrum(system, state, steps=steps, transient=0, params=params,
+                                         n_exponents=min(count, system.state_size), seed=seed)
+            error = 3.0 * spectrum.error[0]
+            precise = error <= max(tolerances.lyapunov_zero / 2, 0.2 * abs(spectrum.exponents[0]))
+            if precise or spectrum.diverged or 2 * steps > _default_budget(system.state_size):
+                break
+            steps *= 2
         if spectrum.steps > 0:
             result.update(lyapunov=spectrum.exponents, lyapunov_sum_check=spectrum.sum_check)
             evidence.update(lyapunov_source=f"QR method over {spectrum.steps} loops",
-                            lyapunov_error=float(spectrum.error[0]))
-            stats[S_LYAPUNOV], stats[S_LYAPUNOV_ERROR] = spectrum.exponents[0], 3.0 * spectrum.error[0]
+                            lyapunov_error=float(error))
+            stats[S_LYAPUNOV], stats[S_LYAPUNOV_ERROR] = spectrum.exponents[0], error
 
     code, decided_period = decide(stats, tol_array)
     regime = Regime.from_code(code)
     evidence["statistics"] = {n: float(v) for n, v in zip(STAT_NAMES, stats)}
     if regime is Regime.DRIFTING:
         stages = simulate(system, 2, x0=state, params=params).stage_states
-        velocity = (stats[S_NORM_LAST] - stats[S_NORM_FIRST]) / (window - 1)
+        velocity = (stats[S_NORM_LAST] - stats[S_NORM_MIDDLE]) / (window - 1 - window // 2)
         directions = stages[-1, 1:] / np.linalg.norm(stages[-1, 1:].reshape(len(system.stage_names), -1),
                                                      axis=1).reshape((-1,) + (1,) * len(system.state_shape))
         result.update(drift_velocity=float(velocity), drift_directions=directions)
     if regime is Regime.UNDETERMINED:
-        if stats[S_PERIOD_ERROR] < stats[S_PERIOD_ERROR_START]:
-            notes.append("still converging towards a cycle when the budget ran out (algebraic or slow "
-                         "convergence, e.g. at a bifurcation): no confident label")
+        lyap, lyap_error = stats[S_LYAPUNOV], stats[S_LYAPUNOV_ERROR]
         if period == 0 and not count:
             notes.append("no period up to max_period and no Lyapunov exponents (lyapunov=False)")
+        elif period == 0 and lyap < -lyap_error:
+            notes.append(f"attracting (largest exponent {lyap:+.4g} ± {lyap_error:.1g}) but no period up to "
+                         f"max_period={max_period}: a longer period or slow convergence")
+        elif period == 0 and lyap_error > tolerances.lyapunov_zero:
+            notes.append(f"the largest exponent {lyap:+.4g} ± {lyap_error:.1g} is too uncertain to call "
+                         "chaos or quasi-periodicity within the budget")
+        elif period == 0:
+            notes.append("still converging towards a cycle when the budget ran out (algebraic or slow "
+                         "convergence, e.g. at a bifurcation): no confident label")
     if regime not in (Regime.VANISHING, Regime.CYCLIC, Regime.FIXED_POINT, Regime.PERIODIC):
         result.update(period=None)
         if cycle is not None and not cycle.stable:
@@ -402,4 +423,5 @@ def classify(system, *, x0=None, params=None, transient=None, window=None, tol=N
     else:
         result["period"] = decided_period
     return Classification(regime=regime, evidence=evidence, system_name=system.name,
-                          stage_names=tuple(system.stage_names), window_states=run.stage_states, **result)
+                          stage_names=tuple(system.stage_names), window_states=run.stage_states,
+                              system=system, x0=start, params=params, **result)

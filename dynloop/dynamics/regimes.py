@@ -97,11 +97,15 @@ class Tolerances:
         A converged orbit whose spectral radius exceeds ``1 + multiplier`` cannot be an attractor:
         it is a floating-point collapse onto an unstable orbit.
     converging : float
-        No period, but the smallest period error shrank by more than this fraction over the
-        run: still converging (undetermined), not quasi-periodic.
+        No period and a zero exponent, but the best period error shrank by more than this fraction
+        from the first to the middle and from the middle to the last part of the run: still
+        converging algebraically (undetermined), not quasi-periodic.
     growing : float
         Growth (drift or exponential divergence) needs the norm to grow in at least this fraction
         of the loops of the window; a bounded chaotic orbit grows in about half of them.
+    lyapunov_zero : float
+        Quasi-periodicity needs the largest Lyapunov exponent zero within an error no larger than
+        this (per loop); a vaguer estimate leaves the orbit undetermined.
     """
 
     period: float = 1e-9
@@ -112,6 +116,7 @@ class Tolerances:
     multiplier: float = 1e-6
     converging: float = 0.1
     growing: float = 0.9
+    lyapunov_zero: float = 0.01
 
     def as_array(self):
         """The tolerances in the order the compiled :func:`decide` reads them."""
@@ -122,10 +127,12 @@ class Tolerances:
 # classify adds the spectral radius, the stage spread and the Lyapunov exponent where computed).
 STAT_NAMES = (
     "finite", "reference_scale", "scale", "norm_first", "norm_middle", "norm_last", "growing_fraction",
-    "period", "best_period", "period_error", "period_error_start", "increment", "increment_change",
+    "period", "best_period", "period_error", "period_error_start", "period_error_middle", "increment",
+    "increment_change",
     "spectral_radius", "stage_spread", "lyapunov", "lyapunov_error", "is_map")
 (S_FINITE, S_REFERENCE_SCALE, S_SCALE, S_NORM_FIRST, S_NORM_MIDDLE, S_NORM_LAST, S_GROWING_FRACTION,
- S_PERIOD, S_BEST_PERIOD, S_PERIOD_ERROR, S_PERIOD_ERROR_START, S_INCREMENT, S_INCREMENT_CHANGE,
+ S_PERIOD, S_BEST_PERIOD, S_PERIOD_ERROR, S_PERIOD_ERROR_START, S_PERIOD_ERROR_MIDDLE, S_INCREMENT,
+ S_INCREMENT_CHANGE,
  S_SPECTRAL_RADIUS, S_STAGE_SPREAD, S_LYAPUNOV, S_LYAPUNOV_ERROR, S_IS_MAP) = range(len(STAT_NAMES))
 
 
@@ -179,8 +186,8 @@ def window_statistics(states, reference_scale, max_period, period_tolerance):
     Notes
     -----
     A period ``p`` holds when ``|h_t - h_{t-p}| <= period_tolerance * scale`` for every ``t`` of
-    the last quarter of the window (at least one whole cycle). The period error of the first
-    quarter, against the last, tells whether the orbit is still converging towards a cycle.
+    the last quarter of the window (at least one whole cycle). The period errors of the first and
+    middle quarters, against the last, tell whether the orbit is still converging towards a cycle.
     """
     n_rows = states.shape[0]
     stats = np.full(len(STAT_NAMES), np.nan)
@@ -216,12 +223,15 @@ def window_statistics(states, reference_scale, max_period, period_tolerance):
     best_candidate = 0
     best_error = np.inf
     best_error_start = np.inf
+    best_error_middle = np.inf
     for period in range(1, max_period + 1):
         error = _period_error(states, last - span + 1, last, period) / scale
         if error <= period_tolerance or error < best_error:
             best_error = error
             best_candidate = period
             best_error_start = _period_error(states, max_period, max_period + span - 1, period) / scale
+            best_error_middle = _period_error(states, middle - span // 2, middle - span // 2 + span - 1,
+                                              period) / scale
         if error <= period_tolerance:
             best_period = period
             break
@@ -229,6 +239,7 @@ def window_statistics(states, reference_scale, max_period, period_tolerance):
     stats[S_BEST_PERIOD] = best_candidate
     stats[S_PERIOD_ERROR] = best_error
     stats[S_PERIOD_ERROR_START] = best_error_start
+    stats[S_PERIOD_ERROR_MIDDLE] = best_error_middle
     # the per-loop increment at the end, and how much it changed since the middle of the window
     increment_last = states[last] - states[last - 1]
     increment_middle = states[middle] - states[middle - 1]
@@ -263,6 +274,7 @@ def decide(stats, tolerances):
     tol_multiplier = tolerances[5]
     tol_converging = tolerances[6]
     tol_growing = tolerances[7]
+    tol_zero = tolerances[8]
     if stats[S_FINITE] == 0.0:
         return DIVERGENT, 0
     period = int(stats[S_PERIOD])
@@ -299,9 +311,14 @@ def decide(stats, tolerances):
         return DIVERGENT, 0
     if has_lyapunov and lyapunov > lyapunov_error:
         return CHAOTIC, 0
-    converging = stats[S_PERIOD_ERROR] < (1.0 - tol_converging) * stats[S_PERIOD_ERROR_START]
-    if converging:
+    if not has_lyapunov or lyapunov < -lyapunov_error or lyapunov_error > tol_zero:
+        # attracting without a period up to max_period (a longer period or slow convergence),
+        # or no exponent precise enough to call it zero
         return UNDETERMINED, 0
-    if has_lyapunov and abs(lyapunov) <= lyapunov_error:
-        return QUASIPERIODIC, 0
-    return UNDETERMINED, 0
+    # the largest exponent is zero within a small error: quasi-periodic, unless the orbit is still
+    # approaching a cycle algebraically (its period error shrinks steadily, as at a bifurcation)
+    shrink = 1.0 - tol_converging
+    if (stats[S_PERIOD_ERROR] < shrink * stats[S_PERIOD_ERROR_MIDDLE]
+            and stats[S_PERIOD_ERROR_MIDDLE] < shrink * stats[S_PERIOD_ERROR_START]):
+        return UNDETERMINED, 0
+    return QUASIPERIODIC, 0

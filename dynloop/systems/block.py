@@ -479,9 +479,9 @@ class BlockSpec(System):
         Parameters
         ----------
         at : array_like, optional
-            The state entering the loop where to linearise. By default the block's fixed point,
-            found by iterating the loop map and refining with Newton's method (a ``ValueError``
-            says so when it does not converge; pass ``at=`` then).
+            The state entering the loop where to linearise. By default the block's fixed point as
+            :func:`dynloop.classify` finds it (iteration refined by Newton's method); a
+            ``ValueError`` names the regime when the block does not converge to one (pass ``at=``).
 
         Returns
         -------
@@ -497,11 +497,15 @@ class BlockSpec(System):
         >>> bool(np.allclose(affine.fixed_point(), affine.loop(affine.fixed_point())))
         True
         """
-        from ..dynamics.fixed_points import find_fixed_point
+        from ..dynamics.classify import classify
         from .affine import AffineLoop
 
         if at is None:
-            at = find_fixed_point(self).state
+            result = classify(self, lyapunov=False)
+            if result.period != 1:
+                raise invalid("at", None, f"this block has no attracting fixed point to linearise at "
+                                          f"(classify says {result.regime.value}); pass a state as at=")
+            at = result.stage_fixed_points[-1]  # the state after the last stage enters the next loop
         at = self._check_state(at, "at")
         stages = self.stage_maps(at)
         jacobians = self.stage_jacobians(at)
