@@ -51,10 +51,7 @@ def main(output="examples/output/"):
                   f"{elapsed:5.1f}s")
             if result.regime not in figures:
                 path = output / f"classify_{result.regime.value}.png"
-                try:
-                    plt.close(result.plot(path))
-                except Exception as error:  # keep going: one missing figure is no reason to stop the table
-                    path = f"not written ({type(error).__name__}: {error})"
+                plt.close(result.plot(path))
                 figures[result.regime] = (path, norm, injection)
     print(f"\nclassified {len(NORMS) * len(INJECTIONS)} blocks in {time.perf_counter() - started:.1f} s")
     for regime, (path, norm, injection) in figures.items():

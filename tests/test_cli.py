@@ -67,3 +67,14 @@ def test_example_writes_its_figure(tmp_path):
                             capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "cyclic fixed point" in result.stdout and figure.stat().st_size > 10000
+
+
+def test_classify_example_prints_its_table_and_figures(tmp_path):
+    result = subprocess.run([sys.executable, str(ROOT / "examples/classify_schemes.py"), str(tmp_path)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.split()[:1] and line.split()[0] in (
+        "none", "pre", "post", "sandwich", "peri", "pre_outer", "peri_outer", "sphere")]
+    assert len(rows) == 16
+    assert {"cyclic", "drifting", "divergent"} <= {row.split()[2] for row in rows}
+    assert (tmp_path / "classify_cyclic.png").stat().st_size > 10000
