@@ -37,11 +37,13 @@ class Regime(str, enum.Enum):
     ``chaotic``
         Bounded, largest Lyapunov exponent positive beyond its error.
     ``drifting``
-        The norm grows without bound but linearly, not exponentially: the per-loop increment
-        converges to a constant vector (the unnormalised residual stream of pre-norm blocks).
+        The norm grows without bound but linearly, not exponentially: the norm grows by the same
+        amount over both halves of the window and the per-loop increment converges to a constant
+        vector (the unnormalised residual stream of pre-norm blocks).
     ``divergent``
-        Non-finite values, exponential growth, or a norm beyond the bound without a constant
-        increment.
+        Non-finite values, exponential growth (the norm grows by the same factor over both halves
+        of the window), or a norm beyond the bound without a constant increment. Growth that is
+        neither yet linear nor exponential is undetermined.
     ``undetermined``
         None of the above is established within the budget (for example algebraic convergence
         at a bifurcation point, or a period longer than ``max_period``); the evidence says what
@@ -87,7 +89,8 @@ class Tolerances:
         Two stage points are the same point when closer than ``stage * scale``.
     linear_growth : float
         Norm growth is linear (drift) when the increments of the norm over the two halves of the
-        window agree to this relative tolerance, exponential when the later one is larger by more.
+        window agree to this relative tolerance, exponential when the growth factors (log ratios)
+        of the two halves agree to it.
     increment : float
         Drift needs the per-loop increment to change by less than this fraction over the window.
     bound : float
@@ -305,7 +308,10 @@ def decide(stats, tolerances):
         ratio = growth_late / growth_early
         if abs(ratio - 1.0) <= tol_linear and stats[S_INCREMENT_CHANGE] <= tol_increment:
             return DRIFTING, 0
-        if ratio > 1.0 + tol_linear:
+        # exponential: the norm grows by the same factor over both halves of the window
+        log_early = math.log(middle / first) if first > 0.0 else np.inf
+        log_late = math.log(last / middle)
+        if log_early > 0.0 and abs(log_late / log_early - 1.0) <= tol_linear:
             return DIVERGENT, 0
     if last > bound * max(stats[S_REFERENCE_SCALE], 1.0):
         return DIVERGENT, 0
