@@ -129,6 +129,14 @@ def _apply_mlp(x, dx, w_in, w_out, code):
     """Value and tangents of ``φ(X W1ᵀ) W2ᵀ``."""
     z, dz = _apply_linear(x, dx, w_in)
     a = np.empty_like(z)
+    if dz.shape[0] == 0:  # values only
+        if code == 0:
+            a[:] = np.tanh(z)
+        else:
+            for i in range(z.shape[0]):
+                for h in range(z.shape[1]):
+                    a[i, h] = _activation(z[i, h], code)[0]
+        return _apply_linear(a, dz, w_out)
     slopes = np.empty_like(z)
     for i in range(z.shape[0]):
         for h in range(z.shape[1]):
@@ -209,9 +217,12 @@ def _apply_mixer(cfg, arrays, layer, sub, x, dx):
 
 # --------------------------------------------------------------------------- placements
 @njit(**_JIT)
-def _apply_sublayer(cfg, arrays, layer, sub, x, dx):
-    """One sub-layer with its norm placement (MODEL.md, Norm placement)."""
-    a = cfg.residual_scale
+def _apply_sublayer(cfg, arrays, layer, sub, x, dx, a):
+    """One sub-layer with its norm placement (MODEL.md, Norm placement) and residual scale ``a``.
+
+    ``a`` is a scalar, or a column ``(rows, 1)`` of per-row scales when the rows of ``x`` belong
+    to different grid points of a sweep (row-wise mixers only).
+    """
     kind = cfg.norm_kind
     eps = cfg.norm_eps
     placement = cfg.norm
@@ -242,6 +253,12 @@ def stage_apply(cfg, arrays, stage, x, dx):
     Stages run: injection (if any), the layers, the outer norm (if any). The attention returned
     is that of the layer's attention sub-layer, or an empty array.
     """
+    return stage_apply_scaled(cfg, arrays, stage, x, dx, cfg.residual_scale)
+
+
+@njit(**_JIT)
+def stage_apply_scaled(cfg, arrays, stage, x, dx, a):
+    """:func:`stage_apply` with the residual scale ``a`` given (a scalar or a per-row column)."""
     no_attention = np.zeros((0, 0, 0), dtype=x.dtype)
     if cfg.has_inject:
         if stage == 0:
@@ -260,7 +277,7 @@ def stage_apply(cfg, arrays, stage, x, dx):
         return y, dy, no_attention
     attention = no_attention
     for sub in range(cfg.sublayers):
-        x, dx, sub_attention = _apply_sublayer(cfg, arrays, stage, sub, x, dx)
+        x, dx, sub_attention = _apply_sublayer(cfg, arrays, stage, sub, x, dx, a)
         if sub_attention.shape[0] > 0:
             attention = sub_attention
     return x, dx, attention

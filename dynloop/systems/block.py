@@ -600,3 +600,8 @@ class BlockSpec(System):
         return True
 
     __hash__ = object.__hash__
+
+    def __getstate__(self):
+        # pickled specs (e.g. shipped to Dask workers) carry their fields, not their caches
+        return {name: value for name, value in self.__dict__.items()
+                if name not in ("_materialized", "_kernel_cache")}
