@@ -9,8 +9,10 @@ from .dynamics import (Classification, Cycle, LyapunovSpectrum, Regime, Trajecto
 from .systems.affine import AffineLoop
 from .systems.block import BlockSpec
 from .systems.maps import Map
+from .sweep import OrbitDiagram, PhaseDiagram, orbit_diagram, sweep
 
 __version__ = "0.1.0"
 
 __all__ = ["BlockSpec", "AffineLoop", "Map", "maps", "simulate", "Trajectory", "classify", "Classification",
-           "Regime", "find_cycle", "Cycle", "lyapunov_spectrum", "LyapunovSpectrum", "__version__"]
+           "Regime", "find_cycle", "Cycle", "lyapunov_spectrum", "LyapunovSpectrum", "sweep", "PhaseDiagram",
+           "orbit_diagram", "OrbitDiagram", "__version__"]

@@ -1,8 +1,46 @@
 """Matplotlib figures for dynloop's result objects (imported lazily by their ``plot`` methods)."""
 
-__all__ = ["plot_trajectory", "plot_classification"]
+__all__ = ["plot_trajectory", "plot_classification", "plot_phase_diagram", "plot_orbit_diagram", "REGIME_COLOURS"]
+
+import math
 
 import numpy as np
+
+from .dynamics.regimes import Regime
+
+
+class _ByRegime(dict):
+    """A dict keyed by regime values (``"cyclic"``, ...) that also accepts ``Regime`` members as keys."""
+
+    @staticmethod
+    def _key(key):
+        return key.value if isinstance(key, Regime) else key
+
+    def __getitem__(self, key):
+        return super().__getitem__(self._key(key))
+
+    def __contains__(self, key):
+        return super().__contains__(self._key(key))
+
+    def get(self, key, default=None):
+        return super().get(self._key(key), default)
+
+
+#: One fixed colour per regime, the same in every figure (Okabe–Ito, colour-blind safe, plus greys):
+#: converged regimes in blues and green, oscillating ones in orange, yellow and purple, unbounded ones
+#: in vermillion and dark grey, undetermined in light grey. Keys are regime values; ``Regime``
+#: members work too.
+REGIME_COLOURS = _ByRegime({
+    "vanishing": "#56B4E9",      # sky blue
+    "cyclic": "#0072B2",         # blue
+    "fixed_point": "#009E73",    # bluish green
+    "periodic": "#E69F00",       # orange
+    "quasiperiodic": "#F0E442",  # yellow
+    "chaotic": "#CC79A7",        # reddish purple
+    "drifting": "#D55E00",       # vermillion
+    "divergent": "#3C3C3C",      # dark grey
+    "undetermined": "#C8C8C8",   # light grey
+})
 
 
 def _figure(ax, ncols, width=11.0, height=4.0):
@@ -147,4 +185,411 @@ def plot_classification(classification, path=None):
     if classification.period and classification.period > 1:
         regime += f", period {classification.period}"
     fig.suptitle(f"{classification.system_name}: {regime}", fontsize="medium")
+    return _finish(fig, path)
+
+
+# ------------------------------------------------------------------------------ phase and orbit diagrams
+#: Facet panels a phase-diagram figure holds at most (4 × 4).
+MAX_PANELS = 16
+
+
+def _regime_style():
+    """Colour map and norm that give every regime code its fixed colour."""
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+
+    colours = [REGIME_COLOURS[regime.value] for regime in Regime]
+    bounds = np.arange(len(colours) + 1) - 0.5
+    return ListedColormap(colours, name="dynloop_regimes"), BoundaryNorm(bounds, len(colours))
+
+
+def _regime_handles(codes):
+    """Legend patches, in ``Regime`` order, for the regime codes present."""
+    from matplotlib.patches import Patch
+
+    present = {int(c) for c in np.unique(codes)}
+    return [Patch(facecolor=REGIME_COLOURS[regime.value], edgecolor="0.35", linewidth=0.5, label=regime.value)
+            for regime in Regime if regime.code in present]
+
+
+def _regime_legend(fig, axes, handles, own_figure):
+    if own_figure:
+        return fig.legend(handles=handles, loc="outside right upper", title="regime", frameon=False)
+    return axes[-1].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
+                           title="regime", frameon=False)
+
+
+def _format(value):
+    return str(value) if isinstance(value, str) else f"{value:.4g}"
+
+
+def _axis_layout(name, values):
+    """How one diagram axis is drawn: sort order, cell centres and edges, scale, tick labels.
+
+    Numeric values are sorted; cell edges lie half-way between neighbours (geometrically, on a log
+    axis, for positive log-spaced values spanning more than two decades), so uneven spacing is
+    drawn to scale. Categorical values sit at 0, 1, 2, ... with their names as tick labels.
+    """
+    values = np.asarray(values)
+    n = values.size
+    if values.dtype.kind in "US":
+        return {"name": name, "order": np.arange(n), "centres": np.arange(n, dtype=float),
+                "edges": np.arange(n + 1) - 0.5, "scale": "linear", "labels": [str(v) for v in values]}
+    order = np.argsort(values, kind="stable")
+    v = values[order].astype(float)
+    scale = "linear"
+    if n == 1:
+        half = 0.5 if v[0] == 0 else 0.05 * abs(v[0])
+        edges = np.array([v[0] - half, v[0] + half])
+    else:
+        if n >= 3 and v[0] > 0 and v[-1] / v[0] > 100:
+            steps = np.diff(np.log(v))
+            if np.allclose(steps, steps.mean(), rtol=1e-3):
+                scale = "log"
+        base = np.log(v) if scale == "log" else v
+        middle = (base[1:] + base[:-1]) / 2
+        edges = np.concatenate([[2 * base[0] - middle[0]], middle, [2 * base[-1] - middle[-1]]])
+        if scale == "log":
+            edges = np.exp(edges)
+    return {"name": name, "order": order, "centres": v, "edges": edges, "scale": scale, "labels": None}
+
+
+def _style_axis(ax, layout, which, label=True):
+    getattr(ax, f"set_{which}scale")(layout["scale"])
+    limits = (layout["edges"][0], layout["edges"][-1])
+    if which == "y" and layout["labels"] is not None:
+        limits = limits[::-1]  # categories read top-down, first on top
+    getattr(ax, f"set_{which}lim")(*limits)
+    if layout["labels"] is not None:
+        rotate = which == "x" and len(layout["labels"]) > 2 and max(len(t) for t in layout["labels"]) > 5
+        extra = {"rotation": 30, "ha": "right"} if rotate else {}
+        getattr(ax, f"set_{which}ticks")(layout["centres"], layout["labels"], **extra)
+    if label:
+        getattr(ax, f"set_{which}label")(layout["name"])
+
+
+def _runs(codes):
+    """(start, stop, code) of the runs of equal consecutive codes."""
+    codes = np.asarray(codes)
+    cuts = np.concatenate([[0], np.nonzero(np.diff(codes))[0] + 1, [codes.size]])
+    return [(int(a), int(b), int(codes[a])) for a, b in zip(cuts[:-1], cuts[1:])]
+
+
+def _regime_bands(ax, layout, codes, alpha):
+    """Vertical bands coloured by regime behind a plot (codes in the axis' original order)."""
+    ordered = np.asarray(codes)[layout["order"]]
+    for start, stop, code in _runs(ordered):
+        ax.axvspan(layout["edges"][start], layout["edges"][stop], color=REGIME_COLOURS[Regime.from_code(code).value],
+                   alpha=alpha, lw=0, zorder=0)
+
+
+def _auto_log(values, log, field):
+    """Whether to draw ``values`` on a log scale: asked for, or positive spanning > 2 decades."""
+    finite = values[np.isfinite(values)]
+    if log is None:
+        return bool(finite.size and finite.min() > 0 and finite.max() / finite.min() > 100)
+    if log and not np.any(finite > 0):
+        raise ValueError(f"log=True needs positive values, but {field!r} has none")
+    return bool(log)
+
+
+def _diagnostic_style(values, field, log):
+    """Colour map and norm of a diagnostic: viridis (log or linear), or a diverging map centred at 0."""
+    import matplotlib
+    from matplotlib import colors
+
+    finite = values[np.isfinite(values)]
+    use_log = _auto_log(values, log, field)
+    if use_log:
+        positive = finite[finite > 0]
+        low, high = float(positive.min()), float(positive.max())
+        norm = colors.LogNorm(low, high if high > low else low * 10.0)
+        cmap = "viridis"
+    elif finite.size and finite.min() < 0 < finite.max():
+        bound = float(np.abs(finite).max())
+        norm, cmap = colors.Normalize(-bound, bound), "coolwarm"
+    else:
+        low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        if high == low:
+            low, high = low - 0.5, high + 0.5
+        norm, cmap = colors.Normalize(low, high), "viridis"
+    cmap = matplotlib.colormaps[cmap].with_extremes(bad=(0.0, 0.0, 0.0, 0.0))
+    return {"cmap": cmap, "norm": norm}, use_log
+
+
+def _panel_plan(diagram):
+    """Panel axes (x first) and facet axes of a phase diagram with two or more axes."""
+    names = list(diagram.axes)
+    kinds = diagram.axis_kinds
+    panel = [n for n in names if kinds[n] == "numeric"][:2]
+    panel += [n for n in names if kinds[n] == "categorical"][:2 - len(panel)]
+    facets = [n for n in names if n not in panel]
+    count = int(np.prod([len(diagram.axes[f]) for f in facets])) if facets else 1
+    if count > MAX_PANELS:
+        sizes = ", ".join(f"{f} ({len(diagram.axes[f])} values)" for f in facets)
+        raise ValueError(f"too many facets: the axes {sizes}, beyond the panel axes {panel[0]} and {panel[1]}, "
+                         f"make {count} panels and at most {MAX_PANELS} fit (4 × 4); fix some with "
+                         f"diagram.select({facets[0]}=...) first")
+    return panel, facets
+
+
+def _facet_grid(diagram, facets):
+    """Facet index combinations, and the rows and columns of the panel grid."""
+    import itertools
+
+    sizes = [len(diagram.axes[f]) for f in facets]
+    combos = list(itertools.product(*[range(s) for s in sizes]))
+    if len(facets) == 2 and max(sizes) <= 4:
+        return combos, sizes[0], sizes[1]
+    cols = len(combos) if len(combos) <= 3 else math.ceil(math.sqrt(len(combos)))
+    return combos, math.ceil(len(combos) / cols), cols
+
+
+def _panel_data(array, names, panel, facets, combo):
+    """The 2-D slice of ``array`` for one facet, dimensions ordered (panel x, panel y)."""
+    index = [slice(None)] * len(names)
+    for name, k in zip(facets, combo):
+        index[names.index(name)] = k
+    data = array[tuple(index)]
+    return data if [n for n in names if n in panel] == panel else data.T
+
+
+def _new_panels(nrows, ncols, count, panel_size, extra_width):
+    import matplotlib.pyplot as plt
+
+    fig, grid = plt.subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False, layout="constrained",
+                             figsize=(panel_size[0] * ncols + extra_width, panel_size[1] * nrows + 0.5))
+    for spare in grid.ravel()[count:]:
+        spare.remove()
+    return fig, grid
+
+
+def plot_phase_diagram(diagram, path=None, field="regime", *, ax=None, log=None, line=None, **kwargs):
+    """Draw a phase diagram: regimes in their fixed colours, or a diagnostic as a heatmap.
+
+    See :meth:`dynloop.sweep.phase.PhaseDiagram.plot` for the parameters.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dynloop.sweep.phase import PhaseDiagram
+    >>> from dynloop.plotting import plot_phase_diagram
+    >>> rate = np.logspace(-4, -0.01, 12).reshape(3, 4)
+    >>> d = PhaseDiagram({"a": np.arange(3.0), "b": np.arange(4.0)}, np.ones((3, 4), dtype=np.int8),
+    ...                  {"convergence_rate": rate})
+    >>> fig = plot_phase_diagram(d, field="convergence_rate")
+    >>> type(fig.axes[0].collections[0].norm).__name__          # 4 decades: log colour scale
+    'LogNorm'
+    """
+    values = diagram.field(field)
+    if diagram.ndim == 1:
+        return _plot_phase_1d(diagram, path, field, ax, log, line, kwargs)
+    panel, facets = _panel_plan(diagram)
+    names = list(diagram.axes)
+    combos, nrows, ncols = _facet_grid(diagram, facets)
+    own_figure = ax is None
+    if own_figure:
+        fig, grid = _new_panels(nrows, ncols, len(combos), (3.6, 3.0) if facets else (5.6, 4.4),
+                                1.9 if field == "regime" else 1.3)
+        axes = list(grid.ravel()[:len(combos)])
+    else:
+        axes = list(np.ravel(ax))
+        if len(axes) < len(combos):
+            raise ValueError(f"ax= holds {len(axes)} axes but the diagram has {len(combos)} panels (facet axes "
+                             f"{', '.join(facets)}); pass ax=None, or draw one facet with select(...)")
+        axes = axes[:len(combos)]
+        fig = axes[0].figure
+        grid = None
+    layouts = [_axis_layout(name, diagram.axes[name]) for name in panel]
+    use_log = False
+    if field == "regime":
+        cmap, norm = _regime_style()
+        style = {"cmap": cmap, "norm": norm}
+    else:
+        style, use_log = _diagnostic_style(values, field, log)
+    kwargs.setdefault("rasterized", True)
+    mesh = None
+    for k, (axis, combo) in enumerate(zip(axes, combos)):
+        data = _panel_data(values, names, panel, facets, combo)
+        data = data[np.ix_(layouts[0]["order"], layouts[1]["order"])].T
+        if field != "regime":
+            data = np.ma.masked_where(~np.isfinite(data) | ((data <= 0) if use_log else False), data)
+        mesh = axis.pcolormesh(layouts[0]["edges"], layouts[1]["edges"], data, shading="flat", **style, **kwargs)
+        row, col = divmod(k, ncols)
+        below_missing = grid is not None and (row + 1) * ncols + col >= len(combos)
+        _style_axis(axis, layouts[0], "x", label=grid is None or below_missing)
+        _style_axis(axis, layouts[1], "y", label=grid is None or col == 0)
+        if below_missing:
+            axis.xaxis.set_tick_params(labelbottom=True)
+        if facets:
+            axis.set_title(", ".join(f"{f}={_format(diagram.axes[f][i])}" for f, i in zip(facets, combo)),
+                           fontsize="medium")
+    if field == "regime":
+        _regime_legend(fig, axes, _regime_handles(diagram.regimes), own_figure)
+    else:
+        label = field + (" (blank: not computed / NaN)" if np.isnan(values).any() else "")
+        fig.colorbar(mesh, ax=axes, label=label, shrink=1.0 if len(axes) == 1 else 0.9)
+    title = str(diagram.meta.get("system_name", "phase diagram"))
+    title += ": regimes" if field == "regime" else f": {field}"
+    if own_figure:
+        fig.suptitle(title, fontsize="medium")
+    elif not facets:
+        axes[0].set_title(title, fontsize="medium")
+    return _finish(fig, path)
+
+
+def _default_line(diagram):
+    for name in ("lyapunov", "convergence_rate"):
+        if name in diagram.diagnostics and np.isfinite(diagram.diagnostics[name]).any():
+            return name
+    return None
+
+
+def _plot_phase_1d(diagram, path, field, ax, log, line, kwargs):
+    """One axis: a regime strip, and a diagnostic line over faint regime bands."""
+    import matplotlib.pyplot as plt
+
+    name, values = next(iter(diagram.axes.items()))
+    layout = _axis_layout(name, values)
+    if field != "regime":
+        line = field
+    elif line is None:
+        line = _default_line(diagram)
+    elif line is False:
+        line = None
+    elif line == "regime" or line not in diagram.diagnostics:
+        raise ValueError(f"line={line!r} is not allowed: expected False or one of "
+                         + ", ".join(repr(d) for d in diagram.diagnostics))
+    own_figure = ax is None
+    if own_figure:
+        if line:
+            fig, (main, strip) = plt.subplots(2, 1, sharex=True, figsize=(8.5, 4.4), layout="constrained",
+                                              gridspec_kw={"height_ratios": [6, 0.7]})
+        else:
+            fig, strip = plt.subplots(figsize=(8.5, 1.9), layout="constrained")
+            main = None
+    else:
+        fig = ax.figure
+        main, strip = (ax, None) if line else (None, ax)
+    cmap, norm = _regime_style()
+    if strip is not None:
+        strip.pcolormesh(layout["edges"], [0.0, 1.0], diagram.regimes[layout["order"]][None, :], cmap=cmap,
+                         norm=norm, shading="flat", rasterized=True)
+        strip.set_yticks([])
+        strip.set_ylim(0.0, 1.0)
+        strip.set_ylabel("regime", rotation=0, ha="right", va="center")
+        _style_axis(strip, layout, "x")
+    if main is not None:
+        _regime_bands(main, layout, diagram.regimes, alpha=0.22 if strip is not None else 0.3)
+        y = diagram.diagnostics[line][layout["order"]]
+        style = {"color": "k", "lw": 1.1}
+        if values.size <= 80:
+            style.update(marker=".", ms=5)
+        style.update(kwargs)
+        main.plot(layout["centres"], y, **style)
+        finite = y[np.isfinite(y)]
+        if _auto_log(y, log, line):
+            main.set_yscale("log")
+        elif finite.size and (line == "lyapunov" or finite.min() < 0 < finite.max()):
+            main.axhline(0.0, color="0.35", lw=0.8, ls="--", zorder=1)
+        main.set_ylabel(line)
+        _style_axis(main, layout, "x", label=strip is None)
+        if strip is not None:
+            main.tick_params(labelbottom=False)
+    handles = _regime_handles(diagram.regimes)
+    _regime_legend(fig, [main or strip], handles, own_figure)
+    title = str(diagram.meta.get("system_name", "phase diagram"))
+    title += ": regimes" if field == "regime" else f": {field}"
+    if own_figure:
+        fig.suptitle(title, fontsize="medium")
+    else:
+        ax.set_title(title, fontsize="medium")
+    return _finish(fig, path)
+
+
+def _orbit_stages(diagram, stages):
+    names = diagram.stage_names
+    if isinstance(stages, str):
+        if stages == "all":
+            return list(range(len(names)))
+        if stages == "layers":
+            chosen = [i for i, n in enumerate(names) if n.startswith("layer")]
+            return chosen or list(range(len(names)))
+        stages = [stages]
+    chosen = [diagram._stage_index(s) for s in stages]
+    if not chosen:
+        raise ValueError("stages=[] is not allowed: expected 'all', 'layers' or stage names / indices")
+    return chosen
+
+
+def plot_orbit_diagram(diagram, path=None, stages="all", *, coordinate=0, ax=None, **kwargs):
+    """Draw an orbit (bifurcation) diagram: one dots panel per stage, regime bands behind.
+
+    See :meth:`dynloop.sweep.phase.OrbitDiagram.plot` for the parameters.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dynloop.sweep.phase import OrbitDiagram
+    >>> from dynloop.plotting import plot_orbit_diagram
+    >>> points = np.random.default_rng(0).random((20, 30, 2, 1))
+    >>> fig = plot_orbit_diagram(OrbitDiagram("a", np.arange(20.0), points, ("layer1", "layer2"), None, {}))
+    >>> [a.get_title() for a in fig.axes]
+    ['layer1', 'layer2']
+    """
+    chosen = _orbit_stages(diagram, stages)
+    m = diagram.points.shape[3]
+    if not -m <= int(coordinate) < m:
+        raise ValueError(f"coordinate={coordinate!r} is not allowed: the points have {m} coordinate(s)")
+    count = len(chosen)
+    if ax is None:
+        rows = math.ceil(count / 4)
+        cols = math.ceil(count / rows)
+        import matplotlib.pyplot as plt
+
+        size = (8.5, 4.6) if count == 1 else (4.0, 3.2)
+        fig, grid = plt.subplots(rows, cols, sharex=True, squeeze=False, layout="constrained",
+                                 figsize=(size[0] * cols + (1.8 if diagram.regimes is not None else 0.0),
+                                          size[1] * rows + 0.4))
+        for spare in grid.ravel()[count:]:
+            spare.remove()
+        axes = list(grid.ravel()[:count])
+    else:
+        axes = list(np.ravel(ax))
+        if len(axes) < count:
+            raise ValueError(f"ax= holds {len(axes)} axes but {count} stages are drawn; pass stages=... or ax=None")
+        axes = axes[:count]
+        fig, rows, cols = axes[0].figure, None, None
+    layout = _axis_layout(diagram.axis, diagram.values)
+    n_values, n_kept = diagram.points.shape[:2]
+    x = np.repeat(diagram.values, n_kept)
+    style = {"ls": "none", "marker": ".", "color": "k", "mec": "none",
+             "ms": float(np.clip(250.0 / math.sqrt(n_values * n_kept), 1.0, 4.0)),
+             "alpha": 0.7 if n_values * n_kept > 20000 else 0.9, "rasterized": True}
+    style.update(kwargs)
+    ylabel = str(diagram.meta.get("coordinate", "x"))
+    for k, (axis, stage) in enumerate(zip(axes, chosen)):
+        if diagram.regimes is not None:
+            _regime_bands(axis, layout, diagram.regimes, alpha=0.25)
+        axis.plot(x, diagram.points[:, :, stage, coordinate].ravel(), **style)
+        bottom = rows is None or (k // cols + 1) * cols + k % cols >= count
+        _style_axis(axis, layout, "x", label=bottom)
+        if bottom:
+            axis.xaxis.set_tick_params(labelbottom=True)
+        if rows is None or k % cols == 0:
+            axis.set_ylabel(ylabel)
+        if count > 1 or len(diagram.stage_names) > 1:
+            axis.set_title(diagram.stage_names[stage], fontsize="medium")
+    if diagram.regimes is not None:
+        _regime_legend(fig, axes, _regime_handles(diagram.regimes), ax is None)
+    title = f"{diagram.meta.get('system_name', 'orbit diagram')}: attractor points against {diagram.axis}"
+    if ax is None:
+        fig.suptitle(title, fontsize="medium")
     return _finish(fig, path)

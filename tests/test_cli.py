@@ -78,3 +78,56 @@ def test_classify_example_prints_its_table_and_figures(tmp_path):
     assert len(rows) == 16
     assert {"cyclic", "drifting", "divergent"} <= {row.split()[2] for row in rows}
     assert (tmp_path / "classify_cyclic.png").stat().st_size > 10000
+
+
+SWEEP_CONFIG = """
+[block]
+width = 4
+tokens = 1
+layers = 2
+mixer = "mlp"
+hidden = 4
+activation = "tanh"
+norm = "pre"
+injection = "additive"
+
+[sweep]
+loops = 120
+chunk = 16
+
+[sweep.axes]
+residual_scale = { start = 0.0, stop = 3.0, num = 8 }
+injection_scale = [0.0, 1.0, 2.0]
+"""
+
+
+def test_sweep_writes_diagram_and_figure_and_resumes(tmp_path, capsys):
+    config = tmp_path / "sweep.toml"
+    config.write_text(SWEEP_CONFIG)
+    out = tmp_path / "out"
+    assert main(["sweep", str(config), "-o", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "phase diagram written" in printed
+    diagram = dynloop.PhaseDiagram.load(out / "phase.npz")
+    assert diagram.regimes.shape == (8, 3)
+    assert (out / "phase.png").stat().st_size > 5000
+    direct = dynloop.sweep(dynloop.BlockSpec.from_toml(config), {
+        "residual_scale": np.linspace(0, 3, 8), "injection_scale": np.array([0.0, 1.0, 2.0])},
+        loops=120, chunk=16, progress=False)
+    assert np.array_equal(diagram.regimes, direct.regimes)
+    (out / "chunks" / "chunk-000000.npz").unlink()
+    assert main(["sweep", str(config), "-o", str(out), "--no-progress"]) == 0   # resumes
+    assert np.array_equal(dynloop.PhaseDiagram.load(out / "phase.npz").regimes, direct.regimes)
+    assert main(["plot", str(out / "phase.npz"), "--field", "final_norm"]) == 0
+    assert (out / "phase-final_norm.png").stat().st_size > 5000
+
+
+def test_sweep_config_errors(tmp_path, capsys):
+    config = tmp_path / "bad.toml"
+    config.write_text("[block]\n[sweep]\nloops = 100\n")
+    assert main(["sweep", str(config), "-o", str(tmp_path / "o")]) == 2
+    assert "sweep.axes" in capsys.readouterr().err
+    config.write_text("[block]\n[sweep.axes]\nresidual_scale = {start = 0}\n")
+    assert main(["sweep", str(config), "-o", str(tmp_path / "o")]) == 2
+    assert "sweep.axes.residual_scale" in capsys.readouterr().err
+    assert main(["plot", str(tmp_path / "missing.npz")]) == 2

@@ -1,0 +1,127 @@
+"""dynloop.sweep against numpy (and JAX, when installed) on the reference workload, in one run.
+
+Workload (the sweep issue's): BlockSpec(width=d, tokens=1, layers=2, mixer="mlp", hidden=d,
+activation="tanh", norm="pre", norm_kind="rms", injection="additive"), residual scale α and
+injection strength β on a G × G grid (α ∈ [0, 3], β ∈ [0, 2]), T loops, early exit and Lyapunov
+exponents off so that every implementation does the same work. Each loop is ``u = h + β e``, then
+for each of the 2 layers ``u = u + α W2 tanh(W1 RMSNorm(u))``. The references are vectorised over
+the grid; the check is the final state norm of every point (1e-10 relative in float64).
+
+Run:  python benchmarks/bench_sweep.py [--sizes 64,8,200 ...] [--dtype float64|float32|both]
+"""
+
+import argparse
+import time
+
+import numpy as np
+
+import dynloop
+from dynloop.sweep import sweep
+
+SIZES = [(64, 8, 200), (256, 8, 200), (128, 32, 200), (64, 128, 100)]
+
+
+def workload(d, dtype):
+    spec = dynloop.BlockSpec(width=d, tokens=1, layers=2, mixer="mlp", hidden=d, activation="tanh", norm="pre",
+                             norm_kind="rms", injection="additive", seed=0)
+    arrays = spec.materialize()
+    w = arrays["weights"]
+    return spec, [w["mlp_in"][i].astype(dtype) for i in range(2)], [w["mlp_out"][i].astype(dtype) for i in range(2)], \
+        arrays["inputs"][0].astype(dtype), arrays["start_state"][0].astype(dtype)
+
+
+def numpy_reference(alpha, beta, w_in, w_out, e, h0, loops, eps):
+    h = np.tile(h0, (alpha.size, 1))
+    a = alpha.reshape(-1, 1).astype(h0.dtype)
+    b = beta.reshape(-1, 1).astype(h0.dtype)
+    for _ in range(loops):
+        h = h + b * e
+        for layer in range(2):
+            n = h / np.sqrt(np.mean(h * h, axis=1, keepdims=True) + eps)
+            h = h + a * (np.tanh(n @ w_in[layer].T) @ w_out[layer].T)
+    return np.linalg.norm(h.astype(np.float64), axis=1)
+
+
+def jax_reference():
+    try:
+        import jax
+        import jax.numpy as jnp
+    except ImportError:
+        return None
+
+    def run(alpha, beta, w_in, w_out, e, h0, loops, eps):
+        if h0.dtype == np.float64:
+            jax.config.update("jax_enable_x64", True)
+
+        def point(a, b):
+            def body(h, _):
+                h = h + b * e
+                for layer in range(2):
+                    n = h / jnp.sqrt(jnp.mean(h * h) + eps)
+                    h = h + a * (w_out[layer] @ jnp.tanh(w_in[layer] @ n))
+                return h, None
+            final, _ = jax.lax.scan(body, h0, None, length=loops)
+            return jnp.linalg.norm(final)
+
+        batched = jax.jit(jax.vmap(point))
+        batched(alpha[:2], beta[:2]).block_until_ready()  # compile
+        start = time.perf_counter()
+        result = np.asarray(batched(alpha, beta).block_until_ready())
+        return result, time.perf_counter() - start
+
+    return run
+
+
+def matmul_peak(dtype, n=1024, repeat=5):
+    a = np.random.default_rng(0).standard_normal((n, n)).astype(dtype)
+    a @ a
+    start = time.perf_counter()
+    for _ in range(repeat):
+        a @ a
+    return 2 * n ** 3 * repeat / (time.perf_counter() - start) / 1e9
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dtype", default="both", choices=["float64", "float32", "both"])
+    args = parser.parse_args(argv)
+    dtypes = [np.float64, np.float32] if args.dtype == "both" else [getattr(np, args.dtype)]
+    jax_run = jax_reference()
+    if jax_run is None:
+        print("JAX not installed (pip install jax): its column is skipped\n")
+    for dtype in dtypes:
+        peak = matmul_peak(dtype)
+        print(f"{np.dtype(dtype).name}: matrix-multiply peak of this machine {peak:.1f} GFLOP/s")
+        print(f"{'G':>4} {'d':>4} {'T':>4} {'dynloop s':>10} {'numpy s':>9} {'jax s':>8} {'vs numpy':>9} "
+              f"{'vs jax':>7} {'GFLOP/s':>8} {'% peak':>7} {'agree':>9} {'early-exit s':>12}")
+        for grid, d, loops in SIZES:
+            spec, w_in, w_out, e, h0 = workload(d, dtype)
+            alpha, beta = (v.ravel() for v in np.meshgrid(np.linspace(0, 3, grid), np.linspace(0, 2, grid),
+                                                         indexing="ij"))
+            axes = {"residual_scale": np.linspace(0, 3, grid), "injection_scale": np.linspace(0, 2, grid)}
+            sweep(spec, {k: v[:2] for k, v in axes.items()}, loops=loops, early_exit=False, progress=False,
+                  dtype=dtype)
+            start = time.perf_counter()
+            diagram = sweep(spec, axes, loops=loops, early_exit=False, progress=False, dtype=dtype)
+            ours = time.perf_counter() - start
+            start = time.perf_counter()
+            reference = numpy_reference(alpha, beta, w_in, w_out, e, h0, loops, spec.norm_eps)
+            theirs = time.perf_counter() - start
+            ours_norms = diagram.diagnostics["final_norm"].ravel()
+            agree = np.nanmax(np.abs(ours_norms - reference) / np.maximum(np.abs(reference), 1e-300))
+            jax_seconds = float("nan")
+            if jax_run is not None:
+                jax_norms, jax_seconds = jax_run(alpha, beta, w_in, w_out, e, h0, loops, spec.norm_eps)
+                agree = max(agree, np.nanmax(np.abs(jax_norms - reference) / np.abs(reference)))
+            start = time.perf_counter()
+            sweep(spec, axes, loops=loops, early_exit=True, progress=False, dtype=dtype)
+            early = time.perf_counter() - start
+            flops = grid * grid * loops * 2 * (2 * 2 * d * d + 10 * d)
+            gflops = flops / ours / 1e9
+            print(f"{grid:4d} {d:4d} {loops:4d} {ours:10.3f} {theirs:9.3f} {jax_seconds:8.3f} {theirs / ours:8.2f}x "
+                  f"{jax_seconds / ours:6.2f}x {gflops:8.2f} {100 * gflops / peak:6.1f}% {agree:9.1e} {early:12.3f}")
+        print()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,365 @@
+"""Compiled, parallel per-point classification for sweeps: one kernel per system family.
+
+Every grid point is iterated independently (``numba.prange`` over the points of a chunk, so results
+do not depend on the thread count) keeping only a ring of the last ``window`` loop states:
+memory is O(points × window × state), never O(points × loops × state). The decision is the same
+compiled :func:`~dynloop.dynamics.regimes.decide` that ``classify`` calls, on the same statistics
+from :func:`~dynloop.dynamics.regimes.window_statistics`.
+"""
+
+import math
+
+import numpy as np
+from numba import njit, prange, types
+
+from ..dynamics import regimes as R
+from ..systems._block_kernels import BlockArrays, BlockConfig, stage_apply, stage_apply_scaled
+from ..systems._map_kernels import JacobianFunction, StepFunction
+
+DIAGNOSTICS = ("period", "convergence_rate", "lyapunov", "final_norm", "distinct_stage_points", "min_cos",
+               "max_step_relative", "transient_loops", "loops_run")
+(D_PERIOD, D_RATE, D_LYAPUNOV, D_FINAL_NORM, D_DISTINCT, D_MIN_COS, D_MAX_STEP, D_TRANSIENT,
+ D_LOOPS) = range(len(DIAGNOSTICS))
+
+_JIT = dict(cache=True, error_model="numpy")
+
+
+@njit(**_JIT)
+def _ordered(ring, t):
+    """The ring's rows in loop order, given ``t`` loops written (``t >= len(ring)``)."""
+    window = ring.shape[0]
+    out = np.empty_like(ring)
+    start = t % window
+    out[:window - start] = ring[start:]
+    out[window - start:] = ring[:start]
+    return out
+
+
+@njit(**_JIT)
+def _norm(x):
+    total = 0.0
+    for value in x.ravel():
+        total += np.float64(value) * np.float64(value)
+    return math.sqrt(total)
+
+
+@njit(**_JIT)
+def _window_decision(ring, t, reference_scale, max_period, tolerances, is_map):
+    states = _ordered(ring, t)
+    stats = R.window_statistics(states, reference_scale, max_period, tolerances[0])
+    stats[R.S_IS_MAP] = 1.0 if is_map else 0.0
+    return states, stats
+
+
+@njit(**_JIT)
+def _settled(stats, tolerances):
+    code, _ = R.decide(stats, tolerances)
+    return stats[R.S_FINITE] == 0.0 or stats[R.S_PERIOD] > 0 or code == R.DRIFTING or code == R.DIVERGENT
+
+
+@njit(**_JIT)
+def _convergence(states, period, scale, tolerance, loops_run, row):
+    """Observed rate per loop and transient length from ``|h_t - h_{t-p}|`` over the window."""
+    n_rows = states.shape[0]
+    distances = np.empty(n_rows - period)
+    for t in range(period, n_rows):
+        distances[t - period] = R._distance(states[t], states[t - period])
+    last_outside = -1
+    for t in range(distances.shape[0]):
+        if not distances[t] <= tolerance * scale:
+            last_outside = t
+    row[D_TRANSIENT] = loops_run - n_rows + (last_outside + period + 1 if last_outside >= 0 else 0)
+    logs = np.empty(distances.shape[0])
+    count = 0
+    floor = 1e-12 * scale
+    for t in range(period, distances.shape[0]):
+        if distances[t] > floor and distances[t - period] > floor:
+            logs[count] = math.log(distances[t] / distances[t - period])
+            count += 1
+    if count >= 4:
+        row[D_RATE] = math.exp(np.median(logs[max(0, count - 64):count]) / period)
+
+
+@njit(**_JIT)
+def _finish(stats, tolerances, row):
+    code, period = R.decide(stats, tolerances)
+    row[D_PERIOD] = period
+    row[D_LYAPUNOV] = stats[R.S_LYAPUNOV]
+    return code
+
+
+# ----------------------------------------------------------------------------- looped blocks
+@njit(**_JIT)
+def _block_loop(cfg, arrays, x, n_stages, tangent):
+    for stage in range(n_stages):
+        x, tangent, _ = stage_apply(cfg, arrays, stage, x, tangent)
+    return x, tangent
+
+
+@njit(**_JIT)
+def _point_system(cfg0, arrays0, unit_constant, alpha, beta, eps, dtype_like):
+    """The configuration and arrays of one grid point (its residual scale, injection strength, ε)."""
+    cfg = BlockConfig(cfg0.mixer, cfg0.activation, cfg0.norm, cfg0.norm_kind, cfg0.inject_mode, cfg0.has_inject,
+                      cfg0.has_outer, cfg0.layers, cfg0.sublayers, cfg0.heads, cfg0.causal,
+                      dtype_like.dtype.type(alpha), eps)
+    arrays = BlockArrays(arrays0.linear, arrays0.attn_q, arrays0.attn_k, arrays0.attn_v, arrays0.attn_o,
+                         arrays0.mlp_in, arrays0.mlp_out, arrays0.norm_in, arrays0.norm_out, arrays0.norm_outer,
+                         arrays0.unit_gain, arrays0.inject_matrix, arrays0.inject_diagonal,
+                         (beta * unit_constant).astype(dtype_like.dtype))
+    return cfg, arrays
+
+
+@njit(**_JIT)
+def _block_conclude(cfg, arrays, x, states, stats, t, window, tolerances, lyapunov, n_stages, first_layer,
+                    n_layers, row):
+    """Diagnostics and decision of one point, from its last window of loop states and its state ``x``."""
+    n_tokens, d = x.shape
+    row[D_LOOPS] = t
+    row[D_FINAL_NORM] = _norm(x)
+    if stats[R.S_FINITE] == 0.0 or t < window:
+        if t < window and stats[R.S_FINITE] == 1.0:
+            return R.UNDETERMINED  # too few loops to judge
+        return R.DIVERGENT
+    no_tangent = np.empty((0, n_tokens, d), dtype=x.dtype)
+    scale = stats[R.S_SCALE]
+    period = int(stats[R.S_PERIOD])
+    if period > 0:
+        _convergence(states, period, scale, tolerances[0], t, row)
+    if period == 1:
+        stage_states = np.empty((n_stages + 1, n_tokens, d), dtype=x.dtype)
+        stage_states[0] = x
+        for stage in range(n_stages):
+            stage_states[stage + 1] = stage_apply(cfg, arrays, stage, stage_states[stage], no_tangent)[0]
+        spread = 0.0
+        for stage in range(1, n_stages + 1):
+            spread = max(spread, R._distance(stage_states[stage].ravel(), x.ravel()))
+        stats[R.S_STAGE_SPREAD] = spread / scale
+        # per-layer points: how many distinct, how far apart, how aligned
+        distinct = 0
+        min_cos = 1.0
+        first = stage_states[first_layer + 1].ravel()
+        for layer in range(n_layers):
+            point = stage_states[first_layer + 1 + layer].ravel()
+            new = True
+            for other in range(layer):
+                if R._distance(point, stage_states[first_layer + 1 + other].ravel()) <= tolerances[1] * scale:
+                    new = False
+                    break
+            distinct += 1 if new else 0
+            norms = _norm(first) * _norm(point)
+            if layer > 0 and norms > 0:
+                min_cos = min(min_cos, np.dot(first.astype(np.float64), point.astype(np.float64)) / norms)
+        max_step = 0.0
+        for stage in range(n_stages):
+            max_step = max(max_step, R._distance(stage_states[stage + 1].ravel(), stage_states[stage].ravel()))
+        row[D_DISTINCT] = distinct
+        row[D_MIN_COS] = min_cos
+        row[D_MAX_STEP] = max_step / scale
+    if lyapunov and period == 0:
+        # the largest exponent: one tangent over one more window of loops, renormalised every loop
+        tangent = (np.ones((1, n_tokens, d)) / math.sqrt(n_tokens * d)).astype(x.dtype)
+        halves = np.zeros(2)
+        for s in range(window):
+            x, tangent = _block_loop(cfg, arrays, x, n_stages, tangent)
+            size = _norm(tangent)
+            if not (size > 0.0 and math.isfinite(size)):
+                break
+            halves[0 if s < window // 2 else 1] += math.log(size)
+            tangent = (tangent / size).astype(x.dtype)
+        first_half = halves[0] / (window // 2)
+        second_half = halves[1] / (window - window // 2)
+        stats[R.S_LYAPUNOV] = (halves[0] + halves[1]) / window
+        stats[R.S_LYAPUNOV_ERROR] = 3.0 * max(abs(first_half - second_half), 1.0 / window)
+    return _finish(stats, tolerances, row)
+
+
+@njit(**_JIT)
+def _block_point(cfg0, arrays0, unit_constant, alpha, beta, eps, x0, loops, window, max_period, tolerances,
+                 early_exit, lyapunov, n_stages, first_layer, n_layers, row):
+    """Iterate one grid point on its own (any mixer), then conclude."""
+    cfg, arrays = _point_system(cfg0, arrays0, unit_constant, alpha, beta, eps, x0)
+    n_tokens, d = x0.shape
+    ring = np.zeros((window, n_tokens * d), dtype=x0.dtype)
+    no_tangent = np.empty((0, n_tokens, d), dtype=x0.dtype)
+    reference_scale = _norm(x0)
+    x = x0.copy()
+    t = 0
+    stats = np.full(len(R.STAT_NAMES), np.nan)
+    stats[R.S_FINITE] = 1.0
+    states = ring
+    while t < loops:
+        x, _ = _block_loop(cfg, arrays, x, n_stages, no_tangent)
+        ring[t % window] = x.ravel()
+        t += 1
+        if not math.isfinite(_norm(x)):
+            stats[R.S_FINITE] = 0.0
+            break
+        if t >= window and (t == loops or (early_exit and t % window == 0)):
+            states, stats = _window_decision(ring, t, reference_scale, max_period, tolerances, False)
+            if early_exit and _settled(stats, tolerances):
+                break
+    return _block_conclude(cfg, arrays, x, states, stats, t, window, tolerances, lyapunov, n_stages, first_layer,
+                           n_layers, row)
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def sweep_block(cfg, arrays, unit_constant, values, x0, loops, window, max_period, tolerances, early_exit,
+                lyapunov, n_stages, first_layer, n_layers):
+    """Classify every point of a chunk one by one; ``values[i] = (residual_scale, injection_scale, norm_eps)``."""
+    n_points = values.shape[0]
+    codes = np.empty(n_points, dtype=np.int8)
+    diagnostics = np.full((n_points, len(DIAGNOSTICS)), np.nan)
+    for i in prange(n_points):
+        codes[i] = _block_point(cfg, arrays, unit_constant, values[i, 0], values[i, 1], values[i, 2], x0, loops,
+                                window, max_period, tolerances, early_exit, lyapunov, n_stages, first_layer,
+                                n_layers, diagnostics[i])
+    return codes, diagnostics
+
+
+@njit(**_JIT)
+def _block_group(cfg, arrays, unit_constant, values, x0, loops, window, max_period, tolerances, early_exit,
+                 lyapunov, n_stages, first_layer, n_layers, codes, diagnostics):
+    """Iterate a group of grid points together as the rows of one state (row-wise mixers only).
+
+    The ``B`` points' ``T`` tokens are ``B·T`` rows, so every matrix product is one BLAS call for the
+    whole group and every norm and activation one pass over it; each point's residual scale is a
+    per-row column and its injection a per-row constant. Points are concluded one by one.
+    """
+    n_points = values.shape[0]
+    n_tokens, d = x0.shape
+    rows = n_points * n_tokens
+    x = np.empty((rows, d), dtype=x0.dtype)
+    alpha = np.empty((rows, 1), dtype=x0.dtype)
+    constant = np.empty((rows, d), dtype=x0.dtype)
+    for p in range(n_points):
+        for k in range(n_tokens):
+            x[p * n_tokens + k] = x0[k]
+            alpha[p * n_tokens + k, 0] = values[p, 0]
+            constant[p * n_tokens + k] = values[p, 1] * unit_constant[k]
+    group_arrays = BlockArrays(arrays.linear, arrays.attn_q, arrays.attn_k, arrays.attn_v, arrays.attn_o,
+                               arrays.mlp_in, arrays.mlp_out, arrays.norm_in, arrays.norm_out, arrays.norm_outer,
+                               arrays.unit_gain, arrays.inject_matrix, arrays.inject_diagonal, constant)
+    no_tangent = np.empty((0, rows, d), dtype=x0.dtype)
+    ring = np.zeros((n_points, window, n_tokens * d), dtype=x0.dtype)
+    reference_scale = _norm(x0)
+    done = np.zeros(n_points, dtype=np.bool_)
+    diverged = np.zeros(n_points, dtype=np.bool_)
+    loops_at = np.full(n_points, loops, dtype=np.int64)
+    remaining = n_points
+    t = 0
+    while t < loops and remaining > 0:
+        for stage in range(n_stages):
+            x, _, _ = stage_apply_scaled(cfg, group_arrays, stage, x, no_tangent, alpha)
+        for p in range(n_points):
+            if done[p]:
+                continue
+            state = x[p * n_tokens:(p + 1) * n_tokens].ravel()
+            ring[p, t % window] = state
+            if not math.isfinite(_norm(state)):
+                done[p] = True
+                diverged[p] = True
+                loops_at[p] = t + 1
+                remaining -= 1
+        t += 1
+        if early_exit and t >= window and t % window == 0 and t < loops:
+            for p in range(n_points):
+                if not done[p]:
+                    _, stats = _window_decision(ring[p], t, reference_scale, max_period, tolerances, False)
+                    if _settled(stats, tolerances):
+                        done[p] = True
+                        loops_at[p] = t
+                        remaining -= 1
+    for p in range(n_points):
+        point_cfg, point_arrays = _point_system(cfg, arrays, unit_constant, values[p, 0], values[p, 1],
+                                                values[p, 2], x0)
+        t_p = min(loops_at[p], t)
+        stats = np.full(len(R.STAT_NAMES), np.nan)
+        stats[R.S_FINITE] = 0.0 if diverged[p] else 1.0
+        states = ring[p]
+        final = ring[p, (t_p - 1) % window].reshape(n_tokens, d).copy()
+        if t_p >= window and not diverged[p]:
+            states, stats = _window_decision(ring[p], t_p, reference_scale, max_period, tolerances, False)
+        codes[p] = _block_conclude(point_cfg, point_arrays, final, states, stats, t_p, window, tolerances, lyapunov,
+                                   n_stages, first_layer, n_layers, diagnostics[p])
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def sweep_block_rows(cfg, arrays, unit_constant, values, x0, loops, window, max_period, tolerances, early_exit,
+                     lyapunov, n_stages, first_layer, n_layers, group):
+    """Classify every point of a chunk in groups of ``group`` points iterated together (row-wise mixers)."""
+    n_points = values.shape[0]
+    codes = np.empty(n_points, dtype=np.int8)
+    diagnostics = np.full((n_points, len(DIAGNOSTICS)), np.nan)
+    n_groups = (n_points + group - 1) // group
+    for g in prange(n_groups):
+        lo = g * group
+        hi = min(n_points, lo + group)
+        _block_group(cfg, arrays, unit_constant, values[lo:hi], x0, loops, window, max_period, tolerances,
+                     early_exit, lyapunov, n_stages, first_layer, n_layers, codes[lo:hi], diagnostics[lo:hi])
+    return codes, diagnostics
+
+
+# ----------------------------------------------------------------------------- maps
+@njit(**_JIT)
+def _map_point(step, jacobian, params, x0, loops, window, max_period, tolerances, early_exit, lyapunov, row):
+    dim = x0.shape[0]
+    ring = np.zeros((window, dim))
+    reference_scale = _norm(x0)
+    x = x0.copy()
+    t = 0
+    stats = np.full(len(R.STAT_NAMES), np.nan)
+    stats[R.S_FINITE] = 1.0
+    states = ring
+    while t < loops:
+        x = step(x, params)
+        ring[t % window] = x
+        t += 1
+        if not math.isfinite(_norm(x)):
+            stats[R.S_FINITE] = 0.0
+            break
+        if t >= window and (t == loops or (early_exit and t % window == 0)):
+            states, stats = _window_decision(ring, t, reference_scale, max_period, tolerances, True)
+            if early_exit and _settled(stats, tolerances):
+                break
+    row[D_LOOPS] = t
+    row[D_FINAL_NORM] = _norm(x)
+    if stats[R.S_FINITE] == 0.0 or t < window:
+        if t < window and stats[R.S_FINITE] == 1.0:
+            return R.UNDETERMINED
+        return R.DIVERGENT
+    period = int(stats[R.S_PERIOD])
+    if period > 0:
+        _convergence(states, period, stats[R.S_SCALE], tolerances[0], t, row)
+    if lyapunov and period == 0:
+        tangent = np.ones(dim) / math.sqrt(dim)
+        halves = np.zeros(2)
+        for s in range(window):
+            tangent = jacobian(x, params) @ tangent
+            x = step(x, params)
+            size = _norm(tangent)
+            if not (size > 0.0 and math.isfinite(size)):
+                break
+            halves[0 if s < window // 2 else 1] += math.log(size)
+            tangent = tangent / size
+        first_half = halves[0] / (window // 2)
+        second_half = halves[1] / (window - window // 2)
+        stats[R.S_LYAPUNOV] = (halves[0] + halves[1]) / window
+        stats[R.S_LYAPUNOV_ERROR] = 3.0 * max(abs(first_half - second_half), 1.0 / window)
+    return _finish(stats, tolerances, row)
+
+
+_SWEEP_MAP_SIGNATURE = types.Tuple((types.int8[::1], types.float64[:, ::1]))(
+    StepFunction, JacobianFunction, types.float64[:, ::1], types.float64[::1], types.int64, types.int64,
+    types.int64, types.float64[::1], types.boolean, types.boolean)
+
+
+@njit(_SWEEP_MAP_SIGNATURE, cache=True, error_model="numpy", parallel=True)
+def sweep_map(step, jacobian, values, x0, loops, window, max_period, tolerances, early_exit, lyapunov):
+    """Classify every point of a chunk of map parameter vectors ``values`` (points × parameters)."""
+    n_points = values.shape[0]
+    codes = np.empty(n_points, dtype=np.int8)
+    diagnostics = np.full((n_points, len(DIAGNOSTICS)), np.nan)
+    for i in prange(n_points):
+        codes[i] = _map_point(step, jacobian, values[i].copy(), x0, loops, window, max_period, tolerances,
+                              early_exit, lyapunov, diagnostics[i])
+    return codes, diagnostics

@@ -1,0 +1,277 @@
+"""The sweep engine: grid → chunks → compiled parallel classification → PhaseDiagram."""
+
+__all__ = ["sweep", "POINT_FIELDS"]
+
+import dataclasses
+import itertools
+import sys
+import time
+from collections import OrderedDict
+
+import numpy as np
+
+from .._errors import check_int, invalid
+from ..dynamics.regimes import Regime, Tolerances
+from . import _kernels as kernels
+
+#: BlockSpec fields that vary per point inside one compiled call; every other field is a facet.
+POINT_FIELDS = ("residual_scale", "injection_scale", "norm_eps")
+
+_DTYPES = {np.dtype(np.float64): np.float64, np.dtype(np.float32): np.float32}
+_GROUP_ROWS = 512  # rows (points × tokens) iterated together by the row-wise kernel
+
+
+def _system_kind(system):
+    from ..systems.block import BlockSpec
+    from ..systems.maps import Map
+
+    if isinstance(system, BlockSpec):
+        return "block"
+    if isinstance(system, Map):
+        return "map"
+    raise invalid("system", type(system).__name__,
+                  "sweeps take a dynloop.BlockSpec or a dynloop.Map (an AffineLoop has no parameters to sweep)")
+
+
+def _check_axes(system, axes, kind):
+    if not isinstance(axes, dict) or not axes:
+        raise invalid("axes", axes, "expected a non-empty mapping from a field or parameter name to a 1-D array")
+    checked = OrderedDict()
+    if kind == "block":
+        fields = [f.name for f in dataclasses.fields(system) if f.name not in ("weights", "inputs")]
+    else:
+        fields = list(system.param_names)
+    for name, values in axes.items():
+        if name not in fields:
+            raise invalid("axes", name, "not a sweepable " + ("BlockSpec field" if kind == "block" else
+                                                            f"parameter of {system.name}") + "; allowed: "
+                          + ", ".join(fields))
+        array = np.asarray(values)
+        if array.ndim != 1 or array.size == 0:
+            raise invalid(f"axes[{name!r}]", values, "expected a non-empty 1-D sequence of values")
+        if array.dtype.kind in "OSU":
+            array = array.astype(str)
+        elif array.dtype.kind not in "iuf":
+            raise invalid(f"axes[{name!r}]", values, "expected numbers or strings")
+        checked[name] = array
+    return checked
+
+
+def _describe(system, kind):
+    if kind == "block":
+        return {"block": system.to_dict()}
+    return {"map": {"name": system.name, "params": dict(system.params), "catalogue": system.name in _catalogue()}}
+
+
+def _catalogue():
+    from .. import maps
+
+    return [name for name in maps.__all__ if name != "linear"]
+
+
+@dataclasses.dataclass
+class _Task:
+    """One chunk: where its points sit in the grid and what to compute for them."""
+
+    index: int
+    flat: np.ndarray          # flat grid indices of the chunk's points
+    facet: dict               # facet field values (blocks)
+    point_names: list         # the axes that vary per point, in the columns of ``values``
+    values: np.ndarray        # (points, len(point_names))
+
+
+def _plan(axes, kind, point_names, chunk):
+    """Split the grid, in C order, into chunks that never straddle two facets."""
+    shape = tuple(len(v) for v in axes.values())
+    names = list(axes)
+    facet_names = [n for n in names if n not in point_names]
+    indices = np.indices(shape).reshape(len(shape), -1).T        # (points, axes)
+    facet_key = indices[:, [names.index(n) for n in facet_names]] if facet_names else np.zeros((len(indices), 0), int)
+    tasks = []
+    start = 0
+    total = len(indices)
+    while start < total:
+        stop = start + 1
+        while stop < total and stop - start < chunk and np.array_equal(facet_key[stop], facet_key[start]):
+            stop += 1
+        rows = indices[start:stop]
+        facet = {n: axes[n][rows[0, names.index(n)]].item() for n in facet_names}
+        values = np.column_stack([axes[n][rows[:, names.index(n)]].astype(float) for n in point_names]) \
+            if point_names else np.zeros((stop - start, 0))
+        tasks.append(_Task(len(tasks), np.arange(start, stop), facet, list(point_names), values))
+        start = stop
+    return tasks
+
+
+def _run_task(system, kind, task, settings):
+    """Classify the points of one chunk (runs wherever the executor sends it)."""
+    loops, window, max_period, tolerances, early_exit, lyapunov, dtype, x0 = settings
+    if kind == "block":
+        spec = system.replace(**task.facet) if task.facet else system
+        config, arrays = spec._compiled(dtype)
+        unit = spec.replace(injection_scale=1.0)._compiled(dtype)[1].inject_constant
+        start = spec._check_state(spec.start_state() if x0 is None else x0, "x0", dtype)
+        values = np.tile([getattr(spec, name) for name in POINT_FIELDS], (len(task.flat), 1))
+        for column, name in enumerate(task.point_names):
+            values[:, POINT_FIELDS.index(name)] = task.values[:, column]
+        stage_names = spec.stage_names
+        layers = [i for i, name in enumerate(stage_names) if name.startswith("layer")]
+        arguments = (config, arrays, unit, values, start, loops, window, max_period, tolerances, early_exit,
+                     lyapunov, spec.n_stages, layers[0], len(layers))
+        if spec.mixer in ("linear", "mlp") and "norm_eps" not in task.point_names:
+            # row-wise mixers: iterate groups of points together, one BLAS call per product
+            group = max(1, _GROUP_ROWS // spec.tokens)
+            return kernels.sweep_block_rows(*arguments, group)
+        return kernels.sweep_block(*arguments)
+    names = list(system.param_names)
+    values = np.tile(system._param_vector(None), (len(task.flat), 1))
+    for column, name in enumerate(task.point_names):
+        values[:, names.index(name)] = task.values[:, column]
+    start = system._check_state(system.start_state() if x0 is None else x0, "x0")
+    return kernels.sweep_map(system._step, system.jacobian_function, np.ascontiguousarray(values), start, loops,
+                             window, max_period, tolerances, early_exit, lyapunov)
+
+
+def sweep(system, axes, *, loops=200, transient=None, tol=None, x0=None, chunk=None, store=None, resume=True,
+          executor=None, progress=True, early_exit=True, lyapunov=False, dtype=np.float64):
+    """Classify a system at every point of a parameter grid: a phase diagram.
+
+    Parameters
+    ----------
+    system : BlockSpec or Map
+        The system at the grid's reference point; axes override its fields (or map parameters).
+    axes : mapping
+        Ordered mapping from a field or map-parameter name to a 1-D array of values. Numeric
+        ``residual_scale``, ``injection_scale`` and ``norm_eps`` (and every map parameter) vary per
+        point inside one compiled call; any other BlockSpec field (``norm``, ``injection``,
+        ``mixer``, ``layers``, ``width``, ``weight_gain``, ``seed``, ...) is a facet: one compiled
+        call per value.
+    loops : int
+        Loops per point (at most; a point stops early once its regime is settled).
+    transient : int, optional
+        Loops before the examined window (default ``loops // 2``): the window is the last
+        ``loops - transient`` loops, and periods up to ``(window - 4) // 4`` are detected.
+    tol : float, dict or Tolerances, optional
+        Decision tolerances, as for :func:`dynloop.classify`.
+    x0 : array_like, optional
+        Start state for every point (default: the system's own).
+    chunk : int, optional
+        Points per chunk (default 1024): the unit of storage, resumption and distribution.
+    store : str or Path, optional
+        Directory where every finished chunk is written atomically, with a manifest.
+    resume : bool
+        Skip chunks already in ``store`` (the store must hold the same sweep).
+    executor : concurrent.futures.Executor, optional
+        Run chunks there (e.g. ``dask.distributed.Client(...).get_executor()``); default: in process.
+    progress : bool
+        A tqdm progress bar when tqdm is installed and stderr is a terminal.
+    early_exit : bool
+        Stop iterating a point once its regime is settled.
+    lyapunov : bool
+        Estimate the largest Lyapunov exponent at points without a period (needed to tell chaos
+        from quasi-periodicity; otherwise those points are undetermined).
+    dtype : {numpy.float64, numpy.float32}
+
+    Returns
+    -------
+    PhaseDiagram
+
+    Examples
+    --------
+    >>> import numpy as np, dynloop
+    >>> diagram = dynloop.sweep(dynloop.maps.logistic(), {"r": [2.5, 2.8, 3.2, 3.5]}, loops=400, progress=False)
+    >>> [dynloop.Regime.from_code(c).value for c in diagram.regimes]
+    ['fixed_point', 'fixed_point', 'periodic', 'periodic']
+    """
+    from .phase import PhaseDiagram
+    from .store import ChunkStore
+
+    started = time.perf_counter()
+    kind = _system_kind(system)
+    axes = _check_axes(system, axes, kind)
+    loops = check_int("loops", loops, minimum=8)
+    transient = loops // 2 if transient is None else check_int("transient", transient, minimum=0)
+    if transient >= loops - 8:
+        raise invalid("transient", transient, f"leave a window of at least 8 loops (loops={loops})")
+    window = loops - transient
+    max_period = max(1, (window - 4) // 4)
+    chunk = 1024 if chunk is None else check_int("chunk", chunk, minimum=1)
+    if np.dtype(dtype) not in _DTYPES:
+        raise invalid("dtype", dtype, "expected numpy.float64 or numpy.float32")
+    dtype = _DTYPES[np.dtype(dtype)]
+    if kind == "map" and dtype is not np.float64:
+        raise invalid("dtype", dtype, "map sweeps run in float64")
+    from ..dynamics.classify import _tolerances
+
+    tolerances = _tolerances(tol)
+    point_names = [n for n in axes if (n in POINT_FIELDS and axes[n].dtype.kind in "iuf") or kind == "map"]
+    tasks = _plan(axes, kind, point_names, chunk)
+    x0 = None if x0 is None else np.asarray(x0, dtype=float)
+    settings = (loops, window, max_period, tolerances.as_array(), bool(early_exit), bool(lyapunov), dtype, x0)
+    shape = tuple(len(v) for v in axes.values())
+    manifest = {"system": _describe(system, kind), "axes": {n: v.tolist() for n, v in axes.items()},
+                "loops": loops, "transient": transient, "tolerances": dataclasses.asdict(tolerances),
+                "x0": None if x0 is None else x0.tolist(), "chunk": chunk, "early_exit": bool(early_exit),
+                "lyapunov": bool(lyapunov), "dtype": np.dtype(dtype).name}
+    chunk_store = None if store is None else ChunkStore(store, manifest, len(tasks), resume=resume)
+    done = chunk_store.done() if chunk_store is not None and resume else set()
+    regimes = np.full(int(np.prod(shape)), Regime.UNDETERMINED.code, dtype=np.int8)
+    diagnostics = np.full((regimes.size, len(kernels.DIAGNOSTICS)), np.nan)
+
+    def accept(task, result):
+        codes, values = result
+        regimes[task.flat] = codes
+        diagnostics[task.flat] = values
+        if chunk_store is not None and task.index not in done:
+            chunk_store.write(task.index, {"codes": codes, "diagnostics": values})
+
+    pending = []
+    for task in tasks:
+        if task.index in done:
+            stored = chunk_store.read(task.index)
+            accept(task, (stored["codes"], stored["diagnostics"]))
+        else:
+            pending.append(task)
+    bar = _progress_bar(len(tasks), len(tasks) - len(pending), progress)
+    if executor is None:
+        for task in pending:
+            accept(task, _run_task(system, kind, task, settings))
+            bar.update(1)
+    else:
+        futures = {executor.submit(_run_task, system, kind, task, settings): task for task in pending}
+        from concurrent.futures import as_completed
+
+        for future in as_completed(futures):
+            accept(futures[future], future.result())
+            bar.update(1)
+    bar.close()
+    import numba
+
+    from .. import __version__
+
+    meta = {"system": manifest["system"], "system_name": system.name, "stage_names": list(system.stage_names),
+            "versions": {"dynloop": __version__, "numpy": np.__version__, "numba": numba.__version__},
+            "seed": getattr(system, "seed", None), "tolerances": manifest["tolerances"], "loops": loops,
+            "transient": transient, "max_period": max_period, "seconds": time.perf_counter() - started,
+            "lyapunov": bool(lyapunov), "dtype": np.dtype(dtype).name, "early_exit": bool(early_exit)}
+    return PhaseDiagram(axes=dict(axes), regimes=regimes.reshape(shape),
+                        diagnostics={name: diagnostics[:, i].reshape(shape)
+                                     for i, name in enumerate(kernels.DIAGNOSTICS)}, meta=meta)
+
+
+class _NoBar:
+    def update(self, n):
+        pass
+
+    def close(self):
+        pass
+
+
+def _progress_bar(total, initial, wanted):
+    if not wanted or not sys.stderr.isatty():
+        return _NoBar()
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return _NoBar()
+    return tqdm(total=total, initial=initial, unit="chunk", desc="sweep")

@@ -1,0 +1,162 @@
+"""The sweep engine: the same decisions as classify, facets, files that survive SIGKILL, Dask."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import dynloop
+from dynloop import Regime
+from dynloop.sweep import sweep
+
+ROOT = Path(__file__).resolve().parents[1]
+
+BLOCK = dynloop.BlockSpec(width=4, tokens=2, layers=2, mixer="mlp", hidden=6, activation="tanh", norm="pre",
+                          injection="concat", weight_gain=0.8, seed=3)
+
+
+def labels(diagram):
+    return np.vectorize(lambda code: Regime.from_code(code).value)(diagram.regimes)
+
+
+def test_logistic_sweep_matches_classify_point_by_point():
+    values = np.linspace(2.6, 3.6, 21)
+    diagram = sweep(dynloop.maps.logistic(), {"r": values}, loops=400, progress=False)
+    assert diagram.regimes.shape == (21,)
+    for r, code, period in zip(values, diagram.regimes, diagram.diagnostics["period"]):
+        expected = dynloop.classify(dynloop.maps.logistic(r=r), transient=200, window=200, max_period=49,
+                                    lyapunov=False)
+        assert Regime.from_code(code) is expected.regime, r
+        assert (period or None) == expected.period or (period == 0 and expected.period is None)
+
+
+def test_logistic_chaos_needs_the_lyapunov_exponent():
+    values = np.array([3.2, 3.9, 4.0])
+    without = sweep(dynloop.maps.logistic(), {"r": values}, loops=2000, progress=False)
+    with_exponent = sweep(dynloop.maps.logistic(), {"r": values}, loops=2000, lyapunov=True, progress=False)
+    assert list(labels(without)) == ["periodic", "undetermined", "undetermined"]
+    assert list(labels(with_exponent)) == ["periodic", "chaotic", "chaotic"]
+    assert abs(with_exponent.diagnostics["lyapunov"][2] - np.log(2)) < 0.05
+
+
+def test_block_sweep_matches_classify_at_every_point():
+    axes = {"residual_scale": np.linspace(0.0, 2.0, 4), "injection_scale": np.linspace(0.0, 1.5, 3)}
+    diagram = sweep(BLOCK, axes, loops=240, progress=False, chunk=5)
+    for i, alpha in enumerate(axes["residual_scale"]):
+        for j, beta in enumerate(axes["injection_scale"]):
+            expected = dynloop.classify(BLOCK.replace(residual_scale=alpha, injection_scale=beta), transient=120,
+                                        window=120, max_period=29, lyapunov=False)
+            assert Regime.from_code(diagram.regimes[i, j]) is expected.regime, (alpha, beta, expected.summary())
+            if expected.regime in (Regime.CYCLIC, Regime.VANISHING):
+                assert diagram.diagnostics["distinct_stage_points"][i, j] == expected.distinct_stage_points
+
+
+def test_vanishing_line_and_final_norms():
+    diagram = sweep(BLOCK.replace(injection="none"), {"residual_scale": [0.0, 0.5]}, loops=100, progress=False)
+    assert labels(diagram)[0] == "vanishing"
+    final = dynloop.simulate(BLOCK.replace(injection="none", residual_scale=0.5), int(diagram.diagnostics["loops_run"][1]))
+    assert diagram.diagnostics["final_norm"][1] == pytest.approx(np.linalg.norm(final.final_state), rel=1e-12)
+
+
+def test_categorical_axis_gives_facets_equal_to_separate_sweeps():
+    axes = {"norm": ["pre", "post"], "residual_scale": np.linspace(0.2, 1.2, 3)}
+    diagram = sweep(BLOCK, axes, loops=120, progress=False)
+    assert diagram.regimes.shape == (2, 3)
+    for k, norm in enumerate(["pre", "post"]):
+        alone = sweep(BLOCK.replace(norm=norm), {"residual_scale": axes["residual_scale"]}, loops=120, progress=False)
+        assert np.array_equal(diagram.regimes[k], alone.regimes)
+        np.testing.assert_array_equal(diagram.diagnostics["final_norm"][k], alone.diagnostics["final_norm"])
+
+
+def test_integer_axis_and_early_exit_do_not_change_labels():
+    axes = {"layers": [1, 3], "residual_scale": [0.3, 0.9]}
+    eager = sweep(BLOCK, axes, loops=200, progress=False)
+    patient = sweep(BLOCK, axes, loops=200, progress=False, early_exit=False)
+    assert np.array_equal(eager.regimes, patient.regimes)
+    assert np.all(eager.diagnostics["loops_run"] <= patient.diagnostics["loops_run"])
+
+
+def test_store_resume_and_mismatch(tmp_path):
+    axes = {"residual_scale": np.linspace(0.0, 2.0, 6), "injection_scale": np.linspace(0.0, 1.0, 4)}
+    reference = sweep(BLOCK, axes, loops=120, progress=False)
+    store = tmp_path / "store"
+    first = sweep(BLOCK, axes, loops=120, progress=False, store=store, chunk=5)
+    assert np.array_equal(first.regimes, reference.regimes)
+    chunks = sorted(store.glob("chunk-*.npz"))
+    assert len(chunks) == 5
+    for path in chunks[1:3]:
+        path.unlink()
+    again = sweep(BLOCK, axes, loops=120, progress=False, store=store, chunk=5)
+    assert np.array_equal(again.regimes, reference.regimes)
+    np.testing.assert_array_equal(again.diagnostics["final_norm"], reference.diagnostics["final_norm"])
+    with pytest.raises(ValueError, match="axes|loops"):
+        sweep(BLOCK, axes, loops=140, progress=False, store=store, chunk=5)
+
+
+KILL_SCRIPT = """
+import sys, numpy as np, dynloop
+from dynloop.sweep import sweep
+spec = dynloop.BlockSpec(width=4, tokens=2, layers=2, mixer="mlp", hidden=6, activation="tanh", norm="pre",
+                         injection="concat", weight_gain=0.8, seed=3)
+sweep(spec, {"residual_scale": np.linspace(0, 2, 40), "injection_scale": np.linspace(0, 1, 10)}, loops=3000,
+      early_exit=False, store=sys.argv[1], chunk=4, progress=False)
+"""
+
+
+def test_sigkill_loses_no_finished_chunk(tmp_path):
+    store = tmp_path / "store"
+    axes = {"residual_scale": np.linspace(0, 2, 40), "injection_scale": np.linspace(0, 1, 10)}
+    process = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(store)])
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(store.glob("chunk-*.npz"))) < 3:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    finished = len(list(store.glob("chunk-*.npz")))
+    assert 3 <= finished < 100, "the sweep should have been killed part-way"
+    resumed = sweep(BLOCK, axes, loops=3000, early_exit=False, store=store, chunk=4, progress=False)
+    uninterrupted = sweep(BLOCK, axes, loops=3000, early_exit=False, chunk=4, progress=False)
+    assert np.array_equal(resumed.regimes, uninterrupted.regimes)
+    np.testing.assert_array_equal(resumed.diagnostics["final_norm"], uninterrupted.diagnostics["final_norm"])
+
+
+def test_dask_local_cluster_gives_the_same_labels():
+    distributed = pytest.importorskip("distributed")
+    axes = {"residual_scale": np.linspace(0.0, 2.0, 5), "injection_scale": np.linspace(0.0, 1.0, 4)}
+    local = sweep(BLOCK, axes, loops=120, progress=False, chunk=6)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        with distributed.Client(cluster) as client:
+            remote = sweep(BLOCK, axes, loops=120, progress=False, chunk=6, executor=client.get_executor())
+    assert np.array_equal(remote.regimes, local.regimes)
+    np.testing.assert_array_equal(remote.diagnostics["final_norm"], local.diagnostics["final_norm"])
+
+
+def test_float32_sweep():
+    axes = {"residual_scale": np.linspace(0.0, 1.0, 3)}
+    single = sweep(BLOCK, axes, loops=100, progress=False, dtype=np.float32)
+    double = sweep(BLOCK, axes, loops=100, progress=False)
+    np.testing.assert_allclose(single.diagnostics["final_norm"], double.diagnostics["final_norm"], rtol=1e-4)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"axes": {"depth": [1, 2]}}, "depth"),
+    ({"axes": {"residual_scale": [[1, 2]]}}, "1-D"),
+    ({"axes": {}}, "axes"),
+    ({"axes": {"residual_scale": [1.0]}, "transient": 200, "loops": 200}, "transient"),
+    ({"axes": {"residual_scale": [1.0]}, "dtype": np.int64}, "dtype"),
+    ({"axes": {"norm": ["pre", "postnorm"]}}, "norm"),
+])
+def test_bad_sweeps_are_named(kwargs, message):
+    axes = kwargs.pop("axes")
+    with pytest.raises(ValueError, match=message):
+        sweep(BLOCK, axes, progress=False, **kwargs)
+
+
+def test_affine_loops_cannot_be_swept():
+    with pytest.raises(ValueError, match="AffineLoop"):
+        sweep(dynloop.AffineLoop([np.eye(2)], [np.zeros(2)]), {"x": [1.0]}, progress=False)
