@@ -168,3 +168,17 @@ def test_bad_arguments_are_named():
         dynloop.classify(dynloop.maps.logistic(), max_period=0)
     with pytest.raises(ValueError, match="window"):
         dynloop.classify(dynloop.maps.logistic(), window=10, max_period=8)
+
+
+@pytest.mark.parametrize("trace, det", [(0.5, 0.3), (-1.2, 0.5), (1.6, 0.7), (0.0, -0.6),   # inside
+                                        (1.5, 0.4), (-1.5, 0.4), (0.3, 1.1), (2.2, 0.9)])   # outside
+def test_two_dimensional_jury_triangle(trace, det):
+    # a 2-D affine map with J of the given trace and determinant: stable iff |tr| < 1 + det and det < 1
+    matrix = np.array([[0.0, -det], [1.0, trace]])      # companion matrix: tr = trace, det = det
+    system = dynloop.maps.linear(matrix, c=np.array([0.3, -0.2]))
+    stable = abs(trace) < 1 + det and det < 1
+    result = dynloop.classify(system, x0=[0.1, 0.1])
+    assert (result.regime is Regime.FIXED_POINT) == stable, result.summary()
+    if stable:
+        expected = np.linalg.solve(np.eye(2) - matrix, [0.3, -0.2])
+        np.testing.assert_allclose(result.stage_fixed_points[0], expected, rtol=1e-10)

@@ -136,6 +136,7 @@ def test_dask_local_cluster_gives_the_same_labels():
     np.testing.assert_array_equal(remote.diagnostics["final_norm"], local.diagnostics["final_norm"])
 
 
+@pytest.mark.slow  # compiles every sweep kernel again in float32 (minutes on a cold cache)
 def test_float32_sweep():
     axes = {"residual_scale": np.linspace(0.0, 1.0, 3)}
     single = sweep(BLOCK, axes, loops=100, progress=False, dtype=np.float32)
