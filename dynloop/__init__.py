@@ -3,7 +3,11 @@
 The public names, nothing else; see the README for a tour.
 """
 
-from . import maps
+from ._cache import configure_numba_cache
+
+configure_numba_cache()  # before any kernel is compiled or loaded  # noqa: E402
+
+from . import maps  # noqa: E402
 from .dynamics import (Classification, Cycle, LyapunovSpectrum, Regime, Trajectory, classify, find_cycle,
                        lyapunov_spectrum, simulate)
 from .systems.affine import AffineLoop

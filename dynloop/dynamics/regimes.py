@@ -42,7 +42,8 @@ class Regime(str, enum.Enum):
         vector (the unnormalised residual stream of pre-norm blocks).
     ``divergent``
         Non-finite values, exponential growth (the norm grows by the same factor over both halves
-        of the window), or a norm beyond the bound without a constant increment. Growth that is
+        of the window, and the per-loop increment by the same factor as the norm), or a norm beyond
+        the bound without a constant increment. Growth that is
         neither yet linear nor exponential is undetermined.
     ``undetermined``
         None of the above is established within the budget (for example algebraic convergence
@@ -131,11 +132,11 @@ class Tolerances:
 STAT_NAMES = (
     "finite", "reference_scale", "scale", "norm_first", "norm_middle", "norm_last", "growing_fraction",
     "period", "best_period", "period_error", "period_error_start", "period_error_middle", "increment",
-    "increment_change",
+    "increment_change", "increment_growth",
     "spectral_radius", "stage_spread", "lyapunov", "lyapunov_error", "is_map")
 (S_FINITE, S_REFERENCE_SCALE, S_SCALE, S_NORM_FIRST, S_NORM_MIDDLE, S_NORM_LAST, S_GROWING_FRACTION,
  S_PERIOD, S_BEST_PERIOD, S_PERIOD_ERROR, S_PERIOD_ERROR_START, S_PERIOD_ERROR_MIDDLE, S_INCREMENT,
- S_INCREMENT_CHANGE,
+ S_INCREMENT_CHANGE, S_INCREMENT_GROWTH,
  S_SPECTRAL_RADIUS, S_STAGE_SPREAD, S_LYAPUNOV, S_LYAPUNOV_ERROR, S_IS_MAP) = range(len(STAT_NAMES))
 
 
@@ -249,6 +250,8 @@ def window_statistics(states, reference_scale, max_period, period_tolerance):
     size = _distance(increment_last, zero)
     stats[S_INCREMENT] = size / scale
     stats[S_INCREMENT_CHANGE] = _distance(increment_last, increment_middle) / size if size > 0 else np.inf
+    size_middle = _distance(increment_middle, zero)
+    stats[S_INCREMENT_GROWTH] = size / size_middle if size_middle > 0 else np.inf
     return stats
 
 
@@ -311,7 +314,9 @@ def decide(stats, tolerances):
         # exponential: the norm grows by the same factor over both halves of the window
         log_early = math.log(middle / first) if first > 0.0 else np.inf
         log_late = math.log(last / middle)
-        if log_early > 0.0 and abs(log_late / log_early - 1.0) <= tol_linear:
+        # ... and so does the per-loop increment (bounded increments, as in pre-norm blocks, cannot)
+        increments_follow = abs(math.log(stats[S_INCREMENT_GROWTH]) - log_late) <= tol_linear * log_late
+        if log_early > 0.0 and abs(log_late / log_early - 1.0) <= tol_linear and increments_follow:
             return DIVERGENT, 0
     if last > bound * max(stats[S_REFERENCE_SCALE], 1.0):
         return DIVERGENT, 0

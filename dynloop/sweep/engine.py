@@ -19,6 +19,7 @@ POINT_FIELDS = ("residual_scale", "injection_scale", "norm_eps")
 
 _DTYPES = {np.dtype(np.float64): np.float64, np.dtype(np.float32): np.float32}
 _GROUP_ROWS = 512  # rows (points × tokens) iterated together by the row-wise kernel
+_DEFAULT_WINDOW = 260  # loops examined per point by default, as classify's default window
 
 
 def _system_kind(system):
@@ -149,8 +150,8 @@ def sweep(system, axes, *, loops=200, transient=None, tol=None, x0=None, chunk=N
     loops : int
         Loops per point (at most; a point stops early once its regime is settled).
     transient : int, optional
-        Loops before the examined window (default ``loops // 2``): the window is the last
-        ``loops - transient`` loops, and periods up to ``(window - 4) // 4`` are detected.
+        Loops before the examined window (default: the window is the last ``min(loops // 2, 260)``
+        loops, as in :func:`dynloop.classify`); periods up to ``(window - 4) // 4`` are detected.
     tol : float, dict or Tolerances, optional
         Decision tolerances, as for :func:`dynloop.classify`.
     x0 : array_like, optional
@@ -190,7 +191,7 @@ def sweep(system, axes, *, loops=200, transient=None, tol=None, x0=None, chunk=N
     kind = _system_kind(system)
     axes = _check_axes(system, axes, kind)
     loops = check_int("loops", loops, minimum=8)
-    transient = loops // 2 if transient is None else check_int("transient", transient, minimum=0)
+    transient = loops - min(loops // 2, _DEFAULT_WINDOW) if transient is None else check_int("transient", transient, minimum=0)
     if transient >= loops - 8:
         raise invalid("transient", transient, f"leave a window of at least 8 loops (loops={loops})")
     window = loops - transient
