@@ -12,7 +12,6 @@ import numpy as np
 
 from .._errors import check_int, invalid
 from ..dynamics.regimes import Regime, Tolerances
-from . import _kernels as kernels
 
 #: BlockSpec fields that vary per point inside one compiled call; every other field is a facet.
 POINT_FIELDS = ("residual_scale", "injection_scale", "norm_eps")
@@ -106,6 +105,8 @@ def _plan(axes, kind, point_names, chunk):
 
 def _run_task(system, kind, task, settings):
     """Classify the points of one chunk (runs wherever the executor sends it)."""
+    from . import _kernels as kernels  # compiled on first use, not when dynloop is imported
+
     loops, window, max_period, tolerances, early_exit, lyapunov, dtype, x0 = settings
     if kind == "block":
         spec = system.replace(**task.facet) if task.facet else system
@@ -184,6 +185,7 @@ def sweep(system, axes, *, loops=200, transient=None, tol=None, x0=None, chunk=N
     >>> [dynloop.Regime.from_code(c).value for c in diagram.regimes]
     ['fixed_point', 'fixed_point', 'periodic', 'periodic']
     """
+    from . import _kernels as kernels
     from .phase import PhaseDiagram
     from .store import ChunkStore
 
