@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .._errors import check_int, invalid
+from .._errors import check_int
 from .lyapunov import default_exponent_count, lyapunov_spectrum
 from .orbits import find_cycle
 from .regimes import (DRIFTING, STAT_NAMES, S_IS_MAP, S_LYAPUNOV, S_LYAPUNOV_ERROR, S_NORM_LAST, S_NORM_MIDDLE,

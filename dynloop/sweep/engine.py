@@ -3,7 +3,7 @@
 __all__ = ["sweep", "POINT_FIELDS"]
 
 import dataclasses
-import itertools
+import functools
 import sys
 import time
 from collections import OrderedDict
@@ -11,12 +11,12 @@ from collections import OrderedDict
 import numpy as np
 
 from .._errors import check_int, invalid
-from ..dynamics.regimes import Regime, Tolerances
+from ..dynamics.regimes import Regime
+from ..dynamics.simulate import _DTYPES
 
 #: BlockSpec fields that vary per point inside one compiled call; every other field is a facet.
 POINT_FIELDS = ("residual_scale", "injection_scale", "norm_eps")
 
-_DTYPES = {np.dtype(np.float64): np.float64, np.dtype(np.float32): np.float32}
 _GROUP_ROWS = 512  # rows (points × tokens) iterated together by the row-wise kernel
 _DEFAULT_WINDOW = 260  # loops examined per point by default, as classify's default window
 
@@ -80,7 +80,7 @@ class _Task:
     values: np.ndarray        # (points, len(point_names))
 
 
-def _plan(axes, kind, point_names, chunk):
+def _plan(axes, point_names, chunk):
     """Split the grid, in C order, into chunks that never straddle two facets."""
     shape = tuple(len(v) for v in axes.values())
     names = list(axes)
@@ -103,15 +103,24 @@ def _plan(axes, kind, point_names, chunk):
     return tasks
 
 
+@functools.lru_cache(maxsize=8)
+def _facet_system(system, facet, dtype):
+    """The spec of one facet and its injected input at unit strength, built once per facet.
+
+    Chunks of the same facet reuse them, so weights are drawn and cast once, not once per chunk.
+    """
+    spec = system.replace(**dict(facet)) if facet else system
+    return spec, spec.replace(injection_scale=1.0)._compiled(dtype)[1].inject_constant
+
+
 def _run_task(system, kind, task, settings):
     """Classify the points of one chunk (runs wherever the executor sends it)."""
     from . import _kernels as kernels  # compiled on first use, not when dynloop is imported
 
     loops, window, max_period, tolerances, early_exit, lyapunov, dtype, x0 = settings
     if kind == "block":
-        spec = system.replace(**task.facet) if task.facet else system
+        spec, unit = _facet_system(system, tuple(task.facet.items()), dtype)
         config, arrays = spec._compiled(dtype)
-        unit = spec.replace(injection_scale=1.0)._compiled(dtype)[1].inject_constant
         start = spec._check_state(spec.start_state() if x0 is None else x0, "x0", dtype)
         values = np.tile([getattr(spec, name) for name in POINT_FIELDS], (len(task.flat), 1))
         for column, name in enumerate(task.point_names):
@@ -208,7 +217,7 @@ def sweep(system, axes, *, loops=200, transient=None, tol=None, x0=None, chunk=N
 
     tolerances = _tolerances(tol)
     point_names = [n for n in axes if (n in POINT_FIELDS and axes[n].dtype.kind in "iuf") or kind == "map"]
-    tasks = _plan(axes, kind, point_names, chunk)
+    tasks = _plan(axes, point_names, chunk)
     x0 = None if x0 is None else np.asarray(x0, dtype=float)
     settings = (loops, window, max_period, tolerances.as_array(), bool(early_exit), bool(lyapunov), dtype, x0)
     shape = tuple(len(v) for v in axes.values())

@@ -7,8 +7,6 @@ __all__ = ["BlockSpec"]
 
 import dataclasses
 import functools
-import io
-import numbers
 from pathlib import Path
 
 import numpy as np
