@@ -3,7 +3,9 @@
 numba invalidates a cached kernel only when the kernel's own source file changes, not when a
 function it calls from another module does (the decision rules in ``dynamics/regimes.py`` are
 compiled into the sweep kernels, for example). Keying the cache directory by a digest of every
-source file of the package makes any change start from a clean cache.
+source file of the package that uses numba makes any change to compiled code start from a clean
+cache; files without numba (plots, stores, the CLI, symbolic theory) cannot change a kernel, so
+editing them keeps the cache.
 """
 
 __all__ = ["configure_numba_cache"]
@@ -24,8 +26,10 @@ def configure_numba_cache():
     root = Path(__file__).resolve().parent
     digest = hashlib.sha256()
     for path in sorted(root.rglob("*.py")):
-        digest.update(path.relative_to(root).as_posix().encode())
-        digest.update(path.read_bytes())
+        source = path.read_bytes()
+        if b"numba" in source:
+            digest.update(path.relative_to(root).as_posix().encode())
+            digest.update(source)
     base = os.environ.get("NUMBA_CACHE_DIR") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache"), "dynloop")
     directory = os.path.join(base, "numba-" + digest.hexdigest()[:16])

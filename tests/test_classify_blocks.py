@@ -269,7 +269,10 @@ def test_chaotic_block_has_a_positive_exponent_over_a_long_run(chaotic_exponent)
     spectrum = chaotic_exponent
     assert not spectrum.diverged
     assert spectrum.largest > 0.15
-    assert spectrum.error[0] < 0.01
+    # the error estimate is itself a statistic of one chaotic orbit: ask that it is small, and
+    # that the exponent stays positive with a wide margin
+    assert spectrum.error[0] < 0.05
+    assert spectrum.largest - 3 * spectrum.error[0] > 0.05
     assert spectrum.sum_check < 1e-6  # the tangent map is consistent with ln|det J|
     # bounded: the sandwich norm fixes the row norm at sqrt(d) (up to eps)
     final = dynloop.simulate(CHAOTIC_SPEC, 500, record="none").stage_norms[1:, -1]

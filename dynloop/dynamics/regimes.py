@@ -150,11 +150,16 @@ def _distance(a, b):
 
 
 @njit(cache=True)
-def _period_error(states, first, last, period):
-    """Largest ``|h_t - h_{t-p}|`` for ``t`` in ``[first, last]`` (rows of ``states``)."""
+def _period_error(states, first, last, period, give_up=np.inf):
+    """Largest ``|h_t - h_{t-p}|`` for ``t`` in ``[first, last]`` (rows of ``states``).
+
+    Stops as soon as it exceeds ``give_up`` (the caller then only needs to know that it did).
+    """
     worst = 0.0
     for t in range(first, last + 1):
         worst = max(worst, _distance(states[t], states[t - period]))
+        if worst > give_up:
+            break
     return worst
 
 
@@ -229,7 +234,9 @@ def window_statistics(states, reference_scale, max_period, period_tolerance):
     best_error_start = np.inf
     best_error_middle = np.inf
     for period in range(1, max_period + 1):
-        error = _period_error(states, last - span + 1, last, period) / scale
+        # a period that neither holds nor beats the best so far is not needed in full
+        give_up = max(period_tolerance, best_error) * scale
+        error = _period_error(states, last - span + 1, last, period, give_up) / scale
         if error <= period_tolerance or error < best_error:
             best_error = error
             best_candidate = period

@@ -217,58 +217,86 @@ def sweep_block(cfg, arrays, unit_constant, values, x0, loops, window, max_perio
 
 
 @njit(**_JIT)
+def _group_rows(values, unit_constant, active, alpha, constant):
+    """Each row's residual scale and injected input, for the rows of the ``active`` points."""
+    n_tokens = unit_constant.shape[0]
+    for j in range(active.shape[0]):
+        p = active[j]
+        for k in range(n_tokens):
+            alpha[j * n_tokens + k, 0] = values[p, 0]
+            constant[j * n_tokens + k] = values[p, 1] * unit_constant[k]
+
+
+@njit(**_JIT)
 def _block_group(cfg, arrays, unit_constant, values, x0, loops, window, max_period, tolerances, early_exit,
                  lyapunov, n_stages, first_layer, n_layers, codes, diagnostics):
     """Iterate a group of grid points together as the rows of one state (row-wise mixers only).
 
     The ``B`` points' ``T`` tokens are ``B·T`` rows, so every matrix product is one BLAS call for the
     whole group and every norm and activation one pass over it; each point's residual scale is a
-    per-row column and its injection a per-row constant. Points are concluded one by one.
+    per-row column and its injection a per-row constant. With ``early_exit``, points whose regime
+    is settled (and points that diverged) leave the group: its rows are compacted, so later loops
+    cost only what the remaining points need. Points are concluded one by one.
     """
     n_points = values.shape[0]
     n_tokens, d = x0.shape
+    active = np.arange(n_points)
     rows = n_points * n_tokens
     x = np.empty((rows, d), dtype=x0.dtype)
     alpha = np.empty((rows, 1), dtype=x0.dtype)
     constant = np.empty((rows, d), dtype=x0.dtype)
     for p in range(n_points):
-        for k in range(n_tokens):
-            x[p * n_tokens + k] = x0[k]
-            alpha[p * n_tokens + k, 0] = values[p, 0]
-            constant[p * n_tokens + k] = values[p, 1] * unit_constant[k]
-    group_arrays = BlockArrays(arrays.linear, arrays.attn_q, arrays.attn_k, arrays.attn_v, arrays.attn_o,
-                               arrays.mlp_in, arrays.mlp_out, arrays.norm_in, arrays.norm_out, arrays.norm_outer,
-                               arrays.unit_gain, arrays.inject_matrix, arrays.inject_diagonal, constant)
-    no_tangent = np.empty((0, rows, d), dtype=x0.dtype)
+        x[p * n_tokens:(p + 1) * n_tokens] = x0
+    _group_rows(values, unit_constant, active, alpha, constant)
     ring = np.zeros((n_points, window, n_tokens * d), dtype=x0.dtype)
     reference_scale = _norm(x0)
-    done = np.zeros(n_points, dtype=np.bool_)
     diverged = np.zeros(n_points, dtype=np.bool_)
     loops_at = np.full(n_points, loops, dtype=np.int64)
-    remaining = n_points
     t = 0
-    while t < loops and remaining > 0:
+    while t < loops and active.shape[0] > 0:
+        group_arrays = BlockArrays(arrays.linear, arrays.attn_q, arrays.attn_k, arrays.attn_v, arrays.attn_o,
+                                   arrays.mlp_in, arrays.mlp_out, arrays.norm_in, arrays.norm_out,
+                                   arrays.norm_outer, arrays.unit_gain, arrays.inject_matrix,
+                                   arrays.inject_diagonal, constant)
+        no_tangent = np.empty((0, x.shape[0], d), dtype=x0.dtype)
         for stage in range(n_stages):
             x, _, _ = stage_apply_scaled(cfg, group_arrays, stage, x, no_tangent, alpha)
-        for p in range(n_points):
-            if done[p]:
-                continue
-            state = x[p * n_tokens:(p + 1) * n_tokens].ravel()
-            ring[p, t % window] = state
-            if not math.isfinite(_norm(state)):
-                done[p] = True
+        leaving = 0
+        keep = np.ones(active.shape[0], dtype=np.bool_)
+        slot = t % window
+        for j in range(active.shape[0]):
+            p = active[j]
+            total = 0.0
+            for k in range(n_tokens):
+                for a in range(d):
+                    value = x[j * n_tokens + k, a]
+                    ring[p, slot, k * d + a] = value
+                    total += np.float64(value) * np.float64(value)
+            if not math.isfinite(total):
                 diverged[p] = True
                 loops_at[p] = t + 1
-                remaining -= 1
+                keep[j] = False
+                leaving += 1
         t += 1
         if early_exit and t >= window and t % window == 0 and t < loops:
-            for p in range(n_points):
-                if not done[p]:
+            for j in range(active.shape[0]):
+                p = active[j]
+                if keep[j]:
                     _, stats = _window_decision(ring[p], t, reference_scale, max_period, tolerances, False)
                     if _settled(stats, tolerances):
-                        done[p] = True
                         loops_at[p] = t
-                        remaining -= 1
+                        keep[j] = False
+                        leaving += 1
+        if leaving > 0:  # compact: only the points still running keep rows
+            staying = active[keep]
+            new_x = np.empty((staying.shape[0] * n_tokens, d), dtype=x0.dtype)
+            for j, kept in enumerate(np.flatnonzero(keep)):
+                new_x[j * n_tokens:(j + 1) * n_tokens] = x[kept * n_tokens:(kept + 1) * n_tokens]
+            x = new_x
+            alpha = np.empty((x.shape[0], 1), dtype=x0.dtype)
+            constant = np.empty((x.shape[0], d), dtype=x0.dtype)
+            _group_rows(values, unit_constant, staying, alpha, constant)
+            active = staying
     for p in range(n_points):
         point_cfg, point_arrays = _point_system(cfg, arrays, unit_constant, values[p, 0], values[p, 1],
                                                 values[p, 2], x0)

@@ -87,19 +87,17 @@ def _plan(axes, point_names, chunk):
     facet_names = [n for n in names if n not in point_names]
     indices = np.indices(shape).reshape(len(shape), -1).T        # (points, axes)
     facet_key = indices[:, [names.index(n) for n in facet_names]] if facet_names else np.zeros((len(indices), 0), int)
+    changes = np.flatnonzero(np.any(facet_key[1:] != facet_key[:-1], axis=1)) + 1
+    runs = np.concatenate([[0], changes, [len(indices)]])
     tasks = []
-    start = 0
-    total = len(indices)
-    while start < total:
-        stop = start + 1
-        while stop < total and stop - start < chunk and np.array_equal(facet_key[stop], facet_key[start]):
-            stop += 1
-        rows = indices[start:stop]
-        facet = {n: axes[n][rows[0, names.index(n)]].item() for n in facet_names}
-        values = np.column_stack([axes[n][rows[:, names.index(n)]].astype(float) for n in point_names]) \
-            if point_names else np.zeros((stop - start, 0))
-        tasks.append(_Task(len(tasks), np.arange(start, stop), facet, list(point_names), values))
-        start = stop
+    for run_start, run_stop in zip(runs[:-1], runs[1:]):
+        for start in range(run_start, run_stop, chunk):
+            stop = min(start + chunk, run_stop)
+            rows = indices[start:stop]
+            facet = {n: axes[n][rows[0, names.index(n)]].item() for n in facet_names}
+            values = np.column_stack([axes[n][rows[:, names.index(n)]].astype(float) for n in point_names]) \
+                if point_names else np.zeros((stop - start, 0))
+            tasks.append(_Task(len(tasks), np.arange(start, stop), facet, list(point_names), values))
     return tasks
 
 
@@ -114,7 +112,30 @@ def _facet_system(system, facet, dtype):
 
 
 def _run_task(system, kind, task, settings):
-    """Classify the points of one chunk (runs wherever the executor sends it)."""
+    """Classify the points of one chunk (runs wherever the executor sends it).
+
+    The kernel runs its points on every core itself, so the BLAS library it calls is held to one
+    thread meanwhile: BLAS threads on top of the kernel's threads would oversubscribe the cores
+    (at width 128 that halves the speed).
+    """
+    with _blas_controller().limit(limits=1, user_api="blas"):
+        return _run_kernel(system, kind, task, settings)
+
+
+@functools.lru_cache(maxsize=1)
+def _blas_controller():
+    """The thread pools of the process's libraries, found once (finding them takes milliseconds).
+
+    The compiled kernels call the BLAS that SciPy ships (through ``scipy.linalg.cython_blas``),
+    not NumPy's: it is loaded first so that the controller sees it.
+    """
+    import scipy.linalg.cython_blas  # noqa: F401
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+def _run_kernel(system, kind, task, settings):
     from . import _kernels as kernels  # compiled on first use, not when dynloop is imported
 
     loops, window, max_period, tolerances, early_exit, lyapunov, dtype, x0 = settings

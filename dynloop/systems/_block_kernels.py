@@ -17,6 +17,7 @@ import numpy as np
 from numba import njit
 
 from ..dynamics._recording import close_loop, new_records
+from ._fastmath import exp, tanh
 
 MIXERS = ("linear", "mlp", "attention", "transformer")
 ACTIVATIONS = ("tanh", "relu", "gelu", "silu")
@@ -76,7 +77,6 @@ def _apply_norm(x, dx, gain, kind, eps):
     q = 1.0 if kind == KIND_L2 else float(d)
     y = np.empty_like(x)
     dy = np.empty_like(dx)
-    c = np.empty(d, dtype=x.dtype)
     dc = np.empty(d, dtype=x.dtype)
     for i in range(n_rows):
         mean = 0.0
@@ -86,11 +86,11 @@ def _apply_norm(x, dx, gain, kind, eps):
             mean /= d
         sq = 0.0
         for a in range(d):
-            c[a] = x[i, a] - mean
-            sq += c[a] * c[a]
+            sq += (x[i, a] - mean) * (x[i, a] - mean)
         r = math.sqrt(sq / q + eps)
+        inv = 1.0 / r
         for a in range(d):
-            y[i, a] = gain[a] * c[a] / r
+            y[i, a] = gain[a] * ((x[i, a] - mean) * inv)
         for s in range(m):
             dmean = 0.0
             if kind == KIND_LAYER:
@@ -100,10 +100,10 @@ def _apply_norm(x, dx, gain, kind, eps):
             dot = 0.0
             for a in range(d):
                 dc[a] = dx[s, i, a] - dmean
-                dot += c[a] * dc[a]
-            coef = dot / (q * r * r * r)
+                dot += (x[i, a] - mean) * dc[a]
+            coef = dot * inv * inv * inv / q
             for a in range(d):
-                dy[s, i, a] = gain[a] * (dc[a] / r - c[a] * coef)
+                dy[s, i, a] = gain[a] * (dc[a] * inv - (x[i, a] - mean) * coef)
     return y, dy
 
 
@@ -112,15 +112,15 @@ def _apply_norm(x, dx, gain, kind, eps):
 def _activation(z, code):
     """Value and derivative of the activation at the scalar ``z``."""
     if code == 0:  # tanh
-        value = math.tanh(z)
+        value = tanh(z)
         return value, 1.0 - value * value
     if code == 1:  # relu
         return (z, 1.0) if z > 0.0 else (0.0 * z, 0.0)
     if code == 2:  # gelu, exact
         cdf = 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
-        pdf = math.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
+        pdf = exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
         return z * cdf, cdf + z * pdf
-    sigmoid = 1.0 / (1.0 + math.exp(-z))  # silu
+    sigmoid = 1.0 / (1.0 + exp(-z))  # silu
     return z * sigmoid, sigmoid * (1.0 + z * (1.0 - sigmoid))
 
 
@@ -129,13 +129,15 @@ def _apply_mlp(x, dx, w_in, w_out, code):
     """Value and tangents of ``φ(X W1ᵀ) W2ᵀ``."""
     z, dz = _apply_linear(x, dx, w_in)
     a = np.empty_like(z)
-    if dz.shape[0] == 0:  # values only
+    if dz.shape[0] == 0:  # values only: one loop per activation, so that each one vectorises
+        flat_z = z.ravel()
+        flat_a = a.ravel()
         if code == 0:
-            a[:] = np.tanh(z)
+            for i in range(flat_z.size):
+                flat_a[i] = tanh(flat_z[i])
         else:
-            for i in range(z.shape[0]):
-                for h in range(z.shape[1]):
-                    a[i, h] = _activation(z[i, h], code)[0]
+            for i in range(flat_z.size):
+                flat_a[i] = _activation(flat_z[i], code)[0]
         return _apply_linear(a, dz, w_out)
     slopes = np.empty_like(z)
     for i in range(z.shape[0]):
@@ -174,7 +176,7 @@ def _apply_attention(x, dx, w_q, w_k, w_v, w_o, heads, causal):
                 row_max = max(row_max, attention[h, i, j])
             total = 0.0
             for j in range(last):
-                attention[h, i, j] = math.exp(attention[h, i, j] - row_max)
+                attention[h, i, j] = exp(attention[h, i, j] - row_max)
                 total += attention[h, i, j]
             for j in range(last):
                 attention[h, i, j] /= total

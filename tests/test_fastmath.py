@@ -1,0 +1,61 @@
+"""The vectorisable tanh and exp of the block kernels agree with the C library to a few ulp."""
+
+import numpy as np
+import pytest
+from numba import njit
+
+from dynloop.systems._fastmath import exp, tanh
+
+
+@njit
+def _tanh_all(x):
+    out = np.empty_like(x)
+    for i in range(x.size):
+        out[i] = tanh(x[i])
+    return out
+
+
+@njit
+def _exp_all(x):
+    out = np.empty_like(x)
+    for i in range(x.size):
+        out[i] = exp(x[i])
+    return out
+
+
+def _ulps(ours, reference):
+    return np.abs(ours - reference) / np.spacing(np.abs(reference))
+
+
+def test_tanh_within_three_ulp_everywhere():
+    rng = np.random.default_rng(0)
+    x = np.concatenate([np.linspace(-30, 30, 200_001), 3 * rng.standard_normal(100_000),
+                        np.logspace(-300, 1.5, 10_000), -np.logspace(-300, 1.5, 10_000),
+                        [0.625, -0.625, np.nextafter(0.625, 0), 22.0, 23.0, 5e-324]])
+    ours, reference = _tanh_all(x), np.tanh(x)
+    assert _ulps(ours, reference).max() <= 3
+    assert np.all(np.abs(ours) <= 1.0)
+
+
+def test_tanh_special_values():
+    ours = _tanh_all(np.array([np.nan, np.inf, -np.inf, 0.0, 1e300, -1e300]))
+    assert np.isnan(ours[0])
+    np.testing.assert_array_equal(ours[1:], [1.0, -1.0, 0.0, 1.0, -1.0])
+
+
+def test_exp_within_two_ulp_and_limits():
+    x = np.concatenate([np.linspace(-708, 709.7, 300_001), np.random.default_rng(1).standard_normal(10_000)])
+    ours, reference = _exp_all(x), np.exp(x)
+    assert _ulps(ours, reference).max() <= 2
+    subnormal = np.linspace(-745.1, -708.5, 1001)
+    np.testing.assert_allclose(_exp_all(subnormal), np.exp(subnormal), rtol=0, atol=2 * 5e-324)
+    edges = _exp_all(np.array([np.nan, np.inf, -np.inf, 0.0, 710.0, -746.0]))
+    assert np.isnan(edges[0])
+    np.testing.assert_array_equal(edges[1:], [np.inf, 0.0, 1.0, np.inf, 0.0])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_float32_inputs_are_evaluated_in_float64(dtype):
+    x = np.linspace(-5, 5, 101).astype(dtype)
+    np.testing.assert_allclose(_tanh_all(x), np.tanh(x.astype(np.float64)).astype(dtype),
+                               rtol=2 * np.finfo(dtype).eps)
