@@ -152,6 +152,94 @@ def _plot(args):
     return 0
 
 
+_THEORY_FIELDS = ("norm", "norm_kind", "injection", "mixer", "layers", "width", "map", "period")
+_THEORY_DEFAULTS = {"norm": "none", "norm_kind": "rms", "injection": "none", "mixer": "linear", "layers": "1"}
+
+
+def theory_request(tokens):
+    """A ``dynloop theory`` SCHEME (``key=value`` words) as the arguments of :func:`dynloop.symbolic.derive`.
+
+    Keys: ``norm``, ``norm_kind``, ``injection``, ``mixer`` (``linear`` or a smooth activation),
+    ``layers``, ``width`` (a block), or ``map`` (a catalogue map); ``period`` for either.
+
+    Returns
+    -------
+    system, period
+        A :class:`~dynloop.symbolic.Scheme` or a :class:`~dynloop.Map`, and the period.
+
+    Examples
+    --------
+    >>> from dynloop.cli import theory_request
+    >>> theory_request(["norm=pre", "injection=additive", "layers=2"])[0].layers
+    2
+    >>> theory_request(["nrom=pre"])
+    Traceback (most recent call last):
+    ...
+    ValueError: scheme field 'nrom'='pre' is not allowed: expected one of norm, norm_kind, injection, mixer, layers, width, map, period
+    """
+    from . import maps
+    from .symbolic import Scheme
+
+    fields = {}
+    for token in tokens:
+        key, sep, value = token.partition("=")
+        if not sep or not key or not value:
+            raise invalid("scheme word", token, "expected key=value, e.g. norm=pre injection=additive layers=2")
+        if key not in _THEORY_FIELDS:
+            raise invalid(f"scheme field {key!r}", value, "expected one of " + ", ".join(_THEORY_FIELDS))
+        if key in fields:
+            raise invalid(f"scheme field {key!r}", value, f"given twice (first {fields[key]!r})")
+        fields[key] = value
+    period = _theory_int("period", fields.pop("period", "1"))
+    if "map" in fields:
+        name = fields.pop("map")
+        if fields:
+            raise invalid(f"scheme field {sorted(fields)[0]!r}", fields[sorted(fields)[0]],
+                          "a map takes only map= and period=")
+        catalogue = [n for n in maps.__all__ if n != "linear"]
+        if name not in catalogue:
+            raise invalid("map", name, "expected one of " + ", ".join(catalogue))
+        return getattr(maps, name)(), period
+    values = {**_THEORY_DEFAULTS, **fields}
+    for key in ("layers", "width"):
+        if key in values:
+            values[key] = _theory_int(key, values[key])
+    return Scheme(**values), period
+
+
+def _theory_int(key, value):
+    try:
+        return int(value)
+    except ValueError:
+        raise invalid(key, value, "expected an integer") from None
+
+
+def _theory(args):
+    if args.build is not None:
+        from .symbolic.build_theory import build
+
+        written = build(args.build or None, figures=not args.no_figures, verbose=True, jobs=args.jobs)
+        print(f"wrote {len(written)} theory documents")
+        return 0
+    if not args.scheme:
+        raise invalid("SCHEME", "", "give key=value words (e.g. norm=pre injection=additive layers=2) or --build")
+    from .symbolic import derive
+
+    system, period = theory_request(args.scheme)
+    params = {}
+    for item in args.param or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise invalid("--param", item, "expected NAME=VALUE, e.g. --param w0=0.5")
+        try:
+            params[key] = float(value)
+        except ValueError:
+            raise invalid(f"--param {key}", value, "expected a number") from None
+    derivation = derive(system, structure=args.structure, params=params or None, period=period)
+    print(derivation.latex() if args.format == "latex" else derivation.markdown())
+    return 0
+
+
 def build_parser():
     """The argument parser of the ``dynloop`` command (one sub-parser per sub-command)."""
     parser = argparse.ArgumentParser(
@@ -187,6 +275,26 @@ def build_parser():
     plot.add_argument("--field", default="regime", help="'regime' (default) or a diagnostic, e.g. convergence_rate")
     plot.add_argument("-o", "--out", metavar="FIGURE.png", help="figure path (default: next to FILE)")
     plot.set_defaults(handler=_plot)
+    theory = commands.add_parser(
+        "theory", help="derive the stability conditions of a scheme symbolically, or rebuild theory/",
+        description="Print the symbolic derivation (fixed points, loop Jacobian, Jury conditions, fold/flip/"
+                    "Neimark-Sacker boundaries) of a block scheme or a catalogue map. A SCHEME is key=value "
+                    "words: norm= (none, pre, post, sandwich, peri, pre_outer, peri_outer, sphere), norm_kind= "
+                    "(rms, layer, l2), injection= (none, additive, concat, diagonal, convex), mixer= (linear, tanh, "
+                    "gelu, silu), layers=, width=; or map= (a catalogue map); period= for cycles. Unset fields: "
+                    "norm=none injection=none mixer=linear layers=1. Example: dynloop theory norm=pre "
+                    "injection=additive layers=2. With --build, regenerate the theory/ documents instead.")
+    theory.add_argument("scheme", nargs="*", metavar="SCHEME", help="key=value words, e.g. norm=post layers=2")
+    theory.add_argument("--structure", default="scalar",
+                        help="scalar (default), diagonal, commuting, 2x2 or general")
+    theory.add_argument("--format", choices=("md", "latex"), default="md", help="Markdown (default) or LaTeX")
+    theory.add_argument("--param", action="append", metavar="NAME=VALUE",
+                        help="fix a symbol before solving (repeatable), e.g. --param w0=0.5")
+    theory.add_argument("--build", nargs="?", const="", default=None, metavar="OUTDIR",
+                        help="regenerate the theory/ documents and figures (default OUTDIR: the repository's theory/)")
+    theory.add_argument("--no-figures", action="store_true", help="with --build: Markdown only")
+    theory.add_argument("--jobs", type=int, default=1, help="with --build: worker processes (default 1)")
+    theory.set_defaults(handler=_theory)
     return parser
 
 
