@@ -8,19 +8,19 @@ from dynloop.systems._fastmath import exp, tanh
 
 
 @njit
+def _each(function, x):
+    out = np.empty_like(x)
+    for i in range(x.size):
+        out[i] = function(x[i])
+    return out
+
+
 def _tanh_all(x):
-    out = np.empty_like(x)
-    for i in range(x.size):
-        out[i] = tanh(x[i])
-    return out
+    return _each(tanh, x)
 
 
-@njit
 def _exp_all(x):
-    out = np.empty_like(x)
-    for i in range(x.size):
-        out[i] = exp(x[i])
-    return out
+    return _each(exp, x)
 
 
 def _ulps(ours, reference):
