@@ -22,7 +22,7 @@ import sympy
 from .._errors import check_choice, check_int, invalid
 from ..dynamics.regimes import Regime
 from .jury import boundary_equations, jury
-from .stages import STRUCTURES, Scheme, Stage, block_stages
+from .stages import STRUCTURES, Scheme, Stage, block_stages, rational
 
 Z = sympy.Symbol("z")
 _SOLVE_SECONDS = 20
@@ -229,8 +229,6 @@ class Derivation:
         self.state = state
         self.stages = stages
         self.period = period
-        self.loop_map = _compose(stages, state)
-        self.equations = [sympy.Eq(lhs, rhs) for lhs, rhs in zip(_compose(stages, state, period), state)]
         self.branches = branches
         self.closed = closed
         self.notes = list(notes)
@@ -240,9 +238,25 @@ class Derivation:
         self.start = start
         self.start_vector = start_vector
         self.fixed = dict(fixed or {})
-        symbols = set(self.loop_map.free_symbols) - set(state)
-        self.parameters = sorted(symbols, key=lambda s: s.name)
+        # the parameters are read off the stages: the composed loop map of wide normed blocks is a
+        # huge expression tree, built only when asked for (``loop_map``, ``equations``)
+        self.parameters = sorted(_stage_symbols(stages, state), key=lambda s: s.name)
         self.principal = self._choose_principal()
+
+    @property
+    def loop_map(self):
+        """The composition of the stages (one loop), a sympy Matrix (built on first use)."""
+        if "_loop_map" not in self.__dict__:
+            self._loop_map = _compose(self.stages, self.state)
+        return self._loop_map
+
+    @property
+    def equations(self):
+        """The fixed-point (or p-cycle) equations ``F^p(x) = x`` (built on first use, unevaluated)."""
+        if "_equations" not in self.__dict__:
+            composed = self.loop_map if self.period == 1 else _compose(self.stages, self.state, self.period)
+            self._equations = [sympy.Eq(lhs, rhs, evaluate=False) for lhs, rhs in zip(composed, self.state)]
+        return self._equations
 
     # ------------------------------------------------------------------------- views
     @property
@@ -866,6 +880,26 @@ def _filter_cycles(solutions, stages, state, period, params):
     return kept
 
 
+def _charpoly(jac):
+    """``det(z I − J)``; non-polynomial atoms (``Abs``, functions) stand in as symbols meanwhile.
+
+    sympy's fast characteristic polynomial sorts its factors by comparing expressions, which fails
+    with ``Abs(…)`` in the entries (a relation cannot be used as a bool): replacing such atoms by
+    plain symbols first keeps it polynomial, and they are put back afterwards.
+    """
+    atoms = set()
+    for entry in jac:
+        atoms |= {a for a in sympy.preorder_traversal(entry)
+                  if isinstance(a, (sympy.Abs, sympy.sign, sympy.Function)) and a.free_symbols}
+    stand_in = {a: sympy.Dummy(f"u{i}") for i, a in enumerate(sorted(atoms, key=sympy.default_sort_key))}
+    back = {v: k for k, v in stand_in.items()}
+    try:
+        poly = jac.xreplace(stand_in).charpoly(Z).as_expr()
+    except TypeError:
+        poly = (Z * sympy.eye(jac.shape[0]) - jac.xreplace(stand_in)).det(method="berkowitz")
+    return sympy.expand(poly).xreplace(back)
+
+
 def _branch(point, stages, state, period, kind, label, existence=()):
     """Stage points, loop Jacobian, charpoly, Jury conditions and boundaries at a point."""
     current = sympy.Matrix(point)
@@ -878,7 +912,7 @@ def _branch(point, stages, state, period, kind, label, existence=()):
             stage_points.append(current)
             jac = j * jac
     jac = jac.applyfunc(_tidy)
-    poly = sympy.Poly(jac.charpoly(Z).as_expr(), Z)
+    poly = sympy.Poly(_charpoly(jac), Z)
     charpoly = sum(_tidy(c) * Z**k for (k,), c in poly.terms())
     existence = list(existence)
     for expr in list(point):
@@ -964,7 +998,7 @@ def _param_values(params, symbols, field="params"):
                 number = float(value)
             except (TypeError, ValueError):
                 raise invalid(f"{field}[{name!r}]", value, "expected a real number or a sympy expression") from None
-            out[by_name[name]] = sympy.nsimplify(number, rational=True)
+            out[by_name[name]] = rational(number)
     return out
 
 
@@ -1118,7 +1152,7 @@ def _derive_block(scheme, structure, params, period, weights, inputs, start):
     otherwise = _D if (scheme.norm == "none" and scheme.mixer == "linear") else _U
     drift = None
     if power:
-        branches, closed = _power_branches(stages, state, scheme, period), True
+        branches, closed = _power_branches(stages, state, scheme, period, values), True
         notes.append("a complex dominant pair (not representable by real eigenvalues) rotates the state: "
                      "quasi-periodic or periodic, not derived here")
     elif structure == "general":
@@ -1138,16 +1172,20 @@ def _derive_block(scheme, structure, params, period, weights, inputs, start):
                       fields=fields, start=scale, fixed=values, start_vector=start_vector)
 
 
-def _power_branches(stages, state, scheme, period):
-    """Fixed points (mu_i > 0) and sign-flip 2-cycles (mu_i < 0) along each eigen-direction."""
+def _power_branches(stages, state, scheme, period, values=None):
+    """Fixed points (mu_i > 0) and sign-flip 2-cycles (mu_i < 0) along each eigen-direction.
+
+    The 2-cycles are included for ``period=1`` too: a negative dominant eigenvalue is the power
+    method's one way to lose its fixed point, so the regime prediction needs them.
+    """
     a = scheme.residual_scale
     c = sympy.sqrt(len(state)) if scheme.norm_kind == "rms" else sympy.Integer(1)
     branches = []
     for i in range(len(state)):
-        mu = _mu(stages, i, a)
+        mu = _mu(scheme.layers, i, a).xreplace(values or {})
         point = tuple(c if j == i else sympy.Integer(0) for j in range(len(state)))
         for p, sign, name in ((1, 1, "fixed point"), (2, -1, "2-cycle (sign flip)")):
-            if period % p:
+            if period % p and period != 1:  # the sign flip of a negative dominant mu is always derived
                 continue
             b = _branch(point, stages, state, p, "block", f"{name} along eigen-direction {i + 1}")
             b.existence = [sympy.simplify(sign * mu > 0)]
@@ -1155,13 +1193,15 @@ def _power_branches(stages, state, scheme, period):
     return branches
 
 
-def _mu(stages, i, a):
-    """Growth factor of eigen-direction i over one loop: the product of the layers' 1 + a λ."""
+def _mu(layers, i, a):
+    """Growth factor of eigen-direction i over one loop: the product of the layers' ``1 + a lambda{l}_i``.
+
+    Built from the symbols themselves (not read off the stages, whose symbols ``params`` may have
+    replaced by numbers); the caller substitutes the same values.
+    """
     mu = sympy.Integer(1)
-    for s in stages:
-        lam = [sym for sym in s.expr.free_symbols if sym.name.startswith("lambda") and sym.name.endswith(f"_{i + 1}")]
-        if lam:
-            mu *= 1 + a * lam[0]
+    for layer in range(layers):
+        mu *= 1 + a * sympy.Symbol(f"lambda{layer}_{i + 1}", real=True)
     return mu
 
 
