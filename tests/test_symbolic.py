@@ -18,6 +18,24 @@ z = sympy.Symbol("z")
 alpha, beta = sympy.symbols("alpha beta", real=True)
 
 
+# derivations shared by several tests (each derive call is seconds of sympy), built once per module
+@pytest.fixture(scope="module")
+def logistic2():
+    return derive(dynloop.maps.logistic(), period=2)
+
+
+@pytest.fixture(scope="module")
+def henon2():
+    return derive(dynloop.maps.henon(), period=2)
+
+
+@pytest.fixture(scope="module")
+def power():
+    """Post-norm power method with layer eigenvalues 1 and -3: mu_1 = 1 + alpha, mu_2 = 1 - 3 alpha."""
+    return derive(Scheme(norm="post", injection="none"), structure="diagonal",
+                  params={"lambda0_1": 1, "lambda0_2": -3})
+
+
 def _roots_inside(coefficients):
     return bool(np.max(np.abs(np.roots(coefficients))) < 1)
 
@@ -102,13 +120,13 @@ def test_parcae_diagonal_injection_is_a_contraction():
     assert sympy.ask(sympy.Q.positive(exponent)) is not False
 
 
-def test_logistic_fixed_point_and_two_cycle():
+def test_logistic_fixed_point_and_two_cycle(logistic2):
     r = sympy.Symbol("r", real=True)
     d1 = derive(dynloop.maps.logistic())
     assert d1.branch.point[0] == (r - 1) / r
     assert sympy.simplify(d1.jacobian[0] - (2 - r)) == 0
     assert sympy.reduce_inequalities(d1.conditions, r).as_set() == sympy.Interval.open(1, 3)
-    d2 = derive(dynloop.maps.logistic(), period=2)
+    d2 = logistic2
     assert d2.branch.period == 2
     assert sympy.simplify(d2.jacobian[0] - (4 + 2 * r - r**2)) == 0
     points = {sympy.simplify(p[0]) for p in d2.branch.stage_points}
@@ -118,7 +136,7 @@ def test_logistic_fixed_point_and_two_cycle():
     assert sympy.simplify(region.as_set() - sympy.Interval.open(3, 1 + sympy.sqrt(6))) == sympy.EmptySet
 
 
-def test_henon_fixed_point_and_two_cycle_ranges():
+def test_henon_fixed_point_and_two_cycle_ranges(henon2):
     a, b = sympy.symbols("a b", real=True)
     d1 = derive(dynloop.maps.henon())
     x_plus = (-(1 - b) + sympy.sqrt((1 - b) ** 2 + 4 * a)) / (2 * a)
@@ -128,7 +146,7 @@ def test_henon_fixed_point_and_two_cycle_ranges():
     for bv in (sympy.Rational(-1, 3), 0, sympy.Rational(3, 10)):  # flip at a = 3(1 - b)^2 / 4
         assert sympy.simplify(kinds["flip"].subs({b: bv, a: 3 * (1 - bv) ** 2 / 4})) == 0
     assert sympy.simplify(kinds["fold"] - ((1 - b) ** 2 + 4 * a)) == 0
-    d2 = derive(dynloop.maps.henon(), period=2)
+    d2 = henon2
     kinds2 = {bd.kind: bd.equation for bd in d2.branch.boundaries}
     assert sympy.solve(kinds2["fold"], a) == [3 * (1 - b) ** 2 / 4] or \
         sympy.simplify(sympy.solve(kinds2["fold"], a)[0] - 3 * (1 - b) ** 2 / 4) == 0
@@ -136,18 +154,17 @@ def test_henon_fixed_point_and_two_cycle_ranges():
     assert d2.is_stable(a=1.0, b=0.0) and not d2.is_stable(a=1.3, b=0.0)
 
 
-def test_post_norm_radial_multiplier_is_pinned_at_zero():
+def test_post_norm_radial_multiplier_is_pinned_at_zero(power):
     d = derive(Scheme(norm="post", injection="none"))
     assert d.closed and d.branches
     assert all(b.jacobian == sympy.Matrix([0]) for b in d.branches)
-    power = derive(Scheme(norm="post", injection="none"), structure="diagonal")
+    assert len(power.branches) == 4   # a fixed point and a sign-flip 2-cycle along each eigen-direction
     for branch in power.branches:
         assert sympy.Poly(branch.charpoly, z).eval(0) == 0   # one multiplier is 0: the radial direction
 
 
-def test_power_method_which_eigenvalue_wins():
-    d = derive(Scheme(norm="post", injection="none"), structure="diagonal",
-               params={"lambda0_1": 1, "lambda0_2": -3})
+def test_power_method_which_eigenvalue_wins(power):
+    d = power
     # mu_1 = 1 + alpha, mu_2 = 1 - 3 alpha: the eigen-direction with the larger |mu| wins
     assert d.regime(alpha=0.1) == Regime.VANISHING.code      # mu_1 = 1.1 > |mu_2| = 0.7
     assert d.regime(alpha=0.3) == Regime.VANISHING.code      # mu_1 = 1.3 > |mu_2| = 0.1
@@ -255,8 +272,11 @@ def test_jacobians_match_sympy_and_the_kernels(norm, kind, width):
 
 
 # ----------------------------------------------------------------------------- against the sweeps
-def _agree(result, minimum=0.99):
+def _agree(result, minimum=0.99, cells=40):
+    """At least ``minimum`` agreement outside the band, measured on at least ``cells`` cells."""
     print(result.summary())
+    outside = int(np.count_nonzero(result.covered & ~result.near_boundary))
+    assert outside >= cells, f"only {outside} predicted cells outside the band: the grid is too coarse to judge"
     assert result.agreement_outside_band >= minimum, result.disagreements()[:10]
 
 
@@ -287,9 +307,8 @@ def test_residual_block_eigenvalues_agree_with_sweep():
     _agree(CheckResult(predicted, diagram.regimes.astype(np.int64), _near_changes(predicted, 2), 2))
 
 
-def test_power_method_agrees_with_sweep():
-    d = derive(Scheme(norm="post", injection="none"), structure="diagonal",
-               params={"lambda0_1": 1, "lambda0_2": -3})
+def test_power_method_agrees_with_sweep(power):
+    d = power
     spec = dynloop.BlockSpec(width=2, tokens=1, layers=1, mixer="linear", norm="post", injection="none",
                              weights={"linear": [[[1.0, 0.0], [0.0, -3.0]]]}, seed=2)
     diagram = dynloop.sweep(spec, {"residual_scale": np.linspace(-1.5, 2.0, 71)}, loops=3000, progress=False)
@@ -298,16 +317,18 @@ def test_power_method_agrees_with_sweep():
     assert {Regime.VANISHING.code, Regime.PERIODIC.code} <= set(np.unique(result.predicted))
 
 
-def test_logistic_agrees_with_sweep():
-    d = derive(dynloop.maps.logistic(), period=2)
+def test_logistic_agrees_with_sweep(logistic2):
+    d = logistic2
     diagram = dynloop.sweep(dynloop.maps.logistic(), {"r": np.linspace(0.5, 3.4, 59)}, loops=4000, progress=False)
     result = d.check(diagram)
     _agree(result)
-    assert result.coverage == 1.0
+    # the theory declines to predict exactly at the bifurcation points r = 1 (multiplier +1) and r = 3 (-1)
+    r = np.linspace(0.5, 3.4, 59)
+    assert np.allclose(np.sort(r[~result.covered]), [1.0, 3.0])
 
 
-def test_henon_agrees_with_sweep():
-    d = derive(dynloop.maps.henon(), period=2)
+def test_henon_agrees_with_sweep(henon2):
+    d = henon2
     diagram = dynloop.sweep(dynloop.maps.henon(), {"a": np.linspace(-0.1, 1.0, 23), "b": np.linspace(-0.4, 0.4, 9)},
                             loops=4000, progress=False)
     result = d.check(diagram)
@@ -320,19 +341,21 @@ def test_pre_norm_drift_agrees_with_sweep():
                              residual_scale=alpha, injection_scale=beta, weights={"linear": [[[0.5]]]},
                              inputs=[[1.0]])
     d = derive(spec)
-    axes = {"residual_scale": np.linspace(-2.0, 2.0, 21), "injection_scale": np.linspace(-1.0, 1.0, 11)}
+    # 1-D sweeps are cheap: a 41 x 21 grid leaves ~300 cells outside the band (a 21 x 11 grid leaves 36)
+    axes = {"residual_scale": np.linspace(-2.0, 2.0, 41), "injection_scale": np.linspace(-1.0, 1.0, 21)}
     diagram = dynloop.sweep(spec.replace(residual_scale=0.0, injection_scale=0.0), axes, loops=1000,
                             progress=False)
     result = d.check(diagram)
     _agree(result)
+    assert Regime.DRIFTING.code in np.unique(result.predicted[~result.near_boundary])
 
 
-def test_overlay_draws_boundaries():
+def test_overlay_draws_boundaries(henon2):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    d = derive(dynloop.maps.henon(), period=2)
+    d = henon2
     fig, ax = plt.subplots()
     ax.set_xlim(-0.1, 1.2)
     ax.set_ylim(-0.4, 0.4)

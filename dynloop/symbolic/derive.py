@@ -581,6 +581,9 @@ class Derivation:
                 sign = np.sign(np.real(np.broadcast_to(
                     f(*[np.asarray(self._values(arguments)[s.name], dtype=float) for s in self.parameters]),
                     predicted.shape)))
+            # where the equation is undefined (a branch that does not exist: sqrt of a negative number)
+            # it is one more value, not a change between every pair of cells (nan != nan)
+            sign = np.where(np.isnan(sign), 2.0, sign)
             near |= _near_changes(sign, band)
         return CheckResult(predicted, np.asarray(phase_diagram.regimes, dtype=np.int64), near, band)
 
