@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from numba import njit
 
-from dynloop.systems._fastmath import exp, tanh
+from dynloop.systems._fastmath import exp, tanh, tanh_native
 
 
 @njit
@@ -59,3 +59,23 @@ def test_float32_inputs_are_evaluated_in_float64(dtype):
     x = np.linspace(-5, 5, 101).astype(dtype)
     np.testing.assert_allclose(_tanh_all(x), np.tanh(x.astype(np.float64)).astype(dtype),
                                rtol=2 * np.finfo(dtype).eps)
+
+
+@njit
+def _tanh_native_all(x):
+    out = np.empty_like(x)
+    for i in range(x.size):
+        out[i] = tanh_native(x[i])
+    return out
+
+
+def test_tanh_native_float32_within_six_ulp_and_float64_is_tanh():
+    x = np.concatenate([np.linspace(-20, 20, 400_001), [0.0, 3e-4, -3e-4, 7.9, 8.0, 1e30]]).astype(np.float32)
+    ours = _tanh_native_all(x)
+    assert ours.dtype == np.float32
+    exact = np.tanh(x.astype(np.float64))
+    ulps = np.abs(ours.astype(np.float64) - exact) / np.spacing(np.abs(exact).astype(np.float32))
+    assert ulps.max() <= 6
+    assert np.isnan(_tanh_native_all(np.array([np.nan], dtype=np.float32))[0])
+    wide = np.linspace(-5, 5, 1001)
+    np.testing.assert_array_equal(_tanh_native_all(wide), _tanh_all(wide))

@@ -17,7 +17,7 @@ import numpy as np
 from numba import njit
 
 from ..dynamics._recording import close_loop, new_records
-from ._fastmath import exp, tanh
+from ._fastmath import exp, tanh, tanh_native
 
 MIXERS = ("linear", "mlp", "attention", "transformer")
 ACTIVATIONS = ("tanh", "relu", "gelu", "silu")
@@ -134,7 +134,7 @@ def _apply_mlp(x, dx, w_in, w_out, code):
         flat_a = a.ravel()
         if code == 0:
             for i in range(flat_z.size):
-                flat_a[i] = tanh(flat_z[i])
+                flat_a[i] = tanh_native(flat_z[i])
         else:
             for i in range(flat_z.size):
                 flat_a[i] = _activation(flat_z[i], code)[0]
