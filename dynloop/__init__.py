@@ -17,6 +17,16 @@ from .sweep import OrbitDiagram, PhaseDiagram, orbit_diagram, sweep
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name):
+    """``dynloop.symbolic`` is imported on first use: sympy is slow to import and most uses skip it."""
+    if name == "symbolic":
+        import importlib
+
+        return importlib.import_module(".symbolic", __name__)
+    raise AttributeError(f"module 'dynloop' has no attribute {name!r}")
+
+
 __all__ = ["BlockSpec", "AffineLoop", "Map", "maps", "simulate", "Trajectory", "classify", "Classification",
            "Regime", "find_cycle", "Cycle", "lyapunov_spectrum", "LyapunovSpectrum", "sweep", "PhaseDiagram",
            "orbit_diagram", "OrbitDiagram", "__version__"]
