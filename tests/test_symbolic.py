@@ -173,6 +173,14 @@ def test_power_method_which_eigenvalue_wins(power):
     assert d.regime(alpha=-0.5) == Regime.VANISHING.code     # mu_2 = 2.5 dominant and positive
     assert d.regime(alpha=1.5) == Regime.PERIODIC.code       # mu_2 = -3.5 dominant and negative: sign flips
     assert d.regime(alpha=1.0) == Regime.UNDETERMINED.code   # |mu_1| = |mu_2| = 2: a tie, on the boundary
+    # exactly: along direction 1 the transverse multiplier is mu_2 / mu_1 (squared over the sign-flip 2-cycle),
+    # the radial one 0; the branch exists where mu_1 > 0 (fixed point) or mu_1 < 0 (2-cycle)
+    mu1, mu2 = 1 + alpha, 1 - 3 * alpha
+    branches = {b.label: b for b in d.branches}
+    fixed, flip = branches["fixed point along eigen-direction 1"], branches["2-cycle (sign flip) along eigen-direction 1"]
+    assert sympy.simplify(fixed.jacobian - sympy.diag(0, mu2 / mu1)) == sympy.zeros(2, 2)
+    assert sympy.simplify(flip.jacobian - sympy.diag(0, (mu2 / mu1) ** 2)) == sympy.zeros(2, 2)
+    assert fixed.existence == [alpha > -1] and flip.existence == [alpha < -1]
     kinds = {b.kind for b in d.boundaries}
     assert {"fold", "flip"} <= kinds or len(d.boundaries) >= 2
 

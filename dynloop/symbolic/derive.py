@@ -903,8 +903,12 @@ def _charpoly(jac):
     return sympy.expand(poly).xreplace(back)
 
 
-def _branch(point, stages, state, period, kind, label, existence=()):
-    """Stage points, loop Jacobian, charpoly, Jury conditions and boundaries at a point."""
+def _branch(point, stages, state, period, kind, label, existence=(), refine=None):
+    """Stage points, loop Jacobian, charpoly, Jury conditions and boundaries at a point.
+
+    ``refine`` (optional) is a substitution valid wherever the branch exists (``Abs(mu) -> mu`` where
+    ``mu > 0``), applied to the stage points and the Jacobian before the conditions are derived.
+    """
     current = sympy.Matrix(point)
     stage_points = [current]
     jac = sympy.eye(len(state))
@@ -915,6 +919,9 @@ def _branch(point, stages, state, period, kind, label, existence=()):
             stage_points.append(current)
             jac = j * jac
     jac = jac.applyfunc(_tidy)
+    if refine:  # after simplification too: sqrt(mu**2) becomes Abs(mu) only then
+        stage_points = [p.xreplace(refine).applyfunc(_tidy).xreplace(refine) for p in stage_points]
+        jac = jac.xreplace(refine).applyfunc(_tidy).xreplace(refine)
     poly = sympy.Poly(_charpoly(jac), Z)
     charpoly = sum(_tidy(c) * Z**k for (k,), c in poly.terms())
     existence = list(existence)
@@ -1190,9 +1197,10 @@ def _power_branches(stages, state, scheme, period, values=None):
         for p, sign, name in ((1, 1, "fixed point"), (2, -1, "2-cycle (sign flip)")):
             if period % p and period != 1:  # the sign flip of a negative dominant mu is always derived
                 continue
-            b = _branch(point, stages, state, p, "block", f"{name} along eigen-direction {i + 1}")
-            b.existence = [sympy.simplify(sign * mu > 0)]
-            branches.append(b)
+            # where the branch exists sign * mu > 0, so |mu| = sign * mu (one layer: mu is the only Abs)
+            refine = {sympy.Abs(mu): sign * mu} if scheme.layers == 1 else None
+            branches.append(_branch(point, stages, state, p, "block", f"{name} along eigen-direction {i + 1}",
+                                    [sympy.simplify(sign * mu > 0)], refine))
     return branches
 
 
