@@ -66,6 +66,7 @@ def jax_reference():
             return jnp.linalg.norm(final)
 
         batched = jax.jit(jax.vmap(point))
+        alpha, beta = alpha.astype(h0.dtype), beta.astype(h0.dtype)  # x64 mode would promote float32
         batched(alpha[:2], beta[:2]).block_until_ready()  # compile
         start = time.perf_counter()
         result = np.asarray(batched(alpha, beta).block_until_ready())

@@ -13,10 +13,11 @@ mean for architecture choices, then one section per injection scheme with the de
 overlays the derived boundaries (``Derivation.overlay``) on the numeric phase diagram.
 """
 
-__all__ = ["build", "FAMILIES", "section_model", "agreement"]
+__all__ = ["build", "FAMILIES", "section_model", "agreement", "source_digest"]
 
 import contextlib
 import dataclasses
+import hashlib
 import sys
 from pathlib import Path
 
@@ -625,8 +626,26 @@ def _known_answers(outdir, figures, log):
     return "\n".join(lines).rstrip() + "\n"
 
 
+def source_digest():
+    """Digest of the sources the documents are derived by (``dynloop/symbolic/*.py``).
+
+    The index records it, so a fast test can tell that the symbolic code changed since theory/
+    was generated without regenerating it (the full byte-for-byte check is a slow test).
+
+    Examples
+    --------
+    >>> len(source_digest())
+    16
+    """
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).resolve().parent.glob("*.py")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes().replace(b"\r\n", b"\n"))
+    return digest.hexdigest()[:16]
+
+
 def _index(documents):
-    lines = ["# theory/", "", _GENERATED, "",
+    lines = ["# theory/", "", _GENERATED, "", f"Source digest: `{source_digest()}`.", "",
              "When does a looped block converge, to a vanishing or a cyclic fixed point, and when does it",
              "drift, flip or diverge instead? Each document below derives it symbolically with",
              "`dynloop.symbolic.derive` for one normalization family, with one section per injection scheme",

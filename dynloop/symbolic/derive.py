@@ -176,6 +176,17 @@ def _radicands(expr):
     return found
 
 
+def _latex_text(line):
+    """A report line for LaTeX: prose escaped, mathematics (between dollars) kept as it is."""
+    parts = line.split("$")
+    for i in range(0, len(parts), 2):  # the even parts are prose
+        prose = parts[i].replace("\\", r"\textbackslash{}")
+        for char in "_&%#{}":
+            prose = prose.replace(char, "\\" + char)
+        parts[i] = prose.replace(r"\textbackslash\{\}", r"\textbackslash{}")
+    return "$".join(parts)
+
+
 class Derivation:
     """Everything ``derive`` found, as sympy objects, with numeric predictions and reports.
 
@@ -408,15 +419,19 @@ class Derivation:
         return predicate
 
     # ------------------------------------------------------------------------- reports
-    def _sections(self, fmt):
-        tex = sympy.latex if fmt == "latex" else (lambda e: f"${sympy.latex(e)}$")
+    def _sections(self):
+        """The report as lines: headings, ``- `` items, prose, with mathematics between dollars."""
+        def tex(e):
+            return f"${sympy.latex(e)}$"
         lines = [self.title, ""]
         lines += [f"- {note}" for note in self.notes]
         lines += ["", "Stages:"]
         for stage in self.stages:
-            lines.append(f"- {stage.name}: {tex(sympy.Eq(sympy.Symbol('f'), stage.expr.T if len(stage.x) > 1 else stage.expr[0]))}")
-        lines += ["", f"Loop map {'(period ' + str(self.period) + ')' if self.period > 1 else ''}: "
-                  f"{tex(self.loop_map.T if len(self.state) > 1 else self.loop_map[0])}"]
+            # written as text, not sympy.Eq: an equation between a symbol and a matrix is False
+            expr = stage.expr.T if len(stage.x) > 1 else stage.expr[0]
+            lines.append(f"- {stage.name}: $f = {sympy.latex(expr)}$")
+        period = f" (period {self.period})" if self.period > 1 else ""
+        lines += ["", f"Loop map{period}: {tex(self.loop_map.T if len(self.state) > 1 else self.loop_map[0])}"]
         for i, b in enumerate(self.branches):
             head = f"Branch {b.label}" + (" (principal)" if i == self.principal else "")
             lines += ["", head + ":"]
@@ -455,7 +470,7 @@ class Derivation:
         >>> print(derive(Scheme(injection="none"), structure="diagonal").markdown().splitlines()[0])
         ### Block: norm=none/rms, injection=none, mixer=linear, k=1, structure=diagonal
         """
-        lines = self._sections("markdown")
+        lines = self._sections()
         lines[0] = "### " + lines[0]
         return "\n".join(lines)
 
@@ -469,16 +484,21 @@ class Derivation:
         True
         """
         out = []
-        for line in self._sections("latex"):
-            if line.startswith("- "):
-                text = line[2:]
-                if ": " in text:
-                    head, _, body = text.partition(": ")
-                    out.append(f"\\item {head}: $" + body + "$")
-                else:
-                    out.append("\\item " + text)
+        in_list = False
+        for line in self._sections():
+            is_item = line.startswith("- ")
+            if in_list and not is_item:
+                out.append(r"\end{itemize}")
+                in_list = False
+            if is_item:
+                if not in_list:
+                    out.append(r"\begin{itemize}")
+                    in_list = True
+                out.append(r"\item " + _latex_text(line[2:]))
             elif line:
-                out.append("\\paragraph{" + line.rstrip(":") + "}")
+                out.append(r"\paragraph{" + _latex_text(line) + "}")
+        if in_list:
+            out.append(r"\end{itemize}")
         return "\n".join(out)
 
     def __repr__(self):
@@ -1059,9 +1079,6 @@ def derive(spec_or_scheme, *, structure="scalar", params=None, period=1):
     >>> derive(spec).conditions
     [Abs(alpha**2*w0*w1 + alpha*w0 + alpha*w1 + 1) < 1]
     """
-    from ..systems.block import BlockSpec
-    from ..systems.maps import Map
-
     check_choice("structure", structure, STRUCTURES)
     period = check_int("period", period, minimum=1)
     _deadline[0] = time.monotonic() + _BUDGET_SECONDS
