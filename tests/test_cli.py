@@ -69,6 +69,7 @@ def test_example_writes_its_figure(tmp_path):
     assert "cyclic fixed point" in result.stdout and figure.stat().st_size > 10000
 
 
+@pytest.mark.slow  # classifies 16 paper-sized blocks: ~45 s, run with -m slow
 def test_classify_example_prints_its_table_and_figures(tmp_path):
     result = subprocess.run([sys.executable, str(ROOT / "examples/classify_schemes.py"), str(tmp_path)],
                             capture_output=True, text=True)

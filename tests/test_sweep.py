@@ -195,3 +195,16 @@ def test_sweep_bitwise_identical_across_thread_counts():
                                 check=True)
         digests.add(result.stdout.strip())
     assert len(digests) == 1
+
+
+@pytest.mark.slow  # compiles the per-point kernel of attention mixers (minutes on a cold cache)
+def test_attention_blocks_sweep_point_by_point_like_classify():
+    spec = dynloop.BlockSpec(width=4, tokens=3, layers=1, heads=2, mixer="transformer", norm="sandwich",
+                             injection="concat", seed=1)
+    axes = {"residual_scale": np.array([0.2, 0.8]), "injection_scale": np.array([0.5, 1.0])}
+    diagram = sweep(spec, axes, loops=240, progress=False)
+    for i, alpha in enumerate(axes["residual_scale"]):
+        for j, beta in enumerate(axes["injection_scale"]):
+            expected = dynloop.classify(spec.replace(residual_scale=alpha, injection_scale=beta), transient=120,
+                                        window=120, max_period=29, lyapunov=False)
+            assert Regime.from_code(diagram.regimes[i, j]) is expected.regime, (alpha, beta, expected.summary())
