@@ -100,6 +100,7 @@ def test_attention_matrices_recorded_match_oracle():
     np.testing.assert_allclose(trajectory.attention.sum(axis=-1), 1.0, rtol=1e-13)
 
 
+@pytest.mark.slow  # compiles every block kernel again in float32 (~40 s on a cold cache)
 def test_float32_tracks_float64():
     spec = BlockSpec(width=8, tokens=3, layers=2, mixer="transformer", heads=2, norm="sandwich",
                      injection="concat", seed=5)
