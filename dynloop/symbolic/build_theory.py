@@ -332,24 +332,14 @@ def agreement(derivation, diagram, band=BAND):
     >>> agreement(derive(dynloop.maps.logistic()), diagram).agreement_outside_band
     1.0
     """
-    from .derive import CheckResult, _near_changes
-
     if not any(b.numeric for b in derivation.branches):
         return derivation.check(diagram, band=band)
     axes = diagram.axes
     names = derivation._axis_names(*list(axes)[:2]) if len(axes) == 2 else derivation._axis_names(list(axes)[0],
                                                                                                   None)[:1]
     grids = np.meshgrid(*[np.asarray(v, dtype=float) for v in axes.values()], indexing="ij")
-    predicted = _predict(derivation, dict(zip(names, grids)))
-    near = _near_changes(predicted, band)
     values = derivation._values(dict(zip(names, grids)))
-    for boundary in derivation.boundaries:
-        f = sympy.lambdify(derivation.parameters, boundary.equation, "numpy")
-        with np.errstate(all="ignore"):
-            sign = np.sign(np.real(np.broadcast_to(f(*[np.asarray(values[s.name], float)
-                                                       for s in derivation.parameters]), predicted.shape)))
-        near |= _near_changes(sign, band)
-    return CheckResult(predicted, np.asarray(diagram.regimes, dtype=np.int64), near, band)
+    return derivation._compare(_predict(derivation, values), values, diagram, band)
 
 
 def _percent(x):
@@ -714,7 +704,9 @@ def build(outdir=None, *, figures=True, verbose=False, jobs=1):
         import concurrent.futures
         import multiprocessing
 
-        context = multiprocessing.get_context("fork" if sys.platform != "win32" else "spawn")
+        # spawn, not fork: a process that has run parallel kernels has threads a fork would copy
+        # half-way (the slow staleness test, after other tests, broke its pool that way)
+        context = multiprocessing.get_context("spawn")
         with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) as pool:
             texts = list(pool.map(_build_one, tasks))
     else:

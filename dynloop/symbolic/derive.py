@@ -592,15 +592,17 @@ class Derivation:
         if len(axes) > 2:
             raise invalid("phase_diagram", phase_diagram, "expected a diagram with one or two numeric axes")
         grids = np.meshgrid(*[np.asarray(v, dtype=float) for v in axes.values()], indexing="ij")
-        arguments = {**values, **dict(zip(names, grids))}
-        predicted = self._predict(self._values(arguments))
+        arguments = self._values({**values, **dict(zip(names, grids))})
+        return self._compare(self._predict(arguments), arguments, phase_diagram, band)
+
+    def _compare(self, predicted, arguments, phase_diagram, band):
+        """``check`` once the regimes are predicted on the grid (``arguments``: every parameter's values)."""
         near = _near_changes(predicted, band)
         for boundary in self.boundaries:
             f = sympy.lambdify(self.parameters, boundary.equation, "numpy")
             with np.errstate(all="ignore"):
                 sign = np.sign(np.real(np.broadcast_to(
-                    f(*[np.asarray(self._values(arguments)[s.name], dtype=float) for s in self.parameters]),
-                    predicted.shape)))
+                    f(*[np.asarray(arguments[s.name], dtype=float) for s in self.parameters]), predicted.shape)))
             # where the equation is undefined (a branch that does not exist: sqrt of a negative number)
             # it is one more value, not a change between every pair of cells (nan != nan)
             sign = np.where(np.isnan(sign), 2.0, sign)
