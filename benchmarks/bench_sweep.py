@@ -107,7 +107,10 @@ def startup_seconds():
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dtype", default="both", choices=["float64", "float32", "both"])
+    parser.add_argument("--sizes", nargs="+", metavar="G,d,T", default=[",".join(map(str, s)) for s in SIZES],
+                        help="grid side, width and loops of each run (default: the reference four)")
     args = parser.parse_args(argv)
+    sizes = [tuple(int(v) for v in size.split(",")) for size in args.sizes]
     dtypes = [np.float64, np.float32] if args.dtype == "both" else [getattr(np, args.dtype)]
     print(f"a new process imports dynloop and finishes a small sweep in {startup_seconds():.2f} s "
           "(kernels cached on disk)\n")
@@ -119,7 +122,7 @@ def main(argv=None):
         print(f"{np.dtype(dtype).name}: matrix-multiply peak of this machine {peak:.1f} GFLOP/s")
         print(f"{'G':>4} {'d':>4} {'T':>4} {'dynloop s':>10} {'numpy s':>9} {'jax s':>8} {'vs numpy':>9} "
               f"{'vs jax':>7} {'GFLOP/s':>8} {'% peak':>7} {'agree':>9} {'early-exit s':>12}")
-        for grid, d, loops in SIZES:
+        for grid, d, loops in sizes:
             spec, w_in, w_out, e, h0 = workload(d, dtype)
             alpha, beta = (v.ravel() for v in np.meshgrid(np.linspace(0, 3, grid), np.linspace(0, 2, grid),
                                                          indexing="ij"))

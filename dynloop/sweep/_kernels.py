@@ -13,7 +13,8 @@ import numpy as np
 from numba import njit, prange, types
 
 from ..dynamics import regimes as R
-from ..systems._block_kernels import BlockArrays, BlockConfig, stage_apply, stage_apply_scaled
+from ..systems._block_kernels import BlockArrays, BlockConfig, stage_apply
+from ..systems._column_kernels import column_buffers, column_stage
 from ..systems._map_kernels import JacobianFunction, StepFunction
 
 DIAGNOSTICS = ("period", "convergence_rate", "lyapunov", "final_norm", "distinct_stage_points", "min_cos",
@@ -44,11 +45,11 @@ def _norm(x):
 
 
 @njit(**_JIT)
-def _window_decision(ring, t, reference_scale, max_period, tolerances, is_map):
-    states = _ordered(ring, t)
+def _window_decision(states, reference_scale, max_period, tolerances, is_map):
+    """Decision statistics of a window of loop states (rows in loop order)."""
     stats = R.window_statistics(states, reference_scale, max_period, tolerances[0])
     stats[R.S_IS_MAP] = 1.0 if is_map else 0.0
-    return states, stats
+    return stats
 
 
 @njit(**_JIT)
@@ -195,7 +196,8 @@ def _block_point(cfg0, arrays0, unit_constant, alpha, beta, eps, x0, loops, wind
             stats[R.S_FINITE] = 0.0
             break
         if t >= window and (t == loops or (early_exit and t % window == 0)):
-            states, stats = _window_decision(ring, t, reference_scale, max_period, tolerances, False)
+            states = _ordered(ring, t)
+            stats = _window_decision(states, reference_scale, max_period, tolerances, False)
             if early_exit and _settled(stats, tolerances):
                 break
     return _block_conclude(cfg, arrays, x, states, stats, t, window, tolerances, lyapunov, n_stages, first_layer,
@@ -217,103 +219,137 @@ def sweep_block(cfg, arrays, unit_constant, values, x0, loops, window, max_perio
 
 
 @njit(**_JIT)
-def _group_rows(values, unit_constant, active, alpha, constant):
-    """Each row's residual scale and injected input, for the rows of the ``active`` points."""
-    n_tokens = unit_constant.shape[0]
+def _group_columns(values, unit_constant, active, dtype_like):
+    """Residual scale (c,), injected term (d, c) and norm ε (c,) of the columns of the ``active`` points.
+
+    Column ``j·T + k`` is token ``k`` of point ``active[j]``.
+    """
+    n_tokens, d = unit_constant.shape
+    columns = active.shape[0] * n_tokens
+    kind = dtype_like.dtype
+    alpha = np.empty(columns, dtype=kind)
+    eps = np.empty(columns, dtype=kind)
+    constant = np.empty((d, columns), dtype=kind)
     for j in range(active.shape[0]):
         p = active[j]
         for k in range(n_tokens):
-            alpha[j * n_tokens + k, 0] = values[p, 0]
-            constant[j * n_tokens + k] = values[p, 1] * unit_constant[k]
+            alpha[j * n_tokens + k] = values[p, 0]
+            eps[j * n_tokens + k] = values[p, 2]
+            for a in range(d):
+                constant[a, j * n_tokens + k] = values[p, 1] * unit_constant[k, a]
+    return alpha, constant, eps
+
+
+@njit(**_JIT)
+def _point_window(ring, p, t):
+    """Point ``p``'s last ``window`` loop states (rows in loop order) from the column ring, ``t`` loops written."""
+    window, n, _ = ring.shape
+    states = np.empty((window, n), dtype=ring.dtype)
+    for r in range(window):
+        slot = (t - window + r) % window
+        for a in range(n):
+            states[r, a] = ring[slot, a, p]
+    return states
 
 
 @njit(**_JIT)
 def _block_group(cfg, arrays, unit_constant, values, x0, loops, window, max_period, tolerances, early_exit,
                  lyapunov, n_stages, first_layer, n_layers, codes, diagnostics):
-    """Iterate a group of grid points together as the rows of one state (row-wise mixers only).
+    """Iterate a group of grid points together, one token row per column (row-wise mixers only).
 
-    The ``B`` points' ``T`` tokens are ``B·T`` rows, so every matrix product is one BLAS call for the
-    whole group and every norm and activation one pass over it; each point's residual scale is a
-    per-row column and its injection a per-row constant. With ``early_exit``, points whose regime
-    is settled (and points that diverged) leave the group: its rows are compacted, so later loops
-    cost only what the remaining points need. Points are concluded one by one.
+    The ``B`` points' ``T`` tokens are the ``B·T`` columns of one state (``_column_kernels``),
+    so each norm, activation and small product is one vectorised pass over the group and each
+    large product one BLAS call. The ring keeps the last ``window`` states of every point
+    (window × n × B). With ``early_exit``, points whose regime is settled (and points that
+    diverged) leave the group: its columns are compacted, so later loops cost only what the
+    remaining points need. Points are concluded one by one.
     """
     n_points = values.shape[0]
     n_tokens, d = x0.shape
+    n = n_tokens * d
+    hidden = arrays.mlp_in.shape[1]
     active = np.arange(n_points)
-    rows = n_points * n_tokens
-    x = np.empty((rows, d), dtype=x0.dtype)
-    alpha = np.empty((rows, 1), dtype=x0.dtype)
-    constant = np.empty((rows, d), dtype=x0.dtype)
-    for p in range(n_points):
-        x[p * n_tokens:(p + 1) * n_tokens] = x0
-    _group_rows(values, unit_constant, active, alpha, constant)
-    ring = np.zeros((n_points, window, n_tokens * d), dtype=x0.dtype)
+    x = np.empty((d, n_points * n_tokens), dtype=x0.dtype)
+    for j in range(n_points):
+        for k in range(n_tokens):
+            x[:, j * n_tokens + k] = x0[k]
+    alpha, constant, eps = _group_columns(values, unit_constant, active, x0)
+    work = column_buffers(d, hidden, x.shape[1], x0)
+    ring = np.zeros((window, n, n_points), dtype=x0.dtype)
     reference_scale = _norm(x0)
     diverged = np.zeros(n_points, dtype=np.bool_)
     loops_at = np.full(n_points, loops, dtype=np.int64)
+    squares = np.empty(n_points)
     t = 0
     while t < loops and active.shape[0] > 0:
-        group_arrays = BlockArrays(arrays.linear, arrays.attn_q, arrays.attn_k, arrays.attn_v, arrays.attn_o,
-                                   arrays.mlp_in, arrays.mlp_out, arrays.norm_in, arrays.norm_out,
-                                   arrays.norm_outer, arrays.unit_gain, arrays.inject_matrix,
-                                   arrays.inject_diagonal, constant)
-        no_tangent = np.empty((0, x.shape[0], d), dtype=x0.dtype)
         for stage in range(n_stages):
-            x, _, _ = stage_apply_scaled(cfg, group_arrays, stage, x, no_tangent, alpha)
-        leaving = 0
-        keep = np.ones(active.shape[0], dtype=np.bool_)
-        slot = t % window
-        for j in range(active.shape[0]):
-            p = active[j]
-            total = 0.0
+            column_stage(cfg, arrays, stage, x, alpha, constant, eps, work)
+        m = active.shape[0]
+        slot = ring[t % window]
+        squares[:m] = 0.0
+        if n_tokens == 1 and m == n_points:  # every point still here: whole rows
+            for a in range(d):
+                for j in range(m):
+                    value = x[a, j]
+                    slot[a, j] = value
+                    squares[j] += np.float64(value) * np.float64(value)
+        else:
             for k in range(n_tokens):
                 for a in range(d):
-                    value = x[j * n_tokens + k, a]
-                    ring[p, slot, k * d + a] = value
-                    total += np.float64(value) * np.float64(value)
-            if not math.isfinite(total):
-                diverged[p] = True
-                loops_at[p] = t + 1
+                    for j in range(m):
+                        value = x[a, j * n_tokens + k]
+                        slot[k * d + a, active[j]] = value
+                        squares[j] += np.float64(value) * np.float64(value)
+        t += 1
+        keep = np.ones(m, dtype=np.bool_)
+        leaving = 0
+        for j in range(m):
+            if not math.isfinite(squares[j]):
+                diverged[active[j]] = True
+                loops_at[active[j]] = t
                 keep[j] = False
                 leaving += 1
-        t += 1
         if early_exit and t >= window and t % window == 0 and t < loops:
-            for j in range(active.shape[0]):
-                p = active[j]
+            for j in range(m):
                 if keep[j]:
-                    _, stats = _window_decision(ring[p], t, reference_scale, max_period, tolerances, False)
+                    stats = _window_decision(_point_window(ring, active[j], t), reference_scale, max_period,
+                                             tolerances, False)
                     if _settled(stats, tolerances):
-                        loops_at[p] = t
+                        loops_at[active[j]] = t
                         keep[j] = False
                         leaving += 1
-        if leaving > 0:  # compact: only the points still running keep rows
-            staying = active[keep]
-            new_x = np.empty((staying.shape[0] * n_tokens, d), dtype=x0.dtype)
-            for j, kept in enumerate(np.flatnonzero(keep)):
-                new_x[j * n_tokens:(j + 1) * n_tokens] = x[kept * n_tokens:(kept + 1) * n_tokens]
-            x = new_x
-            alpha = np.empty((x.shape[0], 1), dtype=x0.dtype)
-            constant = np.empty((x.shape[0], d), dtype=x0.dtype)
-            _group_rows(values, unit_constant, staying, alpha, constant)
-            active = staying
+        if leaving > 0:  # compact: only the points still running keep columns
+            staying = np.flatnonzero(keep)
+            compact = np.empty((d, staying.shape[0] * n_tokens), dtype=x0.dtype)
+            for a in range(d):
+                for j in range(staying.shape[0]):
+                    for k in range(n_tokens):
+                        compact[a, j * n_tokens + k] = x[a, staying[j] * n_tokens + k]
+            x = compact
+            active = active[staying]
+            alpha, constant, eps = _group_columns(values, unit_constant, active, x0)
+            work = column_buffers(d, hidden, x.shape[1], x0)
     for p in range(n_points):
         point_cfg, point_arrays = _point_system(cfg, arrays, unit_constant, values[p, 0], values[p, 1],
                                                 values[p, 2], x0)
         t_p = min(loops_at[p], t)
         stats = np.full(len(R.STAT_NAMES), np.nan)
         stats[R.S_FINITE] = 0.0 if diverged[p] else 1.0
-        states = ring[p]
-        final = ring[p, (t_p - 1) % window].reshape(n_tokens, d).copy()
+        flat = np.empty(n, dtype=x0.dtype)
+        for a in range(n):
+            flat[a] = ring[(t_p - 1) % window, a, p]
+        final = flat.reshape(n_tokens, d)
+        states = flat.reshape(1, n)
         if t_p >= window and not diverged[p]:
-            states, stats = _window_decision(ring[p], t_p, reference_scale, max_period, tolerances, False)
+            states = _point_window(ring, p, t_p)
+            stats = _window_decision(states, reference_scale, max_period, tolerances, False)
         codes[p] = _block_conclude(point_cfg, point_arrays, final, states, stats, t_p, window, tolerances, lyapunov,
                                    n_stages, first_layer, n_layers, diagnostics[p])
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
-def sweep_block_rows(cfg, arrays, unit_constant, values, x0, loops, window, max_period, tolerances, early_exit,
-                     lyapunov, n_stages, first_layer, n_layers, group):
+def sweep_block_columns(cfg, arrays, unit_constant, values, x0, loops, window, max_period, tolerances, early_exit,
+                        lyapunov, n_stages, first_layer, n_layers, group):
     """Classify every point of a chunk in groups of ``group`` points iterated together (row-wise mixers)."""
     n_points = values.shape[0]
     codes = np.empty(n_points, dtype=np.int8)
@@ -346,7 +382,8 @@ def _map_point(step, jacobian, params, x0, loops, window, max_period, tolerances
             stats[R.S_FINITE] = 0.0
             break
         if t >= window and (t == loops or (early_exit and t % window == 0)):
-            states, stats = _window_decision(ring, t, reference_scale, max_period, tolerances, True)
+            states = _ordered(ring, t)
+            stats = _window_decision(states, reference_scale, max_period, tolerances, True)
             if early_exit and _settled(stats, tolerances):
                 break
     row[D_LOOPS] = t

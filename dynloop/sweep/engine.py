@@ -17,7 +17,7 @@ from ..dynamics.simulate import _DTYPES
 #: BlockSpec fields that vary per point inside one compiled call; every other field is a facet.
 POINT_FIELDS = ("residual_scale", "injection_scale", "norm_eps")
 
-_GROUP_ROWS = 512  # rows (points × tokens) iterated together by the row-wise kernel
+_GROUP_COLUMNS = 256  # token rows (points × tokens) iterated together by the row-wise kernel
 _DEFAULT_WINDOW = 260  # loops examined per point by default, as classify's default window
 
 
@@ -150,10 +150,10 @@ def _run_kernel(system, kind, task, settings):
         layers = [i for i, name in enumerate(stage_names) if name.startswith("layer")]
         arguments = (config, arrays, unit, values, start, loops, window, max_period, tolerances, early_exit,
                      lyapunov, spec.n_stages, layers[0], len(layers))
-        if spec.mixer in ("linear", "mlp") and "norm_eps" not in task.point_names:
-            # row-wise mixers: iterate groups of points together, one BLAS call per product
-            group = max(1, _GROUP_ROWS // spec.tokens)
-            return kernels.sweep_block_rows(*arguments, group)
+        if spec.mixer in ("linear", "mlp"):
+            # row-wise mixers: iterate groups of points together, a point's token rows as columns
+            group = max(1, _GROUP_COLUMNS // spec.tokens)
+            return kernels.sweep_block_columns(*arguments, group)
         return kernels.sweep_block(*arguments)
     names = list(system.param_names)
     values = np.tile(system._param_vector(None), (len(task.flat), 1))

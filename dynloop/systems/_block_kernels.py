@@ -220,11 +220,7 @@ def _apply_mixer(cfg, arrays, layer, sub, x, dx):
 # --------------------------------------------------------------------------- placements
 @njit(**_JIT)
 def _apply_sublayer(cfg, arrays, layer, sub, x, dx, a):
-    """One sub-layer with its norm placement (MODEL.md, Norm placement) and residual scale ``a``.
-
-    ``a`` is a scalar, or a column ``(rows, 1)`` of per-row scales when the rows of ``x`` belong
-    to different grid points of a sweep (row-wise mixers only).
-    """
+    """One sub-layer with its norm placement (MODEL.md, Norm placement) and residual scale ``a``."""
     kind = cfg.norm_kind
     eps = cfg.norm_eps
     placement = cfg.norm
@@ -255,12 +251,6 @@ def stage_apply(cfg, arrays, stage, x, dx):
     Stages run: injection (if any), the layers, the outer norm (if any). The attention returned
     is that of the layer's attention sub-layer, or an empty array.
     """
-    return stage_apply_scaled(cfg, arrays, stage, x, dx, cfg.residual_scale)
-
-
-@njit(**_JIT)
-def stage_apply_scaled(cfg, arrays, stage, x, dx, a):
-    """:func:`stage_apply` with the residual scale ``a`` given (a scalar or a per-row column)."""
     no_attention = np.zeros((0, 0, 0), dtype=x.dtype)
     if cfg.has_inject:
         if stage == 0:
@@ -279,7 +269,7 @@ def stage_apply_scaled(cfg, arrays, stage, x, dx, a):
         return y, dy, no_attention
     attention = no_attention
     for sub in range(cfg.sublayers):
-        x, dx, sub_attention = _apply_sublayer(cfg, arrays, stage, sub, x, dx, a)
+        x, dx, sub_attention = _apply_sublayer(cfg, arrays, stage, sub, x, dx, cfg.residual_scale)
         if sub_attention.shape[0] > 0:
             attention = sub_attention
     return x, dx, attention

@@ -1,0 +1,183 @@
+"""Values-only block stages for many grid points at once, one point per column (row-wise mixers).
+
+A sweep iterates thousands of points of the same block that differ only in their residual
+scale, injection strength and norm ε. For the row-wise mixers (``linear`` and ``mlp``) every
+token row of every point evolves independently, so the rows of a group of points can be
+iterated together. Here they are the *columns* of one state ``X`` of shape ``(d, c)``: the
+innermost loop of every operation (norm, activation, residual update, and each
+multiply-accumulate of a small matrix product) then runs along contiguous memory across points,
+the loop the compiler turns into vector instructions whatever ``d`` is. Large products go to
+BLAS (``W @ X``, one call for the group).
+
+These functions compute exactly what :func:`~dynloop.systems._block_kernels.stage_apply`
+computes without tangents (MODEL.md), up to rounding (fused multiply-adds, summation order):
+tests/test_column_kernels.py checks every scheme against it. Buffers are preallocated by
+:func:`column_buffers` and results are written in place.
+"""
+
+import math
+
+import numpy as np
+from numba import njit
+
+from ._block_kernels import (INJECT_DIAGONAL, INJECT_MATRIX, KIND_L2, KIND_LAYER, MIXER_LINEAR, NORM_PERI,
+                             NORM_PERI_OUTER, NORM_POST, NORM_PRE, NORM_PRE_OUTER, NORM_SANDWICH, NORM_SPHERE,
+                             _activation)
+from ._fastmath import fma, tanh_native
+
+_JIT = dict(cache=True, error_model="numpy")
+
+#: Products whose inner dimension is at most this are multiply-accumulate loops, larger ones BLAS
+#: (benchmarks/bench_sweep.py measures the crossover).
+SMALL_PRODUCT = 8
+
+
+@njit(**_JIT)
+def column_buffers(d, hidden, columns, dtype_like):
+    """Work arrays for :func:`column_stage` on ``columns`` columns: three (d, c), two (hidden, c), stats."""
+    kind = dtype_like.dtype
+    return (np.empty((d, columns), dtype=kind), np.empty((d, columns), dtype=kind),
+            np.empty((d, columns), dtype=kind), np.empty((hidden, columns), dtype=kind),
+            np.empty((hidden, columns), dtype=kind), np.empty((2, columns), dtype=kind))
+
+
+@njit(**_JIT)
+def column_norm(x, gain, kind, eps, out, stats):
+    """``out = N(x; g)`` column by column (RMS, Layer or L2 norm, ε per column); ``out`` may be ``x``."""
+    d, c = x.shape
+    q = 1.0 if kind == KIND_L2 else float(d)
+    mean = stats[0]
+    inverse = stats[1]
+    inverse[:] = 0.0
+    if kind == KIND_LAYER:
+        mean[:] = 0.0
+        for a in range(d):
+            for p in range(c):
+                mean[p] += x[a, p]
+        for p in range(c):
+            mean[p] /= d
+        for a in range(d):
+            for p in range(c):
+                centred = x[a, p] - mean[p]
+                inverse[p] = fma(centred, centred, inverse[p])
+    else:
+        for a in range(d):
+            for p in range(c):
+                inverse[p] = fma(x[a, p], x[a, p], inverse[p])
+    for p in range(c):
+        inverse[p] = 1.0 / math.sqrt(inverse[p] / q + eps[p])
+    if kind == KIND_LAYER:
+        for a in range(d):
+            g = gain[a]
+            for p in range(c):
+                out[a, p] = g * ((x[a, p] - mean[p]) * inverse[p])
+    else:
+        for a in range(d):
+            g = gain[a]
+            for p in range(c):
+                out[a, p] = g * (x[a, p] * inverse[p])
+
+
+@njit(**_JIT)
+def column_product(w, x, out):
+    """``out = W x`` for W (o, i) and columns x (i, c): multiply-accumulate loops when i is small."""
+    n_out, n_in = w.shape
+    c = x.shape[1]
+    if n_in > SMALL_PRODUCT:
+        np.dot(w, x, out)
+        return
+    for o in range(n_out):
+        weight = w[o, 0]
+        for p in range(c):
+            out[o, p] = weight * x[0, p]
+        for i in range(1, n_in):
+            weight = w[o, i]
+            for p in range(c):
+                out[o, p] = fma(weight, x[i, p], out[o, p])
+
+
+@njit(**_JIT)
+def column_activation(z, out, code):
+    """``out = φ(z)`` element by element (``code`` as in ``ACTIVATIONS``)."""
+    flat_z = z.ravel()
+    flat_out = out.ravel()
+    if code == 0:
+        for k in range(flat_z.size):
+            flat_out[k] = tanh_native(flat_z[k])
+    else:
+        for k in range(flat_z.size):
+            flat_out[k] = _activation(flat_z[k], code)[0]
+
+
+@njit(**_JIT)
+def _column_mixer(cfg, arrays, layer, x, out, work):
+    """``out = F(x)``: the linear map or the MLP of ``layer``."""
+    if cfg.mixer == MIXER_LINEAR:
+        column_product(arrays.linear[layer], x, out)
+        return
+    z, activated = work[3], work[4]
+    column_product(arrays.mlp_in[layer], x, z)
+    column_activation(z, activated, cfg.activation)
+    column_product(arrays.mlp_out[layer], activated, out)
+
+
+@njit(**_JIT)
+def _column_sublayer(cfg, arrays, layer, x, alpha, eps, work):
+    """One sub-layer with its norm placement, in place on ``x`` (residual scale per column)."""
+    d, c = x.shape
+    kind = cfg.norm_kind
+    placement = cfg.norm
+    branch, f, stats = work[0], work[1], work[5]
+    if placement == NORM_SPHERE:
+        unit = arrays.unit_gain
+        _column_mixer(cfg, arrays, layer, x, f, work)
+        column_norm(x, unit, kind, eps, branch, stats)
+        column_norm(f, unit, kind, eps, f, stats)
+        for a in range(d):
+            for p in range(c):
+                x[a, p] = branch[a, p] + alpha[p] * (f[a, p] - branch[a, p])
+        column_norm(x, unit, kind, eps, x, stats)
+        return
+    if placement in (NORM_PRE, NORM_SANDWICH, NORM_PERI, NORM_PRE_OUTER, NORM_PERI_OUTER):
+        column_norm(x, arrays.norm_in[layer, 0], kind, eps, branch, stats)
+        _column_mixer(cfg, arrays, layer, branch, f, work)
+    else:
+        _column_mixer(cfg, arrays, layer, x, f, work)
+    if placement in (NORM_PERI, NORM_PERI_OUTER):
+        column_norm(f, arrays.norm_out[layer, 0], kind, eps, f, stats)
+    for a in range(d):
+        for p in range(c):
+            x[a, p] = fma(alpha[p], f[a, p], x[a, p])
+    if placement in (NORM_POST, NORM_SANDWICH):
+        column_norm(x, arrays.norm_out[layer, 0], kind, eps, x, stats)
+
+
+@njit(**_JIT)
+def column_stage(cfg, arrays, stage, x, alpha, constant, eps, work):
+    """Apply stage ``stage`` to the columns ``x`` (d, c) in place, values only.
+
+    ``alpha`` (c,) is each column's residual scale, ``constant`` (d, c) its injected term and
+    ``eps`` (c,) its norm ε; ``work`` comes from :func:`column_buffers` with at least ``c``
+    columns. Stages run as in ``stage_apply``: injection (if any), the layers, the outer norm.
+    """
+    d, c = x.shape
+    if cfg.has_inject:
+        if stage == 0:
+            if cfg.inject_mode == INJECT_MATRIX:
+                injected = work[2]
+                column_product(arrays.inject_matrix, x, injected)
+                x[:, :] = injected
+            elif cfg.inject_mode == INJECT_DIAGONAL:
+                for a in range(d):
+                    diagonal = arrays.inject_diagonal[a]
+                    for p in range(c):
+                        x[a, p] *= diagonal
+            for a in range(d):
+                for p in range(c):
+                    x[a, p] += constant[a, p]
+            return
+        stage -= 1
+    if stage == cfg.layers:
+        column_norm(x, arrays.norm_outer, cfg.norm_kind, eps, x, work[5])
+        return
+    _column_sublayer(cfg, arrays, stage, x, alpha, eps, work)
