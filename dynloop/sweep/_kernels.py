@@ -241,26 +241,34 @@ def _group_columns(values, unit_constant, active, dtype_like):
 
 
 @njit(**_JIT)
-def _point_window(ring, p, t):
-    """Point ``p``'s last ``window`` loop states (rows in loop order) from the column ring, ``t`` loops written."""
+def _fill_windows(ring, t, points, out):
+    """``out[j]`` = the last ``window`` loop states of point ``points[j]`` (rows in loop order).
+
+    The ring holds states as columns (window × n × group); this transposes it for the points
+    asked for, slot by slot, so that each cache line of the ring is fetched once rather than once
+    per point (the ring of a group is larger than the cache). With fewer than ``window`` loops
+    (``t < window``) only the last state, ``out[j, -1]``, is filled.
+    """
     window, n, _ = ring.shape
-    states = np.empty((window, n), dtype=ring.dtype)
-    for r in range(window):
-        slot = (t - window + r) % window
-        for a in range(n):
-            states[r, a] = ring[slot, a, p]
-    return states
+    first = 0 if t >= window else window - 1
+    for r in range(first, window):
+        slot = ring[(t - window + r) % window]
+        for j in range(points.shape[0]):
+            p = points[j]
+            for a in range(n):
+                out[j, r, a] = slot[a, p]
 
 
 @njit(**_JIT)
 def _block_group(cfg, arrays, unit_constant, values, x0, loops, window, max_period, tolerances, early_exit,
-                 lyapunov, n_stages, first_layer, n_layers, codes, diagnostics):
+                 lyapunov, n_stages, first_layer, n_layers, ring, windows, codes, diagnostics):
     """Iterate a group of grid points together, one token row per column (row-wise mixers only).
 
     The ``B`` points' ``T`` tokens are the ``B·T`` columns of one state (``_column_kernels``),
     so each norm, activation and small product is one vectorised pass over the group and each
-    large product one BLAS call. The ring keeps the last ``window`` states of every point
-    (window × n × B). With ``early_exit``, points whose regime is settled (and points that
+    large product one BLAS call. ``ring`` (window × n × at least B) keeps the last ``window``
+    states of every point, ``windows`` (batch × window × n) receives a batch of them in loop
+    order; both are the caller's, reused from group to group. With ``early_exit``, points whose regime is settled (and points that
     diverged) leave the group: its columns are compacted, so later loops cost only what the
     remaining points need. Points are concluded one by one.
     """
@@ -275,7 +283,7 @@ def _block_group(cfg, arrays, unit_constant, values, x0, loops, window, max_peri
             x[:, j * n_tokens + k] = x0[k]
     alpha, constant, eps = _group_columns(values, unit_constant, active, x0)
     work = column_buffers(d, hidden, x.shape[1], x0)
-    ring = np.zeros((window, n, n_points), dtype=x0.dtype)
+    batch = windows.shape[0]
     reference_scale = _norm(x0)
     diverged = np.zeros(n_points, dtype=np.bool_)
     loops_at = np.full(n_points, loops, dtype=np.int64)
@@ -310,14 +318,17 @@ def _block_group(cfg, arrays, unit_constant, values, x0, loops, window, max_peri
                 keep[j] = False
                 leaving += 1
         if early_exit and t >= window and t % window == 0 and t < loops:
-            for j in range(m):
-                if keep[j]:
-                    stats = _window_decision(_point_window(ring, active[j], t), reference_scale, max_period,
-                                             tolerances, False)
-                    if _settled(stats, tolerances):
-                        loops_at[active[j]] = t
-                        keep[j] = False
-                        leaving += 1
+            for start in range(0, m, batch):
+                stop = min(m, start + batch)
+                _fill_windows(ring, t, active[start:stop], windows)
+                for j in range(start, stop):
+                    if keep[j]:
+                        stats = _window_decision(windows[j - start], reference_scale, max_period, tolerances,
+                                                 False)
+                        if _settled(stats, tolerances):
+                            loops_at[active[j]] = t
+                            keep[j] = False
+                            leaving += 1
         if leaving > 0:  # compact: only the points still running keep columns
             staying = np.flatnonzero(keep)
             compact = np.empty((d, staying.shape[0] * n_tokens), dtype=x0.dtype)
@@ -329,37 +340,51 @@ def _block_group(cfg, arrays, unit_constant, values, x0, loops, window, max_peri
             active = active[staying]
             alpha, constant, eps = _group_columns(values, unit_constant, active, x0)
             work = column_buffers(d, hidden, x.shape[1], x0)
-    for p in range(n_points):
-        point_cfg, point_arrays = _point_system(cfg, arrays, unit_constant, values[p, 0], values[p, 1],
-                                                values[p, 2], x0)
-        t_p = min(loops_at[p], t)
-        stats = np.full(len(R.STAT_NAMES), np.nan)
-        stats[R.S_FINITE] = 0.0 if diverged[p] else 1.0
-        flat = np.empty(n, dtype=x0.dtype)
-        for a in range(n):
-            flat[a] = ring[(t_p - 1) % window, a, p]
-        final = flat.reshape(n_tokens, d)
-        states = flat.reshape(1, n)
-        if t_p >= window and not diverged[p]:
-            states = _point_window(ring, p, t_p)
-            stats = _window_decision(states, reference_scale, max_period, tolerances, False)
-        codes[p] = _block_conclude(point_cfg, point_arrays, final, states, stats, t_p, window, tolerances, lyapunov,
-                                   n_stages, first_layer, n_layers, diagnostics[p])
+    # conclude the points in batches of those that stopped at the same loop (one ring transpose each)
+    stopped = np.minimum(loops_at, t)
+    for t_p in np.unique(stopped):
+        points = np.flatnonzero(stopped == t_p)
+        for start in range(0, points.shape[0], batch):
+            stop = min(points.shape[0], start + batch)
+            _fill_windows(ring, t_p, points[start:stop], windows)
+            for j in range(start, stop):
+                p = points[j]
+                point_cfg, point_arrays = _point_system(cfg, arrays, unit_constant, values[p, 0], values[p, 1],
+                                                        values[p, 2], x0)
+                stats = np.full(len(R.STAT_NAMES), np.nan)
+                stats[R.S_FINITE] = 0.0 if diverged[p] else 1.0
+                states = windows[j - start]
+                final = states[window - 1].copy().reshape(n_tokens, d)
+                if t_p >= window and not diverged[p]:
+                    stats = _window_decision(states, reference_scale, max_period, tolerances, False)
+                codes[p] = _block_conclude(point_cfg, point_arrays, final, states, stats, t_p, window, tolerances,
+                                           lyapunov, n_stages, first_layer, n_layers, diagnostics[p])
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
 def sweep_block_columns(cfg, arrays, unit_constant, values, x0, loops, window, max_period, tolerances, early_exit,
-                        lyapunov, n_stages, first_layer, n_layers, group):
-    """Classify every point of a chunk in groups of ``group`` points iterated together (row-wise mixers)."""
+                        lyapunov, n_stages, first_layer, n_layers, rings, windows):
+    """Classify every point of a chunk in groups iterated together (row-wise mixers).
+
+    ``rings`` (lanes × window × n × group) and ``windows`` (lanes × batch × window × n) are work
+    memory: each lane runs groups ``lane, lane + lanes, ...`` one after the other in its own
+    buffers. They are allocated by the caller and reused across chunks, because fresh memory of
+    this size costs a page fault per 4 KiB on first touch, which took a third of the time at
+    d = 32. Which lane runs a group does not change its result.
+    """
     n_points = values.shape[0]
+    group = rings.shape[3]
+    lanes = rings.shape[0]
     codes = np.empty(n_points, dtype=np.int8)
     diagnostics = np.full((n_points, len(DIAGNOSTICS)), np.nan)
     n_groups = (n_points + group - 1) // group
-    for g in prange(n_groups):
-        lo = g * group
-        hi = min(n_points, lo + group)
-        _block_group(cfg, arrays, unit_constant, values[lo:hi], x0, loops, window, max_period, tolerances,
-                     early_exit, lyapunov, n_stages, first_layer, n_layers, codes[lo:hi], diagnostics[lo:hi])
+    for lane in prange(lanes):
+        for g in range(lane, n_groups, lanes):
+            lo = g * group
+            hi = min(n_points, lo + group)
+            _block_group(cfg, arrays, unit_constant, values[lo:hi], x0, loops, window, max_period, tolerances,
+                         early_exit, lyapunov, n_stages, first_layer, n_layers, rings[lane], windows[lane],
+                         codes[lo:hi], diagnostics[lo:hi])
     return codes, diagnostics
 
 

@@ -5,6 +5,7 @@ __all__ = ["sweep", "POINT_FIELDS"]
 import dataclasses
 import functools
 import sys
+import threading
 import time
 from collections import OrderedDict
 
@@ -18,6 +19,7 @@ from ..dynamics.simulate import _DTYPES
 POINT_FIELDS = ("residual_scale", "injection_scale", "norm_eps")
 
 _GROUP_COLUMNS = 256  # token rows (points × tokens) iterated together by the row-wise kernel
+_WINDOW_BATCH = 32  # points whose windows are put in loop order together
 _DEFAULT_WINDOW = 260  # loops examined per point by default, as classify's default window
 
 
@@ -135,7 +137,21 @@ def _blas_controller():
     return ThreadpoolController()
 
 
+_WORK = threading.local()
+
+
+def _work_memory(name, shape, dtype):
+    """A work array of this shape, kept for the next chunk of this thread (no fresh pages each time)."""
+    cached = getattr(_WORK, name, None)
+    if cached is None or cached.shape != shape or cached.dtype != dtype:
+        cached = np.empty(shape, dtype=dtype)
+        setattr(_WORK, name, cached)
+    return cached
+
+
 def _run_kernel(system, kind, task, settings):
+    from numba import get_num_threads
+
     from . import _kernels as kernels  # compiled on first use, not when dynloop is imported
 
     loops, window, max_period, tolerances, early_exit, lyapunov, dtype, x0 = settings
@@ -152,8 +168,11 @@ def _run_kernel(system, kind, task, settings):
                      lyapunov, spec.n_stages, layers[0], len(layers))
         if spec.mixer in ("linear", "mlp"):
             # row-wise mixers: iterate groups of points together, a point's token rows as columns
-            group = max(1, _GROUP_COLUMNS // spec.tokens)
-            return kernels.sweep_block_columns(*arguments, group)
+            group = min(len(task.flat), max(1, _GROUP_COLUMNS // spec.tokens))
+            lanes = min(get_num_threads(), -(-len(task.flat) // group))
+            rings = _work_memory("rings", (lanes, window, spec.tokens * spec.width, group), dtype)
+            windows = _work_memory("windows", (lanes, _WINDOW_BATCH, window, spec.tokens * spec.width), dtype)
+            return kernels.sweep_block_columns(*arguments, rings, windows)
         return kernels.sweep_block(*arguments)
     names = list(system.param_names)
     values = np.tile(system._param_vector(None), (len(task.flat), 1))
