@@ -268,13 +268,12 @@ def _block_group(cfg, arrays, unit_constant, values, x0, loops, window, max_peri
     so each norm, activation and small product is one vectorised pass over the group and each
     large product one BLAS call. ``ring`` (window × n × at least B) keeps the last ``window``
     states of every point, ``windows`` (batch × window × n) receives a batch of them in loop
-    order; both are the caller's, reused from group to group. With ``early_exit``, points whose regime is settled (and points that
-    diverged) leave the group: its columns are compacted, so later loops cost only what the
-    remaining points need. Points are concluded one by one.
+    order; both are the caller's, reused from group to group. With ``early_exit``, points whose
+    regime is settled (and points that diverged) leave the group: its columns are compacted, so
+    later loops cost only what the remaining points need. Points are concluded one by one.
     """
     n_points = values.shape[0]
     n_tokens, d = x0.shape
-    n = n_tokens * d
     hidden = arrays.mlp_in.shape[1]
     active = np.arange(n_points)
     x = np.empty((d, n_points * n_tokens), dtype=x0.dtype)

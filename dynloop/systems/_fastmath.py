@@ -20,9 +20,6 @@ from numba.extending import intrinsic, overload
 
 _JIT = dict(cache=True, error_model="numpy")
 
-# Cephes tanh.c: tanh x = x + x³ P(x²)/Q(x²) for |x| < 0.625
-_TP0, _TP1, _TP2 = -9.64399179425052238628e-1, -9.92877231001918586564e1, -1.61468768441708447952e3
-_TQ0, _TQ1, _TQ2 = 1.12811678491632931402e2, 2.23548839060100448583e3, 4.84406305325125486048e3
 # Cephes exp.c: e^r = 1 + 2 r P(r²) / (Q(r²) − r P(r²)) for |r| ≤ ln(2)/2
 _EP0, _EP1, _EP2 = 1.26177193074810590878e-4, 3.02994407707441961300e-2, 9.99999999999999999910e-1
 _EQ0, _EQ1, _EQ2, _EQ3 = (3.00198505138664455042e-6, 2.52448340349684104192e-3, 2.27265548208155028766e-1,
@@ -109,27 +106,21 @@ def exp(x):
 def tanh(x):
     """``tanh x`` in float64 (saturates to ±1 exactly beyond |x| = 22, NaN stays NaN).
 
-    Both branches are written as one fraction, so that each element costs a single division:
-    below |x| = 0.625 Cephes' ``x + x³ P(x²)/Q(x²)``; above it ``(E − 1)/(E + 1)`` with
-    ``E = e^(2|x|) = 2ⁿ (Q + p)/(Q − p)`` from the reduction in :func:`_exp_reduced`.
+    One formula for every ``x``, so that each element costs one exponential reduction and one
+    division: with ``w = 2|x| = n ln 2 + r`` and Cephes' ``e^r = (q + 2p)/q``,
+    ``q (e^w − 1) = (2ⁿ − 1) q + 2ⁿ·2p`` is accurate to a few ulp even for small ``x`` (there
+    ``n = 0`` and it is exactly ``2p``), and ``tanh |x| = q (e^w − 1) / (q (e^w − 1) + 2q)``.
     """
     x = np.float64(x)
-    z = min(abs(x), 22.0)
-    s = x * x
-    q_small = fma(fma(s + _TQ0, s, _TQ1), s, _TQ2)
-    p_small = fma(x * s, fma(fma(_TP0, s, _TP1), s, _TP2), x * q_small)
-    w = 2.0 * z
+    w = 2.0 * min(abs(x), 22.0)
     n = np.floor(fma(_LOG2E, w, 0.5))
     r = fma(-n, _LN2_LO, fma(-n, _LN2_HI, w))
     rr = r * r
     p = r * fma(fma(_EP0, rr, _EP1), rr, _EP2)
     q = fma(fma(fma(_EQ0, rr, _EQ1), rr, _EQ2), rr, _EQ3) - p
-    scaled = fma(2.0, p, q) * _power_of_two(n)  # e^(2|x|) (Q − p)
-    p_large = scaled - q
-    q_large = scaled + q
-    small = z < 0.625
-    value = (p_small if small else p_large) / (q_small if small else q_large)
-    value = value if small or x >= 0.0 else -value
+    power = _power_of_two(n)
+    numerator = fma(power - 1.0, q, power * (2.0 * p))
+    value = math.copysign(numerator / (numerator + 2.0 * q), x)
     return math.nan if x != x else value  # not "x": written back in place, that would be a masked store
 
 
