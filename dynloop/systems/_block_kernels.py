@@ -125,19 +125,25 @@ def _activation(z, code):
 
 
 @njit(**_JIT)
+def activate(z, out, code):
+    """``out = φ(z)`` element by element, values only: one loop per activation, so that it vectorises."""
+    flat_z = z.ravel()
+    flat_out = out.ravel()
+    if code == 0:
+        for k in range(flat_z.size):
+            flat_out[k] = tanh_native(flat_z[k])
+    else:
+        for k in range(flat_z.size):
+            flat_out[k] = _activation(flat_z[k], code)[0]
+
+
+@njit(**_JIT)
 def _apply_mlp(x, dx, w_in, w_out, code):
     """Value and tangents of ``φ(X W1ᵀ) W2ᵀ``."""
     z, dz = _apply_linear(x, dx, w_in)
     a = np.empty_like(z)
-    if dz.shape[0] == 0:  # values only: one loop per activation, so that each one vectorises
-        flat_z = z.ravel()
-        flat_a = a.ravel()
-        if code == 0:
-            for i in range(flat_z.size):
-                flat_a[i] = tanh_native(flat_z[i])
-        else:
-            for i in range(flat_z.size):
-                flat_a[i] = _activation(flat_z[i], code)[0]
+    if dz.shape[0] == 0:
+        activate(z, a, code)
         return _apply_linear(a, dz, w_out)
     slopes = np.empty_like(z)
     for i in range(z.shape[0]):

@@ -22,13 +22,14 @@ from numba import njit
 
 from ._block_kernels import (INJECT_DIAGONAL, INJECT_MATRIX, KIND_L2, KIND_LAYER, MIXER_LINEAR, NORM_PERI,
                              NORM_PERI_OUTER, NORM_POST, NORM_PRE, NORM_PRE_OUTER, NORM_SANDWICH, NORM_SPHERE,
-                             _activation)
-from ._fastmath import fma, tanh_native
+                             activate)
+from ._fastmath import fma
 
 _JIT = dict(cache=True, error_model="numpy")
 
-#: Products whose inner dimension is at most this are multiply-accumulate loops, larger ones BLAS
-#: (benchmarks/bench_sweep.py measures the crossover).
+#: Products whose inner dimension is at most this are multiply-accumulate loops, larger ones BLAS:
+#: ``bench_sweep.py --sizes 128,16,200 64,64,100`` had the loops ahead at d = 8 and BLAS ahead
+#: from d = 16 (float64) and d = 32 (both precisions).
 SMALL_PRODUCT = 8
 
 
@@ -97,19 +98,6 @@ def column_product(w, x, out):
 
 
 @njit(**_JIT)
-def column_activation(z, out, code):
-    """``out = φ(z)`` element by element (``code`` as in ``ACTIVATIONS``)."""
-    flat_z = z.ravel()
-    flat_out = out.ravel()
-    if code == 0:
-        for k in range(flat_z.size):
-            flat_out[k] = tanh_native(flat_z[k])
-    else:
-        for k in range(flat_z.size):
-            flat_out[k] = _activation(flat_z[k], code)[0]
-
-
-@njit(**_JIT)
 def _column_mixer(cfg, arrays, layer, x, out, work):
     """``out = F(x)``: the linear map or the MLP of ``layer``."""
     if cfg.mixer == MIXER_LINEAR:
@@ -117,7 +105,7 @@ def _column_mixer(cfg, arrays, layer, x, out, work):
         return
     z, activated = work[3], work[4]
     column_product(arrays.mlp_in[layer], x, z)
-    column_activation(z, activated, cfg.activation)
+    activate(z, activated, cfg.activation)
     column_product(arrays.mlp_out[layer], activated, out)
 
 
