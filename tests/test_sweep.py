@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import numba
 import numpy as np
 import pytest
 
@@ -208,3 +209,23 @@ def test_attention_blocks_sweep_point_by_point_like_classify():
             expected = dynloop.classify(spec.replace(residual_scale=alpha, injection_scale=beta), transient=120,
                                         window=120, max_period=29, lyapunov=False)
             assert Regime.from_code(diagram.regimes[i, j]) is expected.regime, (alpha, beta, expected.summary())
+
+
+def test_thread_executor_and_reused_work_memory_give_identical_results():
+    # chunks run concurrently in two threads of one process, each with its own work memory, and
+    # every thread reuses its ring from chunk to chunk: nothing may leak between them
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dynloop.sweep import engine
+
+    spec = BLOCK.replace(norm="sandwich", injection="additive")
+    axes = {"residual_scale": np.linspace(0.0, 3.0, 10), "injection_scale": np.linspace(0.0, 2.0, 6)}
+    alone = sweep(spec, axes, loops=200, progress=False, chunk=7)
+    assert not engine._WORK.__dict__  # released when the in-process sweep ended
+    if numba.threading_layer() == "workqueue":
+        pytest.skip("numba's workqueue threading layer cannot launch parallel kernels from two threads at once")
+    with ThreadPoolExecutor(2) as pool:
+        threaded = sweep(spec, axes, loops=200, progress=False, chunk=7, executor=pool)
+    assert np.array_equal(alone.regimes, threaded.regimes)
+    for name in alone.diagnostics:
+        np.testing.assert_array_equal(alone.diagnostics[name], threaded.diagnostics[name])

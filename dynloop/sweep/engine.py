@@ -141,7 +141,11 @@ _WORK = threading.local()
 
 
 def _work_memory(name, shape, dtype):
-    """A work array of this shape, kept for the next chunk of this thread (no fresh pages each time)."""
+    """A work array of this shape, kept for the next chunk of this thread (no fresh pages each time).
+
+    An in-process sweep releases it when it ends; an executor's threads keep theirs for their next
+    chunk.
+    """
     cached = getattr(_WORK, name, None)
     if cached is None or cached.shape != shape or cached.dtype != dtype:
         cached = np.empty(shape, dtype=dtype)
@@ -214,6 +218,8 @@ def sweep(system, axes, *, loops=200, transient=None, tol=None, x0=None, chunk=N
         Skip chunks already in ``store`` (the store must hold the same sweep).
     executor : concurrent.futures.Executor, optional
         Run chunks there (e.g. ``dask.distributed.Client(...).get_executor()``); default: in process.
+        A thread pool needs numba's ``omp`` or ``tbb`` threading layer: ``workqueue`` cannot run
+        parallel kernels from two threads at once.
     progress : bool
         A tqdm progress bar when tqdm is installed and stderr is a terminal.
     early_exit : bool
@@ -286,9 +292,12 @@ def sweep(system, axes, *, loops=200, transient=None, tol=None, x0=None, chunk=N
             pending.append(task)
     bar = _progress_bar(len(tasks), len(tasks) - len(pending), progress)
     if executor is None:
-        for task in pending:
-            accept(task, _run_task(system, kind, task, settings))
-            bar.update(1)
+        try:
+            for task in pending:
+                accept(task, _run_task(system, kind, task, settings))
+                bar.update(1)
+        finally:
+            _WORK.__dict__.clear()  # the work memory served every chunk of this sweep; give it back
     else:
         futures = {executor.submit(_run_task, system, kind, task, settings): task for task in pending}
         from concurrent.futures import as_completed
