@@ -287,6 +287,7 @@ def _block_group(cfg, arrays, unit_constant, values, x0, loops, window, max_peri
     diverged = np.zeros(n_points, dtype=np.bool_)
     loops_at = np.full(n_points, loops, dtype=np.int64)
     squares = np.empty(n_points)
+    still_running = np.empty(n_points, dtype=np.bool_)
     t = 0
     while t < loops and active.shape[0] > 0:
         for stage in range(n_stages):
@@ -308,7 +309,8 @@ def _block_group(cfg, arrays, unit_constant, values, x0, loops, window, max_peri
                         slot[k * d + a, active[j]] = value
                         squares[j] += np.float64(value) * np.float64(value)
         t += 1
-        keep = np.ones(m, dtype=np.bool_)
+        keep = still_running[:m]
+        keep[:] = True
         leaving = 0
         for j in range(m):
             if not math.isfinite(squares[j]):

@@ -27,9 +27,10 @@ from ._fastmath import fma
 
 _JIT = dict(cache=True, error_model="numpy")
 
-#: Products whose inner dimension is at most this are multiply-accumulate loops, larger ones BLAS:
-#: ``bench_sweep.py --sizes 128,16,200 64,64,100`` had the loops ahead at d = 8 and BLAS ahead
-#: from d = 16 (float64) and d = 32 (both precisions).
+#: Products whose inner dimension is at most this are multiply-accumulate loops, larger ones BLAS.
+#: Measured on the sweep workload: the loops were ahead at d = 8 (a prototype of this kernel, both
+#: precisions); ``bench_sweep.py --sizes 128,16,200 128,32,200 64,64,100`` had BLAS ahead at
+#: d = 16 in float64 (the loops in float32) and at d = 32 and 64 in both.
 SMALL_PRODUCT = 8
 
 
@@ -126,6 +127,7 @@ def _column_sublayer(cfg, arrays, layer, x, alpha, eps, work):
                 x[a, p] = branch[a, p] + alpha[p] * (f[a, p] - branch[a, p])
         column_norm(x, unit, kind, eps, x, stats)
         return
+    # a row-wise mixer's layer is one sub-layer: its gains are those of sub-layer 0
     if placement in (NORM_PRE, NORM_SANDWICH, NORM_PERI, NORM_PRE_OUTER, NORM_PERI_OUTER):
         column_norm(x, arrays.norm_in[layer, 0], kind, eps, branch, stats)
         _column_mixer(cfg, arrays, layer, branch, f, work)

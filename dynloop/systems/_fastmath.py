@@ -78,16 +78,23 @@ def _power_of_two(n):
 
 
 @njit(**_JIT)
+def _reduce(w):
+    """Cephes' reduction ``w = n ln 2 + r`` (|r| ≤ ln(2)/2) and rational ``e^r = (q + 2p)/q``: ``(n, p, q)``."""
+    n = np.floor(fma(_LOG2E, w, 0.5))
+    r = fma(-n, _LN2_LO, fma(-n, _LN2_HI, w))
+    rr = r * r
+    p = r * fma(fma(_EP0, rr, _EP1), rr, _EP2)
+    return n, p, fma(fma(fma(_EQ0, rr, _EQ1), rr, _EQ2), rr, _EQ3) - p
+
+
+@njit(**_JIT)
 def _exp_reduced(w):
     """``e^w`` for ``_EXP_MIN <= w <= _EXP_MAX``: ``w = n ln 2 + r``, ``e^w = e^r 2^m 2^(n−m)``.
 
     ``2ⁿ`` is applied as two exact powers of two so that neither leaves the exponent range.
     """
-    n = np.floor(fma(_LOG2E, w, 0.5))
-    r = fma(-n, _LN2_LO, fma(-n, _LN2_HI, w))
-    rr = r * r
-    p = r * fma(fma(_EP0, rr, _EP1), rr, _EP2)
-    er = 1.0 + 2.0 * p / (fma(fma(fma(_EQ0, rr, _EQ1), rr, _EQ2), rr, _EQ3) - p)
+    n, p, q = _reduce(w)
+    er = 1.0 + 2.0 * p / q
     half = np.floor(0.5 * n)
     return er * _power_of_two(half) * _power_of_two(n - half)
 
@@ -112,12 +119,7 @@ def tanh(x):
     ``n = 0`` and it is exactly ``2p``), and ``tanh |x| = q (e^w − 1) / (q (e^w − 1) + 2q)``.
     """
     x = np.float64(x)
-    w = 2.0 * min(abs(x), 22.0)
-    n = np.floor(fma(_LOG2E, w, 0.5))
-    r = fma(-n, _LN2_LO, fma(-n, _LN2_HI, w))
-    rr = r * r
-    p = r * fma(fma(_EP0, rr, _EP1), rr, _EP2)
-    q = fma(fma(fma(_EQ0, rr, _EQ1), rr, _EQ2), rr, _EQ3) - p
+    n, p, q = _reduce(2.0 * min(abs(x), 22.0))
     power = _power_of_two(n)
     numerator = fma(power - 1.0, q, power * (2.0 * p))
     value = math.copysign(numerator / (numerator + 2.0 * q), x)
