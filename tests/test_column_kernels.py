@@ -53,12 +53,14 @@ def test_norm_kinds_activations_and_the_linear_mixer(kind, activation):
     _columns_against_points(spec.replace(mixer="linear"), np.float64, 1e-13)
 
 
-@pytest.mark.parametrize("width", [C.SMALL_PRODUCT, C.SMALL_PRODUCT + 1])
-def test_small_products_and_blas_products(width):
+@pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-12), (np.float32, 2e-5)])
+@pytest.mark.parametrize("side", [0, 1])
+def test_small_products_and_blas_products(dtype, rtol, side):
     # on each side of the size where products move from multiply-accumulate loops to BLAS
+    width = C.SMALL_PRODUCT_BYTES // np.dtype(dtype).itemsize + side
     spec = dynloop.BlockSpec(width=width, tokens=3, layers=1, mixer="mlp", hidden=width + 3, norm="pre",
                              injection="concat", seed=1)
-    _columns_against_points(spec, np.float64, 1e-12)
+    _columns_against_points(spec, dtype, rtol)
 
 
 def test_float32_columns_stay_float32():
@@ -67,10 +69,14 @@ def test_float32_columns_stay_float32():
     _columns_against_points(spec, np.float32, 2e-5)
 
 
-def test_product_against_numpy():
+@pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-13), (np.float32, 1e-5)])
+def test_product_against_numpy(dtype, rtol):
+    # odd and even output rows, inputs in blocks of four and the rest, both sides of the BLAS switch
     rng = np.random.default_rng(0)
-    for n_in in (1, 3, C.SMALL_PRODUCT, 40):
-        w, x = rng.standard_normal((5, n_in)), rng.standard_normal((n_in, 33))
-        out = np.empty((5, 33))
+    small = C.SMALL_PRODUCT_BYTES // np.dtype(dtype).itemsize
+    for n_out, n_in in itertools.product((1, 2, 5, 8), (1, 3, 4, 5, 8, small, small + 1, 40)):
+        w, x = rng.standard_normal((n_out, n_in)).astype(dtype), rng.standard_normal((n_in, 33)).astype(dtype)
+        out = np.full((n_out, 33), np.nan, dtype=dtype)
         C.column_product(w, x, out)
-        np.testing.assert_allclose(out, w @ x, rtol=1e-13, atol=1e-13)
+        exact = w.astype(np.float64) @ x.astype(np.float64)
+        np.testing.assert_allclose(out, exact, rtol=rtol, atol=rtol * np.abs(exact).max(), err_msg=f"{n_out}x{n_in}")

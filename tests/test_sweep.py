@@ -176,6 +176,28 @@ def test_early_exit_compaction_keeps_labels_on_a_mixed_grid():
     assert np.any(eager.diagnostics["loops_run"] == 240)       # and others kept iterating
 
 
+
+def test_a_point_that_diverges_before_the_last_window_keeps_its_loop_and_state(monkeypatch):
+    # without early exit the group kernel records only the loops of the last window; a point that
+    # blows up before them must still report the loop it diverged at and its non-finite last state,
+    # not what reused work memory held (here: finite values, as a previous sweep leaves them)
+    from dynloop.sweep import engine
+
+    def stale_memory(name, shape, dtype):
+        return np.full(shape, 7.0, dtype=dtype)
+
+    monkeypatch.setattr(engine, "_work_memory", stale_memory)
+    spec = BLOCK.replace(mixer="linear", norm="none", injection="none")
+    axes = {"residual_scale": [0.0, 0.05, 60.0]}
+    patient = sweep(spec, axes, loops=200, early_exit=False, progress=False)
+    eager = sweep(spec, axes, loops=200, progress=False)
+    run = dynloop.simulate(spec.replace(residual_scale=60.0), 200)
+    assert run.diverged and run.loops_run < 100
+    assert labels(patient)[2] == labels(eager)[2] == "divergent"
+    assert patient.diagnostics["loops_run"][2] == eager.diagnostics["loops_run"][2] == run.loops_run + 1
+    assert np.isinf(patient.diagnostics["final_norm"][2]) and np.isinf(eager.diagnostics["final_norm"][2])
+    assert np.array_equal(patient.regimes, eager.regimes)
+
 SWEEP_DETERMINISM = """
 import hashlib, numpy as np, dynloop
 spec = dynloop.BlockSpec(width=16, tokens=2, layers=2, mixer="mlp", hidden=16, norm="pre", injection="additive", seed=5)

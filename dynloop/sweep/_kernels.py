@@ -260,6 +260,33 @@ def _fill_windows(ring, t, points, out):
 
 
 @njit(**_JIT)
+def _record(x, n_tokens, active, first, last, n_points, slot):
+    """Write the states of the group's points ``first:last`` (columns of ``x``) into a ring slot."""
+    d = x.shape[0]
+    if n_tokens == 1 and active.shape[0] == n_points:  # every point still here: whole rows
+        for a in range(d):
+            for j in range(first, last):
+                slot[a, j] = x[a, j]
+        return
+    for k in range(n_tokens):
+        for a in range(d):
+            for j in range(first, last):
+                slot[k * d + a, active[j]] = x[a, j * n_tokens + k]
+
+
+@njit(**_JIT)
+def _column_squares(x, n_tokens, squares):
+    """``squares[j]`` = the squared norm of point ``j``'s state (its ``n_tokens`` columns), in float64."""
+    d = x.shape[0]
+    squares[:] = 0.0
+    for k in range(n_tokens):
+        for a in range(d):
+            for j in range(squares.shape[0]):
+                value = np.float64(x[a, j * n_tokens + k])
+                squares[j] += value * value
+
+
+@njit(**_JIT)
 def _block_group(cfg, arrays, unit_constant, values, x0, loops, window, max_period, tolerances, early_exit,
                  lyapunov, n_stages, first_layer, n_layers, ring, windows, codes, diagnostics):
     """Iterate a group of grid points together, one token row per column (row-wise mixers only).
@@ -267,7 +294,7 @@ def _block_group(cfg, arrays, unit_constant, values, x0, loops, window, max_peri
     The ``B`` points' ``T`` tokens are the ``B·T`` columns of one state (``_column_kernels``),
     so each norm, activation and small product is one vectorised pass over the group and each
     large product one BLAS call. ``ring`` (window × n × at least B) keeps the last ``window``
-    states of every point, ``windows`` (batch × window × n) receives a batch of them in loop
+    states of every point, ``windows`` (batch × window × n, float64) receives a batch of them in loop
     order; both are the caller's, reused from group to group. With ``early_exit``, points whose
     regime is settled (and points that diverged) leave the group: its columns are compacted, so
     later loops cost only what the remaining points need. Points are concluded one by one.
@@ -294,20 +321,11 @@ def _block_group(cfg, arrays, unit_constant, values, x0, loops, window, max_peri
             column_stage(cfg, arrays, stage, x, alpha, constant, eps, work)
         m = active.shape[0]
         slot = ring[t % window]
-        squares[:m] = 0.0
-        if n_tokens == 1 and m == n_points:  # every point still here: whole rows
-            for a in range(d):
-                for j in range(m):
-                    value = x[a, j]
-                    slot[a, j] = value
-                    squares[j] += np.float64(value) * np.float64(value)
-        else:
-            for k in range(n_tokens):
-                for a in range(d):
-                    for j in range(m):
-                        value = x[a, j * n_tokens + k]
-                        slot[k * d + a, active[j]] = value
-                        squares[j] += np.float64(value) * np.float64(value)
+        # only the loops a decision examines go into the ring: without early exit, the last window
+        recording = early_exit or t >= loops - window
+        if recording:
+            _record(x, n_tokens, active, 0, m, n_points, slot)
+        _column_squares(x, n_tokens, squares[:m])
         t += 1
         keep = still_running[:m]
         keep[:] = True
@@ -318,6 +336,8 @@ def _block_group(cfg, arrays, unit_constant, values, x0, loops, window, max_peri
                 loops_at[active[j]] = t
                 keep[j] = False
                 leaving += 1
+                if not recording:  # its last state is its result
+                    _record(x, n_tokens, active, j, j + 1, n_points, slot)
         if early_exit and t >= window and t % window == 0 and t < loops:
             for start in range(0, m, batch):
                 stop = min(m, start + batch)
@@ -355,7 +375,7 @@ def _block_group(cfg, arrays, unit_constant, values, x0, loops, window, max_peri
                 stats = np.full(len(R.STAT_NAMES), np.nan)
                 stats[R.S_FINITE] = 0.0 if diverged[p] else 1.0
                 states = windows[j - start]
-                final = states[window - 1].copy().reshape(n_tokens, d)
+                final = states[window - 1].astype(x0.dtype).reshape(n_tokens, d)
                 if t_p >= window and not diverged[p]:
                     stats = _window_decision(states, reference_scale, max_period, tolerances, False)
                 codes[p] = _block_conclude(point_cfg, point_arrays, final, states, stats, t_p, window, tolerances,
@@ -367,7 +387,7 @@ def sweep_block_columns(cfg, arrays, unit_constant, values, x0, loops, window, m
                         lyapunov, n_stages, first_layer, n_layers, rings, windows):
     """Classify every point of a chunk in groups iterated together (row-wise mixers).
 
-    ``rings`` (lanes × window × n × group) and ``windows`` (lanes × batch × window × n) are work
+    ``rings`` (lanes × window × n × group) and ``windows`` (lanes × batch × window × n, float64) are work
     memory: each lane runs groups ``lane, lane + lanes, ...`` one after the other in its own
     buffers. They are allocated by the caller and reused across chunks, because fresh memory of
     this size costs a page fault per 4 KiB on first touch, which took a third of the time at

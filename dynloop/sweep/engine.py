@@ -175,7 +175,8 @@ def _run_kernel(system, kind, task, settings):
             group = min(len(task.flat), max(1, _GROUP_COLUMNS // spec.tokens))
             lanes = min(get_num_threads(), -(-len(task.flat) // group))
             rings = _work_memory("rings", (lanes, window, spec.tokens * spec.width, group), dtype)
-            windows = _work_memory("windows", (lanes, _WINDOW_BATCH, window, spec.tokens * spec.width), dtype)
+            windows = _work_memory("windows", (lanes, _WINDOW_BATCH, window, spec.tokens * spec.width),
+                                   np.float64)
             return kernels.sweep_block_columns(*arguments, rings, windows)
         return kernels.sweep_block(*arguments)
     names = list(system.param_names)
