@@ -7,8 +7,9 @@ exponents off so that every implementation does the same work. Each loop is ``u 
 for each of the 2 layers ``u = u + α W2 tanh(W1 RMSNorm(u))``. The references are vectorised over
 the grid; the check is the final state norm of every point (1e-10 relative in float64).
 
-Every time is the fastest of ``--repeat`` runs (3), and the matrix-multiply peak the fastest of 5
-2048 × 2048 products, so that other work on a shared machine does not decide the ratios.
+Every time is the fastest of ``--repeat`` runs (5), taken in turns (dynloop, numpy, JAX, dynloop,
+...) so that a slow spell of a shared machine falls on all of them, and the matrix-multiply peak is
+the fastest of 5 2048 × 2048 products: other work on the machine does not decide the ratios.
 
 Run:  python benchmarks/bench_sweep.py [--sizes 64,8,200 ...] [--dtype float64|float32|both] [--repeat 3]
 """
@@ -54,7 +55,7 @@ def jax_reference():
     except ImportError:
         return None
 
-    def run(alpha, beta, w_in, w_out, e, h0, loops, eps, repeat):
+    def prepare(alpha, beta, w_in, w_out, e, h0, loops, eps):
         if h0.dtype == np.float64:
             jax.config.update("jax_enable_x64", True)
 
@@ -72,18 +73,30 @@ def jax_reference():
         alpha, beta = alpha.astype(h0.dtype), beta.astype(h0.dtype)  # x64 mode would promote float32
         batched(alpha[:2], beta[:2]).block_until_ready()  # compile
         result = np.asarray(batched(alpha, beta).block_until_ready())
-        return result, best_seconds(lambda: batched(alpha, beta).block_until_ready(), repeat)
+        return result, lambda: batched(alpha, beta).block_until_ready()
 
-    return run
+    return prepare
 
 
 def best_seconds(run, repeat):
     """The shortest of ``repeat`` timed calls of ``run()`` (others on a shared machine only add to it)."""
-    best = np.inf
+    return race({"run": run}, repeat)["run"]
+
+
+def race(runs, repeat):
+    """The shortest of ``repeat`` timed calls of each of ``runs`` (name -> callable), taken in turns.
+
+    Round after round every contender runs once, so that a slow spell of a shared machine falls on
+    all of them rather than on whichever happened to be timed then. Each waits a moment first: the
+    thread pools of OpenMP, OpenBLAS and XLA spin for a while after their work, on the same cores.
+    """
+    best = dict.fromkeys(runs, np.inf)
     for _ in range(repeat):
-        start = time.perf_counter()
-        run()
-        best = min(best, time.perf_counter() - start)
+        for name, run in runs.items():
+            time.sleep(0.25)
+            start = time.perf_counter()
+            run()
+            best[name] = min(best[name], time.perf_counter() - start)
     return best
 
 
@@ -119,7 +132,7 @@ def main(argv=None):
     parser.add_argument("--dtype", default="both", choices=["float64", "float32", "both"])
     parser.add_argument("--sizes", nargs="+", metavar="G,d,T", default=[",".join(map(str, s)) for s in SIZES],
                         help="grid side, width and loops of each run (default: the reference four)")
-    parser.add_argument("--repeat", type=int, default=3, help="time each run this often and keep the fastest")
+    parser.add_argument("--repeat", type=int, default=5, help="time each run this often and keep the fastest")
     args = parser.parse_args(argv)
     sizes = [tuple(int(v) for v in size.split(",")) for size in args.sizes]
     dtypes = [np.float64, np.float32] if args.dtype == "both" else [getattr(np, args.dtype)]
@@ -141,19 +154,18 @@ def main(argv=None):
             sweep(spec, {k: v[:2] for k, v in axes.items()}, loops=loops, early_exit=False, progress=False,
                   dtype=dtype)
             diagram = sweep(spec, axes, loops=loops, early_exit=False, progress=False, dtype=dtype)
-            ours = best_seconds(lambda: sweep(spec, axes, loops=loops, early_exit=False, progress=False,
-                                              dtype=dtype), args.repeat)
             reference = numpy_reference(alpha, beta, w_in, w_out, e, h0, loops, spec.norm_eps)
-            theirs = best_seconds(lambda: numpy_reference(alpha, beta, w_in, w_out, e, h0, loops, spec.norm_eps),
-                                  args.repeat)
             ours_norms = diagram.diagnostics["final_norm"].ravel()
             agree = np.nanmax(np.abs(ours_norms - reference) / np.maximum(np.abs(reference), 1e-300))
-            jax_seconds = float("nan")
+            runs = {"ours": lambda: sweep(spec, axes, loops=loops, early_exit=False, progress=False, dtype=dtype),
+                    "numpy": lambda: numpy_reference(alpha, beta, w_in, w_out, e, h0, loops, spec.norm_eps)}
             if jax_run is not None:
-                jax_norms, jax_seconds = jax_run(alpha, beta, w_in, w_out, e, h0, loops, spec.norm_eps, args.repeat)
+                jax_norms, runs["jax"] = jax_run(alpha, beta, w_in, w_out, e, h0, loops, spec.norm_eps)
                 agree = max(agree, np.nanmax(np.abs(jax_norms - reference) / np.abs(reference)))
-            early = best_seconds(lambda: sweep(spec, axes, loops=loops, early_exit=True, progress=False, dtype=dtype),
-                                 args.repeat)
+            runs["early"] = lambda: sweep(spec, axes, loops=loops, early_exit=True, progress=False, dtype=dtype)
+            times = race(runs, args.repeat)
+            ours, theirs, early = times["ours"], times["numpy"], times["early"]
+            jax_seconds = times.get("jax", float("nan"))
             flops = grid * grid * loops * 2 * (2 * 2 * d * d + 10 * d)
             gflops = flops / ours / 1e9
             print(f"{grid:4d} {d:4d} {loops:4d} {ours:10.3f} {theirs:9.3f} {jax_seconds:8.3f} {theirs / ours:8.2f}x "

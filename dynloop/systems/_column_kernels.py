@@ -104,28 +104,27 @@ def _two_rows(w, x, out, o, o1):
     n_in = w.shape[1]
     c = x.shape[1]
     first, second = out[o], out[o1]
-    a, b = w[o, 0], w[o1, 0]
-    row = x[0]
-    for p in range(c):
-        first[p] = a * row[p]
-        second[p] = b * row[p]
-    i = 1
+    i = 0
     while i + 4 <= n_in:
         a0, a1, a2, a3 = w[o, i], w[o, i + 1], w[o, i + 2], w[o, i + 3]
         b0, b1, b2, b3 = w[o1, i], w[o1, i + 1], w[o1, i + 2], w[o1, i + 3]
         r0, r1, r2, r3 = x[i], x[i + 1], x[i + 2], x[i + 3]
+        begin = i == 0
         for p in range(c):
             v0, v1, v2, v3 = r0[p], r1[p], r2[p], r3[p]
-            first[p] = fma(a3, v3, fma(a2, v2, fma(a1, v1, fma(a0, v0, first[p]))))
-            second[p] = fma(b3, v3, fma(b2, v2, fma(b1, v1, fma(b0, v0, second[p]))))
+            s = a0 * v0 if begin else fma(a0, v0, first[p])
+            t = b0 * v0 if begin else fma(b0, v0, second[p])
+            first[p] = fma(a3, v3, fma(a2, v2, fma(a1, v1, s)))
+            second[p] = fma(b3, v3, fma(b2, v2, fma(b1, v1, t)))
         i += 4
     while i < n_in:
         a0, b0 = w[o, i], w[o1, i]
         r0 = x[i]
+        begin = i == 0
         for p in range(c):
             v0 = r0[p]
-            first[p] = fma(a0, v0, first[p])
-            second[p] = fma(b0, v0, second[p])
+            first[p] = a0 * v0 if begin else fma(a0, v0, first[p])
+            second[p] = b0 * v0 if begin else fma(b0, v0, second[p])
         i += 1
 
 
