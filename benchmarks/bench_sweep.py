@@ -11,7 +11,7 @@ Every time is the fastest of ``--repeat`` runs (5), taken in turns (dynloop, num
 ...) so that a slow spell of a shared machine falls on all of them, and the matrix-multiply peak is
 the fastest of 5 2048 × 2048 products: other work on the machine does not decide the ratios.
 
-Run:  python benchmarks/bench_sweep.py [--sizes 64,8,200 ...] [--dtype float64|float32|both] [--repeat 3]
+Run:  python benchmarks/bench_sweep.py [--sizes 64,8,200 ...] [--dtype float64|float32|both] [--repeat 5]
 """
 
 import argparse

@@ -176,7 +176,6 @@ def test_early_exit_compaction_keeps_labels_on_a_mixed_grid():
     assert np.any(eager.diagnostics["loops_run"] == 240)       # and others kept iterating
 
 
-
 def test_a_point_that_diverges_before_the_last_window_keeps_its_loop_and_state(monkeypatch):
     # without early exit the group kernel records only the loops of the last window; a point that
     # blows up before them must still report the loop it diverged at and its non-finite last state,
@@ -197,6 +196,7 @@ def test_a_point_that_diverges_before_the_last_window_keeps_its_loop_and_state(m
     assert patient.diagnostics["loops_run"][2] == eager.diagnostics["loops_run"][2] == run.loops_run + 1
     assert np.isinf(patient.diagnostics["final_norm"][2]) and np.isinf(eager.diagnostics["final_norm"][2])
     assert np.array_equal(patient.regimes, eager.regimes)
+
 
 SWEEP_DETERMINISM = """
 import hashlib, numpy as np, dynloop

@@ -294,8 +294,8 @@ def _block_group(cfg, arrays, unit_constant, values, x0, loops, window, max_peri
     The ``B`` points' ``T`` tokens are the ``B·T`` columns of one state (``_column_kernels``),
     so each norm, activation and small product is one vectorised pass over the group and each
     large product one BLAS call. ``ring`` (window × n × at least B) keeps the last ``window``
-    states of every point, ``windows`` (batch × window × n, float64) receives a batch of them in loop
-    order; both are the caller's, reused from group to group. With ``early_exit``, points whose
+    states of every point, ``windows`` (batch × window × n, float64) receives a batch of them
+    in loop order; both are the caller's, reused from group to group. With ``early_exit``, points whose
     regime is settled (and points that diverged) leave the group: its columns are compacted, so
     later loops cost only what the remaining points need. Points are concluded one by one.
     """
@@ -387,8 +387,8 @@ def sweep_block_columns(cfg, arrays, unit_constant, values, x0, loops, window, m
                         lyapunov, n_stages, first_layer, n_layers, rings, windows):
     """Classify every point of a chunk in groups iterated together (row-wise mixers).
 
-    ``rings`` (lanes × window × n × group) and ``windows`` (lanes × batch × window × n, float64) are work
-    memory: each lane runs groups ``lane, lane + lanes, ...`` one after the other in its own
+    ``rings`` (lanes × window × n × group) and ``windows`` (lanes × batch × window × n, float64)
+    are work memory: each lane runs groups ``lane, lane + lanes, ...`` one after the other in its own
     buffers. They are allocated by the caller and reused across chunks, because fresh memory of
     this size costs a page fault per 4 KiB on first touch, which took a third of the time at
     d = 32. Which lane runs a group does not change its result.

@@ -28,8 +28,9 @@ from ._fastmath import fma
 _JIT = dict(cache=True, error_model="numpy")
 
 #: Products whose inner dimension spans at most this many bytes (16 float64 or 32 float32 numbers)
-#: are multiply-accumulate loops, larger ones BLAS. Measured at 256 columns, ns per multiply-add
-#: (loops / OpenBLAS): float64 d = 8: 0.085 / 0.122, d = 16: 0.083 / 0.081, d = 32: 0.095 / 0.077;
+#: are multiply-accumulate loops, larger ones BLAS. Measured at 256 columns with these loops
+#: before their first pass took four inputs too (which made d = 8 faster still), ns per
+#: multiply-add (loops / OpenBLAS): float64 d = 8: 0.085 / 0.122, d = 16: 0.083 / 0.081, d = 32: 0.095 / 0.077;
 #: float32 d = 16: 0.048 / 0.089, d = 32: 0.042 / 0.060, d = 64: 0.036 / 0.036.
 SMALL_PRODUCT_BYTES = 128
 
