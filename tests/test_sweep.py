@@ -251,3 +251,35 @@ def test_thread_executor_and_reused_work_memory_give_identical_results():
     assert np.array_equal(alone.regimes, threaded.regimes)
     for name in alone.diagnostics:
         np.testing.assert_array_equal(alone.diagnostics[name], threaded.diagnostics[name])
+
+
+def test_chunks_run_together_give_what_chunks_run_one_by_one(monkeypatch):
+    # an in-process sweep hands several chunks to one compiled call; what a point gets must not depend
+    # on which chunks share its call (width 20: float64 products go to BLAS, not the kernel's loops)
+    from dynloop.sweep import engine
+
+    calls = []
+    run_kernel = engine._run_kernel
+
+    def counting(system, kind, tasks, settings):
+        calls.append(len(tasks))
+        return run_kernel(system, kind, tasks, settings)
+
+    monkeypatch.setattr(engine, "_run_kernel", counting)
+    batched = engine._CALL_SECONDS
+    cases = [(BLOCK.replace(width=20, hidden=20, tokens=1, injection="additive"),
+              {"residual_scale": np.linspace(0.0, 3.0, 9), "injection_scale": np.linspace(0.0, 2.0, 5)}),
+             (BLOCK, {"norm": ["pre", "sandwich"], "residual_scale": np.linspace(0.0, 2.0, 11)}),
+             (dynloop.maps.logistic(), {"r": np.linspace(2.6, 3.9, 23)})]
+    for system, axes in cases:
+        n_chunks = len(engine._plan({n: np.asarray(v) for n, v in axes.items()}, [n for n in axes if n != "norm"], 3))
+        results = {}
+        for seconds in (batched, 0.0):  # 0: one call per chunk
+            monkeypatch.setattr(engine, "_CALL_SECONDS", seconds)
+            calls.clear()
+            results[seconds] = sweep(system, axes, loops=150, progress=False, chunk=3)
+            assert sum(calls) == n_chunks and (max(calls) > 1) == (seconds > 0), calls
+        together, alone = results.values()
+        assert np.array_equal(together.regimes, alone.regimes)
+        for name in alone.diagnostics:
+            np.testing.assert_array_equal(together.diagnostics[name], alone.diagnostics[name])

@@ -384,9 +384,10 @@ def _block_group(cfg, arrays, unit_constant, values, x0, loops, window, max_peri
 
 @njit(cache=True, error_model="numpy", parallel=True)
 def sweep_block_columns(cfg, arrays, unit_constant, values, x0, loops, window, max_period, tolerances, early_exit,
-                        lyapunov, n_stages, first_layer, n_layers, rings, windows):
-    """Classify every point of a chunk in groups iterated together (row-wise mixers).
+                        lyapunov, n_stages, first_layer, n_layers, starts, rings, windows):
+    """Classify every point of one or more chunks in groups iterated together (row-wise mixers).
 
+    Group ``g`` is points ``starts[g]:starts[g + 1]`` (at most ``rings.shape[3]`` of them).
     ``rings`` (lanes × window × n × group) and ``windows`` (lanes × batch × window × n, float64)
     are work memory: each lane runs groups ``lane, lane + lanes, ...`` one after the other in its own
     buffers. They are allocated by the caller and reused across chunks, because fresh memory of
@@ -394,15 +395,13 @@ def sweep_block_columns(cfg, arrays, unit_constant, values, x0, loops, window, m
     d = 32. Which lane runs a group does not change its result.
     """
     n_points = values.shape[0]
-    group = rings.shape[3]
     lanes = rings.shape[0]
     codes = np.empty(n_points, dtype=np.int8)
     diagnostics = np.full((n_points, len(DIAGNOSTICS)), np.nan)
-    n_groups = (n_points + group - 1) // group
+    n_groups = starts.shape[0] - 1
     for lane in prange(lanes):
         for g in range(lane, n_groups, lanes):
-            lo = g * group
-            hi = min(n_points, lo + group)
+            lo, hi = starts[g], starts[g + 1]
             _block_group(cfg, arrays, unit_constant, values[lo:hi], x0, loops, window, max_period, tolerances,
                          early_exit, lyapunov, n_stages, first_layer, n_layers, rings[lane], windows[lane],
                          codes[lo:hi], diagnostics[lo:hi])

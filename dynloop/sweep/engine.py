@@ -4,6 +4,7 @@ __all__ = ["sweep", "POINT_FIELDS"]
 
 import dataclasses
 import functools
+import itertools
 import sys
 import threading
 import time
@@ -20,6 +21,7 @@ POINT_FIELDS = ("residual_scale", "injection_scale", "norm_eps")
 
 _GROUP_COLUMNS = 256  # token rows (points × tokens) iterated together by the row-wise kernel
 _WINDOW_BATCH = 32  # points whose windows are put in loop order together
+_CALL_SECONDS = 0.25  # an in-process sweep runs more chunks per compiled call while calls are shorter
 _DEFAULT_WINDOW = 260  # loops examined per point by default, as classify's default window
 
 
@@ -114,14 +116,22 @@ def _facet_system(system, facet, dtype):
 
 
 def _run_task(system, kind, task, settings):
-    """Classify the points of one chunk (runs wherever the executor sends it).
+    """Classify the points of one chunk (runs wherever the executor sends it)."""
+    return _run_tasks(system, kind, [task], settings)[0]
 
-    The kernel runs its points on every core itself, so the BLAS library it calls is held to one
-    thread meanwhile: BLAS threads on top of the kernel's threads would oversubscribe the cores
-    (at width 128 that halves the speed).
+
+def _run_tasks(system, kind, tasks, settings):
+    """Classify the points of chunks of one facet in one compiled call: one ``(codes, diagnostics)`` per chunk.
+
+    One call for several chunks keeps both cores busy to the end of the call; a call per chunk
+    waits at every chunk's end for the slower core. The kernel runs its points on every core
+    itself, so the BLAS library it calls is held to one thread meanwhile: BLAS threads on top of
+    the kernel's threads would oversubscribe the cores (at width 128 that halves the speed).
     """
     with _blas_controller().limit(limits=1, user_api="blas"):
-        return _run_kernel(system, kind, task, settings)
+        codes, diagnostics = _run_kernel(system, kind, tasks, settings)
+    bounds = np.cumsum([0] + [len(task.flat) for task in tasks])
+    return [(codes[lo:hi], diagnostics[lo:hi]) for lo, hi in zip(bounds[:-1], bounds[1:])]
 
 
 @functools.lru_cache(maxsize=1)
@@ -153,36 +163,44 @@ def _work_memory(name, shape, dtype):
     return cached
 
 
-def _run_kernel(system, kind, task, settings):
+def _run_kernel(system, kind, tasks, settings):
     from numba import get_num_threads
 
     from . import _kernels as kernels  # compiled on first use, not when dynloop is imported
 
     loops, window, max_period, tolerances, early_exit, lyapunov, dtype, x0 = settings
+    task = tasks[0]  # all of one facet, with the same axes per point
+    point_values = np.concatenate([t.values for t in tasks])
+    n_points = len(point_values)
     if kind == "block":
         spec, unit = _facet_system(system, tuple(task.facet.items()), dtype)
         config, arrays = spec._compiled(dtype)
         start = spec._check_state(spec.start_state() if x0 is None else x0, "x0", dtype)
-        values = np.tile([getattr(spec, name) for name in POINT_FIELDS], (len(task.flat), 1))
+        values = np.tile([getattr(spec, name) for name in POINT_FIELDS], (n_points, 1))
         for column, name in enumerate(task.point_names):
-            values[:, POINT_FIELDS.index(name)] = task.values[:, column]
+            values[:, POINT_FIELDS.index(name)] = point_values[:, column]
         stage_names = spec.stage_names
         layers = [i for i, name in enumerate(stage_names) if name.startswith("layer")]
         arguments = (config, arrays, unit, values, start, loops, window, max_period, tolerances, early_exit,
                      lyapunov, spec.n_stages, layers[0], len(layers))
         if spec.mixer in ("linear", "mlp"):
-            # row-wise mixers: iterate groups of points together, a point's token rows as columns
-            group = min(len(task.flat), max(1, _GROUP_COLUMNS // spec.tokens))
-            lanes = min(get_num_threads(), -(-len(task.flat) // group))
+            # row-wise mixers: iterate groups of points together, a point's token rows as columns. Groups
+            # never straddle two chunks, so that a chunk's results do not depend on its neighbours in a call
+            group = max(1, _GROUP_COLUMNS // spec.tokens)
+            offsets = np.cumsum([0] + [len(t.flat) for t in tasks])
+            starts = np.concatenate([np.arange(lo, hi, group) for lo, hi in zip(offsets[:-1], offsets[1:])]
+                                    + [[n_points]])
+            group = int(np.diff(starts).max())
+            lanes = min(get_num_threads(), len(starts) - 1)
             rings = _work_memory("rings", (lanes, window, spec.tokens * spec.width, group), dtype)
             windows = _work_memory("windows", (lanes, _WINDOW_BATCH, window, spec.tokens * spec.width),
                                    np.float64)
-            return kernels.sweep_block_columns(*arguments, rings, windows)
+            return kernels.sweep_block_columns(*arguments, starts, rings, windows)
         return kernels.sweep_block(*arguments)
     names = list(system.param_names)
-    values = np.tile(system._param_vector(None), (len(task.flat), 1))
+    values = np.tile(system._param_vector(None), (n_points, 1))
     for column, name in enumerate(task.point_names):
-        values[:, names.index(name)] = task.values[:, column]
+        values[:, names.index(name)] = point_values[:, column]
     start = system._check_state(system.start_state() if x0 is None else x0, "x0")
     return kernels.sweep_map(system._step, system.jacobian_function, np.ascontiguousarray(values), start, loops,
                              window, max_period, tolerances, early_exit, lyapunov)
@@ -294,9 +312,18 @@ def sweep(system, axes, *, loops=200, transient=None, tol=None, x0=None, chunk=N
     bar = _progress_bar(len(tasks), len(tasks) - len(pending), progress)
     if executor is None:
         try:
-            for task in pending:
-                accept(task, _run_task(system, kind, task, settings))
-                bar.update(1)
+            # chunks of one facet run together, in calls that double in size while one takes under
+            # _CALL_SECONDS: few calls for a fast sweep, and never much work in flight for a slow one
+            size = 1
+            while pending:
+                batch = list(itertools.takewhile(lambda task: task.facet == pending[0].facet, pending[:size]))
+                pending = pending[len(batch):]
+                started_call = time.perf_counter()
+                for task, result in zip(batch, _run_tasks(system, kind, batch, settings)):
+                    accept(task, result)
+                bar.update(len(batch))
+                if time.perf_counter() - started_call < _CALL_SECONDS:
+                    size *= 2
         finally:
             _WORK.__dict__.clear()  # the work memory served every chunk of this sweep; give it back
     else:
