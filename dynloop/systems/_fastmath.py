@@ -63,28 +63,37 @@ def fma(typingctx, a, b, c):
     return a(a, a, a), codegen
 
 
-_SHIFTER = 4503599627370496.0 + 1023.0  # 2⁵² + exponent bias: the low bits of 2⁵² + k hold k
+# 1.5·2⁵² + exponent bias: for |k| < 2⁵¹, k + _SHIFTER lies in [2⁵², 2⁵³), where floats are the integers
+# (so adding it rounds k to the nearest one), and its low 11 bits hold k + 1023 (mod 2048)
+_SHIFTER = 6755399441055744.0 + 1023.0
+_SIGN = np.int64(-(2 ** 63))  # the sign bit of a float64
 
 
 @njit(**_JIT)
-def _power_of_two(n):
-    """``2ⁿ`` for an integer-valued float ``n`` with −1022 ≤ n ≤ 1023, by building its bits.
+def _power_of_two(shifted):
+    """``2ⁿ`` from ``shifted = n + _SHIFTER`` (integer ``n``, −1022 ≤ n ≤ 1023), by building its bits.
 
-    Adding ``2⁵² + 1023`` leaves ``n + 1023`` in the low mantissa bits; shifting them into the
-    exponent field gives ``2ⁿ``. Only float additions, bit casts and integer shifts: this
-    vectorises where a float-to-int64 conversion would not (AVX2 has none).
+    ``shifted`` holds ``n + 1023`` in its low 11 mantissa bits; shifting them into the exponent
+    field (and everything above out of the word) gives ``2ⁿ``. Only bit casts and an integer shift: this vectorises where a float-to-int64
+    conversion would not (AVX2 has none).
     """
-    return _float_from_bits(_bits_of_float(n + _SHIFTER) << 52)
+    return _float_from_bits(_bits_of_float(shifted) << 52)
 
 
 @njit(**_JIT)
 def _reduce(w):
-    """Cephes' reduction ``w = n ln 2 + r`` (|r| ≤ ln(2)/2) and rational ``e^r = (q + 2p)/q``: ``(n, p, q)``."""
-    n = np.floor(fma(_LOG2E, w, 0.5))
+    """Cephes' reduction ``w = n ln 2 + r`` (|r| ≤ ln(2)/2) and rational ``e^r = (q + 2p)/q``.
+
+    Returns ``(n + _SHIFTER, n, p, q)``. ``n``, the integer nearest ``w log₂ e``, is rounded by the
+    addition of ``_SHIFTER`` itself (the sum has no fraction bits), which also leaves it in the low
+    bits for :func:`_power_of_two`.
+    """
+    shifted = fma(_LOG2E, w, _SHIFTER)
+    n = shifted - _SHIFTER
     r = fma(-n, _LN2_LO, fma(-n, _LN2_HI, w))
     rr = r * r
     p = r * fma(fma(_EP0, rr, _EP1), rr, _EP2)
-    return n, p, fma(fma(fma(_EQ0, rr, _EQ1), rr, _EQ2), rr, _EQ3) - p
+    return shifted, n, p, fma(fma(fma(_EQ0, rr, _EQ1), rr, _EQ2), rr, _EQ3) - p
 
 
 @njit(**_JIT)
@@ -93,10 +102,10 @@ def _exp_reduced(w):
 
     ``2ⁿ`` is applied as two exact powers of two so that neither leaves the exponent range.
     """
-    n, p, q = _reduce(w)
+    _, n, p, q = _reduce(w)
     er = 1.0 + 2.0 * p / q
     half = np.floor(0.5 * n)
-    return er * _power_of_two(half) * _power_of_two(n - half)
+    return er * _power_of_two(half + _SHIFTER) * _power_of_two(n - half + _SHIFTER)
 
 
 @njit(**_JIT)
@@ -117,13 +126,16 @@ def tanh(x):
     division: with ``w = 2|x| = n ln 2 + r`` and Cephes' ``e^r = (q + 2p)/q``,
     ``q (e^w − 1) = (2ⁿ − 1) q + 2ⁿ·2p`` is accurate to a few ulp even for small ``x`` (there
     ``n = 0`` and it is exactly ``2p``), and ``tanh |x| = q (e^w − 1) / (q (e^w − 1) + 2q)``.
+    NaN needs no test of its own: ``min(NaN, 22)`` is NaN (the first argument, as in Python), and
+    so is everything computed from it. The sign of ``x`` is put on the positive ``tanh |x|``
+    with one bitwise or.
     """
     x = np.float64(x)
-    n, p, q = _reduce(2.0 * min(abs(x), 22.0))
-    power = _power_of_two(n)
+    shifted, _, p, q = _reduce(2.0 * min(abs(x), 22.0))
+    power = _power_of_two(shifted)
     numerator = fma(power - 1.0, q, power * (2.0 * p))
-    value = math.copysign(numerator / (numerator + 2.0 * q), x)
-    return math.nan if x != x else value  # not "x": written back in place, that would be a masked store
+    magnitude = numerator / (numerator + 2.0 * q)
+    return _float_from_bits(_bits_of_float(magnitude) | (_bits_of_float(x) & _SIGN))
 
 
 # Eigen's generic_fast_tanh_float (also XLA's): tanh x = x P(x²)/Q(x²) on |x| <= 7.905, x below 4e-4
