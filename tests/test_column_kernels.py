@@ -4,10 +4,12 @@ import itertools
 
 import numpy as np
 import pytest
+from numba import njit
 
 import dynloop
 from dynloop.systems import _column_kernels as C
 from dynloop.systems._block_kernels import stage_apply
+from dynloop.systems._fastmath import fma
 
 NORMS = ("none", "pre", "post", "sandwich", "peri", "pre_outer", "peri_outer", "sphere")
 INJECTIONS = ("none", "additive", "concat", "diagonal", "convex")
@@ -67,6 +69,32 @@ def test_float32_columns_stay_float32():
     spec = dynloop.BlockSpec(width=6, tokens=2, layers=2, mixer="mlp", hidden=6, norm="peri", injection="additive",
                              seed=3)
     _columns_against_points(spec, np.float32, 2e-5)
+
+
+@njit
+def _sums_in_input_order(w, x):
+    """The oracle of the product loops: each output one element at a time, ``w₀x₀ + w₁x₁ + ...`` in order."""
+    out = np.empty((w.shape[0], x.shape[1]), dtype=x.dtype)
+    for o in range(w.shape[0]):
+        for p in range(x.shape[1]):
+            total = w[o, 0] * x[0, p]
+            for i in range(1, w.shape[1]):
+                total = fma(w[o, i], x[i, p], total)
+            out[o, p] = total
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_product_loops_sum_every_output_in_input_order(dtype):
+    # the passes over two rows and four inputs only regroup the work: every output is the same
+    # sequence of multiply-adds as a plain loop (so the loops are bit-identical to one-input passes)
+    rng = np.random.default_rng(1)
+    small = C.SMALL_PRODUCT_BYTES // np.dtype(dtype).itemsize
+    for n_out, n_in in itertools.product((2, 3, 8, 9), (1, 2, 4, 5, 7, 8, small)):
+        w, x = rng.standard_normal((n_out, n_in)).astype(dtype), rng.standard_normal((n_in, 37)).astype(dtype)
+        out = np.full((n_out, 37), np.nan, dtype=dtype)
+        C.column_product(w, x, out)
+        np.testing.assert_array_equal(out, _sums_in_input_order(w, x), err_msg=f"{n_out}x{n_in}")
 
 
 @pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-13), (np.float32, 1e-5)])
