@@ -315,6 +315,9 @@ def _block_group(cfg, arrays, unit_constant, values, x0, loops, window, max_peri
     loops_at = np.full(n_points, loops, dtype=np.int64)
     squares = np.empty(n_points)
     still_running = np.empty(n_points, dtype=np.bool_)
+    # the statistics of the window a point settled on, kept for its conclusion (same window, same numbers)
+    settled_stats = np.empty((n_points, len(R.STAT_NAMES)))
+    has_stats = np.zeros(n_points, dtype=np.bool_)
     t = 0
     while t < loops and active.shape[0] > 0:
         for stage in range(n_stages):
@@ -350,6 +353,8 @@ def _block_group(cfg, arrays, unit_constant, values, x0, loops, window, max_peri
                             loops_at[active[j]] = t
                             keep[j] = False
                             leaving += 1
+                            settled_stats[active[j]] = stats
+                            has_stats[active[j]] = True
         if leaving > 0:  # compact: only the points still running keep columns
             staying = np.flatnonzero(keep)
             compact = np.empty((d, staying.shape[0] * n_tokens), dtype=x0.dtype)
@@ -376,7 +381,9 @@ def _block_group(cfg, arrays, unit_constant, values, x0, loops, window, max_peri
                 stats[R.S_FINITE] = 0.0 if diverged[p] else 1.0
                 states = windows[j - start]
                 final = states[window - 1].astype(x0.dtype).reshape(n_tokens, d)
-                if t_p >= window and not diverged[p]:
+                if has_stats[p]:
+                    stats = settled_stats[p]
+                elif t_p >= window and not diverged[p]:
                     stats = _window_decision(states, reference_scale, max_period, tolerances, False)
                 codes[p] = _block_conclude(point_cfg, point_arrays, final, states, stats, t_p, window, tolerances,
                                            lyapunov, n_stages, first_layer, n_layers, diagnostics[p])
