@@ -1,0 +1,68 @@
+"""Window statistics, the numbers every regime decision reads, against a plain numpy oracle."""
+
+import numpy as np
+import pytest
+
+from dynloop.dynamics import regimes as R
+
+
+def _statistics_oracle(states, reference_scale, max_period, tolerance):
+    """What window_statistics computes, written with numpy row norms (no blocks, no early give-up)."""
+    states = states.astype(np.float64)
+    n_rows = len(states)
+    norms = np.linalg.norm(states, axis=1)
+    scale = max(norms.mean(), reference_scale, 1e-300)
+    last, middle, span = n_rows - 1, n_rows // 2, max(n_rows // 4, max_period)
+
+    def error(first, stop, period):
+        return max(np.linalg.norm(states[t] - states[t - period]) for t in range(first, stop + 1)) / scale
+
+    errors = [error(last - span + 1, last, p) for p in range(1, max_period + 1)]
+    holding = [p for p, e in zip(range(1, max_period + 1), errors) if e <= tolerance]
+    period = holding[0] if holding else 0
+    best = period or 1 + int(np.argmin(errors))
+    at_last, at_middle = states[last] - states[last - 1], states[middle] - states[middle - 1]
+    size, size_middle, change = (np.linalg.norm(v) for v in (at_last, at_middle, at_last - at_middle))
+    return {R.S_FINITE: 1.0, R.S_SCALE: scale, R.S_NORM_FIRST: norms[0], R.S_NORM_MIDDLE: norms[middle],
+            R.S_NORM_LAST: norms[last], R.S_GROWING_FRACTION: np.mean(norms[1:] > norms[:-1]),
+            R.S_PERIOD: period, R.S_BEST_PERIOD: best, R.S_PERIOD_ERROR: errors[best - 1],
+            R.S_PERIOD_ERROR_START: error(max_period, max_period + span - 1, best),
+            R.S_PERIOD_ERROR_MIDDLE: error(middle - span // 2, middle - span // 2 + span - 1, best),
+            R.S_INCREMENT: size / scale, R.S_INCREMENT_CHANGE: change / size if size > 0 else np.inf,
+            R.S_INCREMENT_GROWTH: size / size_middle if size_middle > 0 else np.inf}
+
+
+def _windows(n_rows=100, n=8):
+    rng = np.random.default_rng(5)
+    t = np.arange(n_rows)[:, None]
+    cycle = rng.standard_normal((3, n))
+    return {
+        "converging to a point": 2.0 + rng.standard_normal(n) * 0.7 ** t,
+        "converging to a 3-cycle": cycle[t[:, 0] % 3] + rng.standard_normal((n_rows, n)) * 0.8 ** t,
+        "5-cycle": rng.standard_normal((5, n))[t[:, 0] % 5],
+        "drifting": rng.standard_normal(n) + 0.3 * t * rng.standard_normal(n) + 0.1 * np.sin(t),
+        "random walk": np.cumsum(rng.standard_normal((n_rows, n)), axis=0),
+        "slow spiral": (1 + 0.01 * t) * np.column_stack([np.cos(0.37 * t[:, 0]), np.sin(0.37 * t[:, 0])] * (n // 2)),
+    }
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", list(_windows()))
+def test_window_statistics_match_a_numpy_oracle(name, dtype):
+    states = _windows()[name].astype(dtype)
+    stats = R.window_statistics(states, 0.5, 24, 1e-6)
+    expected = _statistics_oracle(states, 0.5, 24, 1e-6)
+    for index, value in expected.items():
+        assert stats[index] == pytest.approx(value, rel=1e-12, abs=1e-300), R.STAT_NAMES[index]
+    assert R.window_statistics(np.full((100, 8), np.inf, dtype=dtype), 0.5, 24, 1e-6)[R.S_FINITE] == 0.0
+
+
+def test_periods_found_where_known():
+    windows = _windows()
+    found = {name: int(R.window_statistics(w, 0.5, 24, 1e-6)[R.S_PERIOD]) for name, w in windows.items()}
+    assert found["converging to a point"] == 1 and found["5-cycle"] == 5
+    assert found["converging to a 3-cycle"] == 3
+    assert found["drifting"] == 0 and found["random walk"] == 0 and found["slow spiral"] == 0
+    # the period error of a window, as classify reads it from an earlier window
+    assert R.period_error(windows["5-cycle"], 5) == 0.0
+    assert R.period_error(windows["drifting"], 1) > 0.0
