@@ -377,14 +377,15 @@ def _block_group(cfg, arrays, unit_constant, values, x0, loops, window, max_peri
                 p = points[j]
                 point_cfg, point_arrays = _point_system(cfg, arrays, unit_constant, values[p, 0], values[p, 1],
                                                         values[p, 2], x0)
-                stats = np.full(len(R.STAT_NAMES), np.nan)
-                stats[R.S_FINITE] = 0.0 if diverged[p] else 1.0
                 states = windows[j - start]
                 final = states[window - 1].astype(x0.dtype).reshape(n_tokens, d)
                 if has_stats[p]:
                     stats = settled_stats[p]
                 elif t_p >= window and not diverged[p]:
                     stats = _window_decision(states, reference_scale, max_period, tolerances, False)
+                else:  # diverged, or too few loops for a window: no statistics beyond that
+                    stats = np.full(len(R.STAT_NAMES), np.nan)
+                    stats[R.S_FINITE] = 0.0 if diverged[p] else 1.0
                 codes[p] = _block_conclude(point_cfg, point_arrays, final, states, stats, t_p, window, tolerances,
                                            lyapunov, n_stages, first_layer, n_layers, diagnostics[p])
 

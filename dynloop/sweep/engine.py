@@ -186,13 +186,13 @@ def _run_kernel(system, kind, tasks, settings):
         if spec.mixer in ("linear", "mlp"):
             # row-wise mixers: iterate groups of points together, a point's token rows as columns. Groups
             # never straddle two chunks, so that a chunk's results do not depend on its neighbours in a call
-            group = max(1, _GROUP_COLUMNS // spec.tokens)
+            points_per_group = max(1, _GROUP_COLUMNS // spec.tokens)
             offsets = np.cumsum([0] + [len(t.flat) for t in tasks])
-            starts = np.concatenate([np.arange(lo, hi, group) for lo, hi in zip(offsets[:-1], offsets[1:])]
+            starts = np.concatenate([np.arange(lo, hi, points_per_group) for lo, hi in zip(offsets[:-1], offsets[1:])]
                                     + [[n_points]])
-            group = int(np.diff(starts).max())
+            largest = int(np.diff(starts).max())
             lanes = min(get_num_threads(), len(starts) - 1)
-            rings = _work_memory("rings", (lanes, window, spec.tokens * spec.width, group), dtype)
+            rings = _work_memory("rings", (lanes, window, spec.tokens * spec.width, largest), dtype)
             windows = _work_memory("windows", (lanes, _WINDOW_BATCH, window, spec.tokens * spec.width),
                                    np.float64)
             return kernels.sweep_block_columns(*arguments, starts, rings, windows)

@@ -74,8 +74,8 @@ def _power_of_two(shifted):
     """``2ⁿ`` from ``shifted = n + _SHIFTER`` (integer ``n``, −1022 ≤ n ≤ 1023), by building its bits.
 
     ``shifted`` holds ``n + 1023`` in its low 11 mantissa bits; shifting them into the exponent
-    field (and everything above out of the word) gives ``2ⁿ``. Only bit casts and an integer shift: this vectorises where a float-to-int64
-    conversion would not (AVX2 has none).
+    field (and everything above out of the word) gives ``2ⁿ``. Only bit casts and an integer
+    shift: this vectorises where a float-to-int64 conversion would not (AVX2 has none).
     """
     return _float_from_bits(_bits_of_float(shifted) << 52)
 
