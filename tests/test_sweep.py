@@ -284,3 +284,36 @@ def test_chunks_run_together_give_what_chunks_run_one_by_one(monkeypatch):
         assert np.array_equal(together.regimes, alone.regimes)
         for name in alone.diagnostics:
             np.testing.assert_array_equal(together.diagnostics[name], alone.diagnostics[name])
+
+
+def test_group_size_does_not_change_results(monkeypatch):
+    # the row-wise kernel iterates points in groups sized for speed; a point's labels and
+    # diagnostics must not depend on the group it is in (groups of 1, 3 and 7 points against the
+    # default, with early exit compacting groups, and with BLAS-width products)
+    from dynloop.sweep import _kernels, engine
+
+    groups = []
+    kernel = _kernels.sweep_block_columns
+
+    def counting(*arguments):
+        groups.append(len(arguments[-3]) - 1)  # starts: one more than the groups
+        return kernel(*arguments)
+
+    assert engine._group_columns(8, np.float64) == 512 and engine._group_columns(8, np.float32) == 512
+    assert engine._group_columns(32, np.float64) == 256 and engine._group_columns(32, np.float32) == 512
+    assert engine._group_columns(128, np.float32) == 256
+    axes = {"residual_scale": np.linspace(0.0, 3.0, 7), "injection_scale": np.linspace(0.0, 2.0, 5)}
+    for system in (BLOCK.replace(tokens=1, injection="additive"),
+                   BLOCK.replace(width=20, hidden=20, tokens=2, injection="additive")):
+        for early_exit in (True, False):
+            default = sweep(system, axes, loops=150, progress=False, early_exit=early_exit)
+            for points in (1, 3, 7):
+                monkeypatch.setattr(engine, "_GROUP_COLUMNS", (points * system.tokens,) * 2)
+                monkeypatch.setattr(_kernels, "sweep_block_columns", counting)
+                groups.clear()
+                grouped = sweep(system, axes, loops=150, progress=False, early_exit=early_exit)
+                monkeypatch.undo()
+                assert sum(groups) == math.ceil(35 / points)  # one chunk of 35 points
+                assert np.array_equal(grouped.regimes, default.regimes)
+                for name in default.diagnostics:
+                    np.testing.assert_array_equal(grouped.diagnostics[name], default.diagnostics[name])

@@ -19,7 +19,8 @@ from ..dynamics.simulate import _DTYPES
 #: BlockSpec fields that vary per point inside one compiled call; every other field is a facet.
 POINT_FIELDS = ("residual_scale", "injection_scale", "norm_eps")
 
-_GROUP_COLUMNS = 256  # token rows (points × tokens) iterated together by the row-wise kernel
+_GROUP_BYTES = 65536  # the row-wise kernel's groups of points: a state of this size (see _group_columns),
+_GROUP_COLUMNS = (256, 512)  # within these many token rows
 _WINDOW_BATCH = 32  # points whose windows are put in loop order together
 _CALL_SECONDS = 0.25  # an in-process sweep runs more chunks per compiled call while calls are shorter
 _DEFAULT_WINDOW = 260  # loops examined per point by default, as classify's default window
@@ -163,6 +164,23 @@ def _work_memory(name, shape, dtype):
     return cached
 
 
+def _group_columns(width, dtype):
+    """Token rows iterated together by the row-wise kernel: a 64 KiB state, within 256 to 512 rows.
+
+    Every pass over a group's columns (a norm, each step of a product, the activation) has a
+    set-up cost of its own, about 3 µs per loop of a group in all at width 8 (float64), whatever
+    the group's size: a wider group shares it among more points. Past a 64 KiB state, the
+    group's seven work arrays of that size outgrow a core's 512 KiB L2 cache (on the machine
+    measured). Seconds at G = 256 (d = 8) and 128 (d = 32), two interleaved runs of 256 / 512
+    rows: float64 d = 8: 0.67 / 0.56, 0.56 / 0.55; float32 d = 8: 0.43 / 0.34, 0.35 / 0.31;
+    float32 d = 32: 0.57 / 0.54, 0.57 / 0.53; float64 d = 32: 0.82 / 0.96, 0.99 / 1.08. At most
+    512, so that a default chunk (1024 points) is still two groups, one per core; at least 256,
+    so that BLAS products stay wide (float64 d = 128, G = 64: 0.91 / 0.96 and 1.03 / 1.14).
+    """
+    low, high = _GROUP_COLUMNS
+    return int(min(high, max(low, _GROUP_BYTES // (width * np.dtype(dtype).itemsize))))
+
+
 def _run_kernel(system, kind, tasks, settings):
     from numba import get_num_threads
 
@@ -186,7 +204,7 @@ def _run_kernel(system, kind, tasks, settings):
         if spec.mixer in ("linear", "mlp"):
             # row-wise mixers: iterate groups of points together, a point's token rows as columns. Groups
             # never straddle two chunks, so that a chunk's results do not depend on its neighbours in a call
-            points_per_group = max(1, _GROUP_COLUMNS // spec.tokens)
+            points_per_group = max(1, _group_columns(spec.width, dtype) // spec.tokens)
             offsets = np.cumsum([0] + [len(t.flat) for t in tasks])
             starts = np.concatenate([np.arange(lo, hi, points_per_group) for lo, hi in zip(offsets[:-1], offsets[1:])]
                                     + [[n_points]])
