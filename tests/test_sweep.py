@@ -22,6 +22,14 @@ BLOCK = dynloop.BlockSpec(width=4, tokens=2, layers=2, mixer="mlp", hidden=6, ac
                           injection="concat", weight_gain=0.8, seed=3)
 
 
+def assert_same_results(a, b):
+    """The two diagrams' labels and every diagnostic, bit for bit (NaN where NaN)."""
+    assert np.array_equal(a.regimes, b.regimes)
+    assert a.diagnostics.keys() == b.diagnostics.keys()
+    for name in a.diagnostics:
+        np.testing.assert_array_equal(a.diagnostics[name], b.diagnostics[name])
+
+
 def labels(diagram):
     return np.vectorize(lambda code: Regime.from_code(code).value)(diagram.regimes)
 
@@ -249,9 +257,7 @@ def test_thread_executor_and_reused_work_memory_give_identical_results():
         pytest.skip("numba's workqueue threading layer cannot launch parallel kernels from two threads at once")
     with ThreadPoolExecutor(2) as pool:
         threaded = sweep(spec, axes, loops=200, progress=False, chunk=7, executor=pool)
-    assert np.array_equal(alone.regimes, threaded.regimes)
-    for name in alone.diagnostics:
-        np.testing.assert_array_equal(alone.diagnostics[name], threaded.diagnostics[name])
+    assert_same_results(alone, threaded)
 
 
 def test_chunks_run_together_give_what_chunks_run_one_by_one(monkeypatch):
@@ -280,10 +286,7 @@ def test_chunks_run_together_give_what_chunks_run_one_by_one(monkeypatch):
             calls.clear()
             results[seconds] = sweep(system, axes, loops=150, progress=False, chunk=3)
             assert sum(calls) == n_chunks and (max(calls) > 1) == (seconds > 0), calls
-        together, alone = results.values()
-        assert np.array_equal(together.regimes, alone.regimes)
-        for name in alone.diagnostics:
-            np.testing.assert_array_equal(together.diagnostics[name], alone.diagnostics[name])
+        assert_same_results(*results.values())
 
 
 def test_group_size_does_not_change_results(monkeypatch):
@@ -314,6 +317,4 @@ def test_group_size_does_not_change_results(monkeypatch):
                 grouped = sweep(system, axes, loops=150, progress=False, early_exit=early_exit)
                 monkeypatch.undo()
                 assert sum(groups) == math.ceil(35 / points)  # one chunk of 35 points
-                assert np.array_equal(grouped.regimes, default.regimes)
-                for name in default.diagnostics:
-                    np.testing.assert_array_equal(grouped.diagnostics[name], default.diagnostics[name])
+                assert_same_results(grouped, default)
