@@ -86,15 +86,16 @@ def _sums_in_input_order(w, x):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_product_loops_sum_every_output_in_input_order(dtype):
-    # the passes over two rows and four inputs only regroup the work: every output is the same
-    # sequence of multiply-adds as a plain loop (so the loops are bit-identical to one-input passes)
+    # the passes over two rows and four inputs, in whole blocks of columns and the rest, only regroup
+    # the work: every output is the same sequence of multiply-adds as a plain loop (so the loops are
+    # bit-identical to one-input passes). Columns: the rest only, blocks and a rest, blocks only
     rng = np.random.default_rng(1)
     small = C.SMALL_PRODUCT_BYTES // np.dtype(dtype).itemsize
-    for n_out, n_in in itertools.product((2, 3, 8, 9), (1, 2, 4, 5, 7, 8, small)):
-        w, x = rng.standard_normal((n_out, n_in)).astype(dtype), rng.standard_normal((n_in, 37)).astype(dtype)
-        out = np.full((n_out, 37), np.nan, dtype=dtype)
+    for n_out, n_in, c in itertools.product((2, 3, 8, 9), (1, 2, 4, 5, 7, 8, small), (5, 37, 64)):
+        w, x = rng.standard_normal((n_out, n_in)).astype(dtype), rng.standard_normal((n_in, c)).astype(dtype)
+        out = np.full((n_out, c), np.nan, dtype=dtype)
         C.column_product(w, x, out)
-        np.testing.assert_array_equal(out, _sums_in_input_order(w, x), err_msg=f"{n_out}x{n_in}")
+        np.testing.assert_array_equal(out, _sums_in_input_order(w, x), err_msg=f"{n_out}x{n_in}, {c} columns")
 
 
 @pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-13), (np.float32, 1e-5)])

@@ -33,6 +33,9 @@ _JIT = dict(cache=True, error_model="numpy")
 #: multiply-add (loops / OpenBLAS): float64 d = 8: 0.085 / 0.122, d = 16: 0.083 / 0.081, d = 32: 0.095 / 0.077;
 #: float32 d = 16: 0.048 / 0.089, d = 32: 0.042 / 0.060, d = 64: 0.036 / 0.036.
 SMALL_PRODUCT_BYTES = 128
+#: The product loops take columns in whole blocks of this many (a multiple of every vector length
+#: and unroll factor: the compiler then needs no scalar tail), and the rest in a loop of their own.
+_COLUMN_BLOCK = 16
 
 
 @njit(**_JIT)
@@ -88,6 +91,10 @@ def column_product(w, x, out):
     The loops take two output rows and four inputs per pass over the columns, so that each pass
     loads every input column once for eight multiply-adds (a pass per multiply-add is bound by
     its store). Every output still accumulates its inputs in order, ``w₀x₀ + w₁x₁ + ...``.
+    Each pass runs over the columns in two loops: whole blocks of ``_COLUMN_BLOCK``, then the
+    rest. A single loop ends in a scalar tail, and the tail keeps the eight weights live as
+    scalars beside their vector copies; too many for the registers, so the hot loop reloaded
+    six of them from the stack at every step.
     """
     n_out, n_in = w.shape
     if n_in * x.itemsize > SMALL_PRODUCT_BYTES or n_out == 1:
@@ -104,6 +111,7 @@ def _two_rows(w, x, out, o, o1):
     """Rows ``o`` and ``o1 != o`` of ``out = W x``."""
     n_in = w.shape[1]
     c = x.shape[1]
+    whole = c - c % _COLUMN_BLOCK
     first, second = out[o], out[o1]
     i = 0
     while i + 4 <= n_in:
@@ -111,21 +119,23 @@ def _two_rows(w, x, out, o, o1):
         b0, b1, b2, b3 = w[o1, i], w[o1, i + 1], w[o1, i + 2], w[o1, i + 3]
         r0, r1, r2, r3 = x[i], x[i + 1], x[i + 2], x[i + 3]
         begin = i == 0
-        for p in range(c):
-            v0, v1, v2, v3 = r0[p], r1[p], r2[p], r3[p]
-            s = a0 * v0 if begin else fma(a0, v0, first[p])
-            t = b0 * v0 if begin else fma(b0, v0, second[p])
-            first[p] = fma(a3, v3, fma(a2, v2, fma(a1, v1, s)))
-            second[p] = fma(b3, v3, fma(b2, v2, fma(b1, v1, t)))
+        for lo, hi in ((0, whole), (whole, c)):
+            for p in range(lo, hi):
+                v0, v1, v2, v3 = r0[p], r1[p], r2[p], r3[p]
+                s = a0 * v0 if begin else fma(a0, v0, first[p])
+                t = b0 * v0 if begin else fma(b0, v0, second[p])
+                first[p] = fma(a3, v3, fma(a2, v2, fma(a1, v1, s)))
+                second[p] = fma(b3, v3, fma(b2, v2, fma(b1, v1, t)))
         i += 4
     while i < n_in:
         a0, b0 = w[o, i], w[o1, i]
         r0 = x[i]
         begin = i == 0
-        for p in range(c):
-            v0 = r0[p]
-            first[p] = a0 * v0 if begin else fma(a0, v0, first[p])
-            second[p] = b0 * v0 if begin else fma(b0, v0, second[p])
+        for lo, hi in ((0, whole), (whole, c)):
+            for p in range(lo, hi):
+                v0 = r0[p]
+                first[p] = a0 * v0 if begin else fma(a0, v0, first[p])
+                second[p] = b0 * v0 if begin else fma(b0, v0, second[p])
         i += 1
 
 
