@@ -59,6 +59,38 @@ def _settled(stats, tolerances):
 
 
 @njit(**_JIT)
+def _watch(ring, state, t, loops, reference_scale, max_period, tolerances, early_exit, is_map, states, stats):
+    """Keep loop ``t``'s state (flat; loops counted from 1) in the ring, and say whether the point stops.
+
+    Returns ``(stop, states, stats)``. A state that is not finite stops it (``stats`` says so). At
+    the last loop, and with ``early_exit`` at the end of every window, the window's rows in loop
+    order and their statistics replace ``states`` and ``stats``; a settled regime stops it.
+    """
+    window = ring.shape[0]
+    ring[(t - 1) % window] = state
+    if not math.isfinite(_norm(state)):
+        stats[R.S_FINITE] = 0.0
+        return True, states, stats
+    if t >= window and (t == loops or (early_exit and t % window == 0)):
+        states = _ordered(ring, t)
+        stats = _window_decision(states, reference_scale, max_period, tolerances, is_map)
+        return early_exit and _settled(stats, tolerances), states, stats
+    return False, states, stats
+
+
+@njit(**_JIT)
+def _lyapunov_statistics(halves, window, stats):
+    """The largest exponent from the log growths of a renormalised tangent over the two halves of a window.
+
+    Its error is three times the halves' disagreement, at least ``3 / window``.
+    """
+    first_half = halves[0] / (window // 2)
+    second_half = halves[1] / (window - window // 2)
+    stats[R.S_LYAPUNOV] = (halves[0] + halves[1]) / window
+    stats[R.S_LYAPUNOV_ERROR] = 3.0 * max(abs(first_half - second_half), 1.0 / window)
+
+
+@njit(**_JIT)
 def _convergence(states, period, scale, tolerance, loops_run, row):
     """Observed rate per loop and transient length from ``|h_t - h_{t-p}|`` over the window."""
     n_rows = states.shape[0]
@@ -167,10 +199,7 @@ def _block_conclude(cfg, arrays, x, states, stats, t, window, tolerances, lyapun
                 break
             halves[0 if s < window // 2 else 1] += math.log(size)
             tangent = (tangent / size).astype(x.dtype)
-        first_half = halves[0] / (window // 2)
-        second_half = halves[1] / (window - window // 2)
-        stats[R.S_LYAPUNOV] = (halves[0] + halves[1]) / window
-        stats[R.S_LYAPUNOV_ERROR] = 3.0 * max(abs(first_half - second_half), 1.0 / window)
+        _lyapunov_statistics(halves, window, stats)
     return _finish(stats, tolerances, row)
 
 
@@ -190,16 +219,11 @@ def _block_point(cfg0, arrays0, unit_constant, alpha, beta, eps, x0, loops, wind
     states = ring
     while t < loops:
         x, _ = _block_loop(cfg, arrays, x, n_stages, no_tangent)
-        ring[t % window] = x.ravel()
         t += 1
-        if not math.isfinite(_norm(x)):
-            stats[R.S_FINITE] = 0.0
+        stop, states, stats = _watch(ring, x.ravel(), t, loops, reference_scale, max_period, tolerances, early_exit,
+                                     False, states, stats)
+        if stop:
             break
-        if t >= window and (t == loops or (early_exit and t % window == 0)):
-            states = _ordered(ring, t)
-            stats = _window_decision(states, reference_scale, max_period, tolerances, False)
-            if early_exit and _settled(stats, tolerances):
-                break
     return _block_conclude(cfg, arrays, x, states, stats, t, window, tolerances, lyapunov, n_stages, first_layer,
                            n_layers, row)
 
@@ -429,16 +453,11 @@ def _map_point(step, jacobian, params, x0, loops, window, max_period, tolerances
     states = ring
     while t < loops:
         x = step(x, params)
-        ring[t % window] = x
         t += 1
-        if not math.isfinite(_norm(x)):
-            stats[R.S_FINITE] = 0.0
+        stop, states, stats = _watch(ring, x, t, loops, reference_scale, max_period, tolerances, early_exit, True,
+                                     states, stats)
+        if stop:
             break
-        if t >= window and (t == loops or (early_exit and t % window == 0)):
-            states = _ordered(ring, t)
-            stats = _window_decision(states, reference_scale, max_period, tolerances, True)
-            if early_exit and _settled(stats, tolerances):
-                break
     row[D_LOOPS] = t
     row[D_FINAL_NORM] = _norm(x)
     if stats[R.S_FINITE] == 0.0 or t < window:
@@ -459,10 +478,7 @@ def _map_point(step, jacobian, params, x0, loops, window, max_period, tolerances
                 break
             halves[0 if s < window // 2 else 1] += math.log(size)
             tangent = tangent / size
-        first_half = halves[0] / (window // 2)
-        second_half = halves[1] / (window - window // 2)
-        stats[R.S_LYAPUNOV] = (halves[0] + halves[1]) / window
-        stats[R.S_LYAPUNOV_ERROR] = 3.0 * max(abs(first_half - second_half), 1.0 / window)
+        _lyapunov_statistics(halves, window, stats)
     return _finish(stats, tolerances, row)
 
 
