@@ -19,8 +19,9 @@ from ..dynamics.simulate import _DTYPES
 #: BlockSpec fields that vary per point inside one compiled call; every other field is a facet.
 POINT_FIELDS = ("residual_scale", "injection_scale", "norm_eps")
 
-_GROUP_BYTES = 65536  # the row-wise kernel's groups of points: a state of this size (see _group_columns),
-_GROUP_COLUMNS = (256, 512)  # within these many token rows
+# the row-wise kernel's groups of points: a state of _GROUP_BYTES, within _GROUP_COLUMNS token rows
+_GROUP_BYTES = 65536
+_GROUP_COLUMNS = (256, 512)
 _WINDOW_BATCH = 32  # points whose windows are put in loop order together
 _CALL_SECONDS = 0.25  # an in-process sweep runs more chunks per compiled call while calls are shorter
 _DEFAULT_WINDOW = 260  # loops examined per point by default, as classify's default window
@@ -169,9 +170,9 @@ def _group_columns(width, dtype):
 
     Every pass over a group's columns (a norm, each step of a product, the activation) has a
     set-up cost of its own, about 3 µs per loop of a group in all at width 8 (float64), whatever
-    the group's size: a wider group shares it among more points. Past a 64 KiB state, the
-    group's seven work arrays of that size outgrow a core's 512 KiB L2 cache (on the machine
-    measured). Seconds at G = 256 (d = 8) and 128 (d = 32), two interleaved runs of 256 / 512
+    the group's size: a wider group shares it among more points. Past a 64 KiB state it was
+    slower (float64 d = 32 below), probably because the group's seven work arrays of that size
+    then outgrow a core's 512 KiB L2 cache (not measured: this machine has no counters). Seconds at G = 256 (d = 8) and 128 (d = 32), two interleaved runs of 256 / 512
     rows: float64 d = 8: 0.67 / 0.56, 0.56 / 0.55; float32 d = 8: 0.43 / 0.34, 0.35 / 0.31;
     float32 d = 32: 0.57 / 0.54, 0.57 / 0.53; float64 d = 32: 0.82 / 0.96, 0.99 / 1.08. At most
     512, so that a default chunk (1024 points) is still two groups, one per core; at least 256,
