@@ -213,7 +213,7 @@ def _regime_handles(codes):
 
 def _regime_legend(fig, axes, handles, own_figure):
     if own_figure:
-        return fig.legend(handles=handles, loc="outside right upper", title="regime", frameon=False)
+        return fig.legend(handles=handles, loc="outside right center", title="regime", frameon=False)
     return axes[-1].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
                            title="regime", frameon=False)
 
