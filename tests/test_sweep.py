@@ -77,6 +77,10 @@ def test_categorical_axis_gives_facets_equal_to_separate_sweeps():
     axes = {"norm": ["pre", "post"], "residual_scale": np.linspace(0.2, 1.2, 3)}
     diagram = sweep(BLOCK, axes, loops=120, progress=False)
     assert diagram.regimes.shape == (2, 3)
+    # the diagram's name (summary, figure title) does not claim BLOCK's one norm for both facets
+    assert BLOCK.norm in BLOCK.name and diagram.meta["system_name"] == BLOCK.name.replace(f"norm={BLOCK.norm}/",
+                                                                                          "norm=*/")
+    assert "norm=*/" in diagram.summary()
     for k, norm in enumerate(["pre", "post"]):
         alone = sweep(BLOCK.replace(norm=norm), {"residual_scale": axes["residual_scale"]}, loops=120, progress=False)
         assert np.array_equal(diagram.regimes[k], alone.regimes)

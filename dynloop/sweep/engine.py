@@ -357,7 +357,9 @@ def sweep(system, axes, *, loops=200, transient=None, tol=None, x0=None, chunk=N
 
     from .. import __version__
 
-    meta = {"system": manifest["system"], "system_name": system.name, "stage_names": list(system.stage_names),
+    # a block's name shows its swept fields as "*": a facet's norm is not the spec's
+    name = system._name(axes) if kind == "block" else system.name
+    meta = {"system": manifest["system"], "system_name": name, "stage_names": list(system.stage_names),
             "versions": {"dynloop": __version__, "numpy": np.__version__, "numba": numba.__version__},
             "seed": getattr(system, "seed", None), "tolerances": manifest["tolerances"], "loops": loops,
             "transient": transient, "max_period": max_period, "seconds": time.perf_counter() - started,

@@ -203,8 +203,14 @@ class BlockSpec(System):
 
     @property
     def name(self):
-        return (f"block(mixer={self.mixer}, norm={self.norm}/{self.norm_kind}, "
-                f"injection={self.injection}, k={self.layers}, T={self.tokens}, d={self.width})")
+        return self._name()
+
+    def _name(self, varying=()):
+        """The short name; fields in ``varying`` (axes of a sweep: their value differs per point) read ``*``."""
+        def value(field):
+            return "*" if field in varying else getattr(self, field)
+        return (f"block(mixer={value('mixer')}, norm={value('norm')}/{value('norm_kind')}, "
+                f"injection={value('injection')}, k={value('layers')}, T={value('tokens')}, d={value('width')})")
 
     @property
     def stage_names(self):
