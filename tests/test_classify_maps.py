@@ -1,5 +1,7 @@
 """Regimes of textbook maps and affine loops, against answers known in closed form (ground-truth.md)."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -182,3 +184,15 @@ def test_two_dimensional_jury_triangle(trace, det):
     if stable:
         expected = np.linalg.solve(np.eye(2) - matrix, [0.3, -0.2])
         np.testing.assert_allclose(result.stage_fixed_points[0], expected, rtol=1e-10)
+
+
+def test_zero_multiplier_gives_minus_infinity_without_a_warning():
+    # diag(0.5, 0): the exponents are log 0.5 and -inf; both halves of the run give -inf for the
+    # second, so they agree (error 1/steps, not NaN from -inf - -inf, and no RuntimeWarning)
+    system = dynloop.maps.linear(np.diag([0.5, 0.0]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        spectrum = dynloop.lyapunov_spectrum(system, x0=[1.0, 1.0], steps=1000, transient=0)
+    assert spectrum.exponents[0] == pytest.approx(np.log(0.5), abs=1e-2)
+    assert spectrum.exponents[1] == -np.inf and spectrum.sum_check == 0.0
+    np.testing.assert_array_equal(np.isfinite(spectrum.error), [True, True])

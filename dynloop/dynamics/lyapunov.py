@@ -138,12 +138,16 @@ def lyapunov_spectrum(system, x0=None, steps=10000, transient=1000, *, params=No
     exponents = (log_r_first + log_r_second) / done
     order = np.argsort(exponents)[::-1]
     if done_first > 0 and done_second > 0:
-        halves = np.abs(log_r_first / done_first - log_r_second / done_second)
+        first, second = log_r_first / done_first, log_r_second / done_second
+        with np.errstate(invalid="ignore"):  # both halves -inf (a zero Jacobian): they agree exactly
+            halves = np.where(first == second, 0.0, np.abs(first - second))
     else:
         halves = np.full(count, np.inf)
     error = np.maximum(halves, 1.0 / done)
     log_det_mean = (log_det_first + log_det_second) / done if full else np.nan
-    sum_check = abs(exponents.sum() - log_det_mean) if full else np.nan
+    total = exponents.sum()
+    # equal, -inf included (a zero Jacobian: the sum and ln|det J| are both -inf), is no error
+    sum_check = (0.0 if total == log_det_mean else abs(total - log_det_mean)) if full else np.nan
     return LyapunovSpectrum(exponents[order], error[order], float(log_det_mean), float(sum_check), done,
                             np.asarray(state).reshape(system.state_shape), diverged=diverged,
                             system_name=system.name, meta={"transient": transient, "seed": seed})
