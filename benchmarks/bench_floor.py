@@ -1,11 +1,12 @@
 """The least time the sweep workload can take on this machine, from the cost of its two big parts.
 
-Each loop of the sweep benchmark's workload (bench_sweep.py) is, per point, four d × d products and
-2·d tanh, d in each of its 2 layers (plus norms, residual updates and the classification, left out here). This measures,
-on one thread, what each of those two parts costs in dynloop's own kernels (`column_product` over a
-group of 512 points, `activate` over 2048 numbers) and a large matrix product for the machine's
-peak, then prints the core-seconds they alone take for a G × G grid of T loops and the time that
-gives on the machine's cores with perfect scaling. A sweep can be no faster than that.
+Each loop of the sweep benchmark's workload (bench_sweep.py) is, per point, four d × d products
+and 2·d tanh, d in each of its 2 layers (plus norms, residual updates and the classification,
+left out here). This measures, on one thread, what each of those two parts costs in dynloop's own
+kernels (`column_product` over a group of 512 points, `activate` over 2048 numbers) and a large
+matrix product for the machine's peak, then prints the core-seconds they alone take for a G × G
+grid of T loops and the time that gives on the machine's cores with perfect scaling. A sweep
+can be no faster than that.
 
 Run:  python benchmarks/bench_floor.py [--size 128,32,200] [--dtype float64|float32] [--repeat 15]
 """
