@@ -13,13 +13,14 @@ Run:  python benchmarks/bench_floor.py [--size 128,32,200] [--dtype float64|floa
 
 import argparse
 import os
-import time
 
 import numpy as np
 from numba import njit
 
 from dynloop.systems._block_kernels import activate
 from dynloop.systems._column_kernels import column_product
+
+from bench_sweep import best_seconds  # this folder's: run as a script, it is on the path
 
 
 @njit(cache=True)
@@ -32,16 +33,6 @@ def _products(w, x, out, n):
 def _tanh(z, out, n):
     for _ in range(n):
         activate(z, out, 0)
-
-
-def fastest(run, repeat):
-    """The shortest of ``repeat`` timed calls of ``run()``."""
-    best = np.inf
-    for _ in range(repeat):
-        start = time.perf_counter()
-        run()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def main(argv=None):
@@ -64,11 +55,11 @@ def main(argv=None):
     n_products, n_tanh = max(1, 2_000_000 // (d * d)), 500
     _products(w, x, out, 1)
     _tanh(z, activated, 1)
-    with threadpool_limits(1):  # one thread each: the kernels' own and BLAS's
+    with threadpool_limits(1):  # BLAS on one thread (the products of more than 128 bytes call it); the loops are serial
         big @ big
-        product = fastest(lambda: _products(w, x, out, n_products), args.repeat) / (n_products * d * d * 512)
-        peak = fastest(lambda: big @ big, args.repeat) / 1024 ** 3
-    tanh = fastest(lambda: _tanh(z, activated, n_tanh), args.repeat) / (n_tanh * z.size)
+        product = best_seconds(lambda: _products(w, x, out, n_products), args.repeat) / (n_products * d * d * 512)
+        peak = best_seconds(lambda: big @ big, args.repeat) / 1024 ** 3
+    tanh = best_seconds(lambda: _tanh(z, activated, n_tanh), args.repeat) / (n_tanh * z.size)
     steps = grid * grid * loops
     core_seconds = {"products": steps * 4 * d * d * product, "tanh": steps * 2 * d * tanh}
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
