@@ -21,6 +21,14 @@ def _statistics_oracle(states, reference_scale, max_period, tolerance):
     holding = [p for p, e in zip(range(1, max_period + 1), errors) if e <= tolerance]
     period = holding[0] if holding else 0
     best = period or 1 + int(np.argmin(errors))
+    # for a period p >= 2 that holds: the proper divisor with the smallest error over the last quarter
+    divisors = [q for q in range(1, period) if period % q == 0]
+    sub = min(divisors, key=lambda q: (errors[q - 1], q)) if period >= 2 else 0
+    subperiod = {R.S_SUBPERIOD: sub}
+    if sub:
+        subperiod.update({R.S_SUBPERIOD_ERROR: errors[sub - 1],
+                          R.S_SUBPERIOD_ERROR_START: error(max_period, max_period + span - 1, sub),
+                          R.S_SUBPERIOD_ERROR_MIDDLE: error(middle - span // 2, middle - span // 2 + span - 1, sub)})
     at_last, at_middle = states[last] - states[last - 1], states[middle] - states[middle - 1]
     size, size_middle, change = (np.linalg.norm(v) for v in (at_last, at_middle, at_last - at_middle))
     return {R.S_FINITE: 1.0, R.S_SCALE: scale, R.S_NORM_FIRST: norms[0], R.S_NORM_MIDDLE: norms[middle],
@@ -29,7 +37,7 @@ def _statistics_oracle(states, reference_scale, max_period, tolerance):
             R.S_PERIOD_ERROR_START: error(max_period, max_period + span - 1, best),
             R.S_PERIOD_ERROR_MIDDLE: error(middle - span // 2, middle - span // 2 + span - 1, best),
             R.S_INCREMENT: size / scale, R.S_INCREMENT_CHANGE: change / size if size > 0 else np.inf,
-            R.S_INCREMENT_GROWTH: size / size_middle if size_middle > 0 else np.inf}
+            R.S_INCREMENT_GROWTH: size / size_middle if size_middle > 0 else np.inf, **subperiod}
 
 
 def _windows(n_rows=100, n=8):
@@ -39,6 +47,8 @@ def _windows(n_rows=100, n=8):
     return {
         "converging to a point": 2.0 + rng.standard_normal(n) * 0.7 ** t,
         "converging to a 3-cycle": cycle[t[:, 0] % 3] + rng.standard_normal((n_rows, n)) * 0.8 ** t,
+        "6-cycle": rng.standard_normal((6, n))[t[:, 0] % 6],
+        "oscillating approach": 2.0 + rng.standard_normal(n) * (-0.95) ** t,
         "5-cycle": rng.standard_normal((5, n))[t[:, 0] % 5],
         "drifting": rng.standard_normal(n) + 0.3 * t * rng.standard_normal(n) + 0.1 * np.sin(t),
         "random walk": np.cumsum(rng.standard_normal((n_rows, n)), axis=0),
@@ -50,8 +60,9 @@ def _windows(n_rows=100, n=8):
 @pytest.mark.parametrize("name", list(_windows()))
 def test_window_statistics_match_a_numpy_oracle(name, dtype):
     states = _windows()[name].astype(dtype)
-    stats = R.window_statistics(states, 0.5, 24, 1e-6)
-    expected = _statistics_oracle(states, 0.5, 24, 1e-6)
+    tolerance = 3e-3 if name == "oscillating approach" else 1e-6  # (period 2 holds before period 1)
+    stats = R.window_statistics(states, 0.5, 24, tolerance)
+    expected = _statistics_oracle(states, 0.5, 24, tolerance)
     for index, value in expected.items():
         assert stats[index] == pytest.approx(value, rel=1e-12, abs=1e-300), R.STAT_NAMES[index]
     assert R.window_statistics(np.full((100, 8), np.inf, dtype=dtype), 0.5, 24, 1e-6)[R.S_FINITE] == 0.0
@@ -66,3 +77,23 @@ def test_periods_found_where_known():
     # the period error of a window, as classify reads it from an earlier window
     assert R.period_error(windows["5-cycle"], 5) == 0.0
     assert R.period_error(windows["drifting"], 1) > 0.0
+
+
+def test_held_period_tells_a_cycle_from_a_slow_approach():
+    """An oscillating approach to a point repeats with period 2 first; only a real 2-cycle holds it."""
+    windows = _windows()
+    tolerances = R.Tolerances(period=3e-3, collapse=0.1).as_array()
+    approach = R.window_statistics(windows["oscillating approach"], 0.5, 24, 3e-3)
+    assert approach[R.S_PERIOD] == 2 and approach[R.S_SUBPERIOD] == 1
+    assert R.held_period(approach, tolerances) == 1  # converging to a point, not a 2-cycle
+    assert R.settled(approach, tolerances)
+    assert R.decide(approach, tolerances) == (R.CYCLIC, 1)
+    # the same error shrinking but not steadily: nothing is established
+    unsteady = approach.copy()
+    unsteady[R.S_SUBPERIOD_ERROR_MIDDLE] = 2 * unsteady[R.S_SUBPERIOD_ERROR_START]
+    assert R.held_period(unsteady, tolerances) == 0 and not R.settled(unsteady, tolerances)
+    assert R.decide(unsteady, tolerances) == (R.UNDETERMINED, 0)
+    for name, period in (("6-cycle", 6), ("converging to a 3-cycle", 3), ("5-cycle", 5)):
+        stats = R.window_statistics(windows[name], 0.5, 24, 1e-6)
+        assert R.held_period(stats, tolerances) == period, name
+        assert R.settled(stats, tolerances)

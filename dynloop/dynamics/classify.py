@@ -8,12 +8,13 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .._errors import check_int
+from ..systems.base import check_system
 from .lyapunov import default_exponent_count, lyapunov_spectrum
 from .orbits import find_cycle
-from .regimes import (DRIFTING, STAT_NAMES, S_IS_MAP, S_LYAPUNOV, S_LYAPUNOV_ERROR, S_NORM_LAST, S_NORM_MIDDLE,
+from .regimes import (STAT_NAMES, S_IS_MAP, S_LYAPUNOV, S_LYAPUNOV_ERROR, S_NORM_LAST, S_NORM_MIDDLE,
                       S_PERIOD, S_PERIOD_ERROR, S_PERIOD_ERROR_MIDDLE, S_PERIOD_ERROR_START, S_SCALE, S_SPECTRAL_RADIUS,
-                      S_STAGE_SPREAD, S_BEST_PERIOD, Regime, Tolerances, decide, period_error,
-                      window_statistics)
+                      S_STAGE_SPREAD, S_BEST_PERIOD, S_SUBPERIOD, S_SUBPERIOD_ERROR, S_SUBPERIOD_ERROR_MIDDLE, S_SUBPERIOD_ERROR_START,
+                      Regime, Tolerances, decide, held_period, period_error, settled, window_statistics)
 from .simulate import simulate
 
 def _default_budget(state_size):
@@ -124,10 +125,11 @@ class Classification:
             lines.append(f"  Newton on the loop map {'agrees' if self.newton_agrees else 'DISAGREES'} with the "
                          f"iteration (distance {e['newton_distance']:.3g} relative to the scale)")
         if self.convergence_rate is not None:
-            predicted = self.spectral_radius ** (1.0 / self.period) if self.spectral_radius is not None else float("nan")
-            lines.append(f"  observed convergence rate per loop {self.convergence_rate:.6g} (spectral radius"
-                         f"{'' if self.period == 1 else f' ^ (1/{self.period})'} predicts {predicted:.6g});"
-                         f" transient {self.transient_loops} loops")
+            line = f"  observed convergence rate per loop {self.convergence_rate:.6g}"
+            if self.spectral_radius is not None and self.period:  # a period the regime keeps
+                root = "" if self.period == 1 else f" ^ (1/{self.period})"
+                line += f" (spectral radius{root} predicts {self.spectral_radius ** (1.0 / self.period):.6g})"
+            lines.append(f"{line}; transient {self.transient_loops} loops")
         if self.distinct_stage_points is not None:
             lines.append(f"  distinct per-layer points: {self.distinct_stage_points}; "
                          f"largest step between stage points {self.degeneracy.max_step:.4g} "
@@ -228,6 +230,111 @@ def _distinct(points, tolerance):
     return len(representatives)
 
 
+def _shortest_period(loop_points, tolerance):
+    """The smallest ``q`` dividing ``p = len(loop_points)`` with every point within ``tolerance`` of the
+    point ``q`` loops later: an orbit whose ``p`` points coincide that way has period ``q``."""
+    p = len(loop_points)
+    for q in range(1, p):
+        if p % q == 0 and all(np.linalg.norm(loop_points[i] - loop_points[(i + q) % p]) <= tolerance
+                              for i in range(p)):
+            return q
+    return p
+
+
+def _distance_to_orbit(state, loop_points):
+    return min(float(np.linalg.norm(state - point)) for point in loop_points)
+
+
+def _kink(system, points, params):
+    """Where a finite-difference Jacobian cannot be trusted: a point of ``points`` at which the
+    one-sided differences of the loop map disagree (the map is not differentiable there: a kink or
+    a jump, such as ``2x mod 1`` at 0). Returns ``(point, coordinate, forward, backward)`` or None.
+    Systems with an analytic Jacobian return None."""
+    if getattr(system, "jacobian_kind", "analytic") != "finite-difference":
+        return None
+    for point in points:
+        x = np.asarray(point, dtype=np.float64).ravel()
+        value = system.loop(x.reshape(point.shape), params).ravel()
+        for j in range(x.size):
+            h = 6.0554544523933395e-06 * max(1.0, abs(x[j]))  # the step of the central differences
+            shifted = x.copy()
+            shifted[j] = x[j] + h
+            forward = (system.loop(shifted.reshape(point.shape), params).ravel() - value) / h
+            shifted[j] = x[j] - h
+            backward = (value - system.loop(shifted.reshape(point.shape), params).ravel()) / h
+            if np.max(np.abs(forward - backward)) > 1e-2 * max(1.0, np.max(np.abs(forward)),
+                                                                np.max(np.abs(backward))):
+                return x, j, forward, backward
+    return None
+
+
+def _refine(system, stats, window_states, scale, tolerances, params, evidence, notes):
+    """Newton's refinement of the orbit the window settled on (or is still approaching).
+
+    Returns ``(period, cycle, agrees)``: the period of the refined orbit (0 when none is
+    established), the :class:`Cycle` and whether Newton's orbit is the one the iteration reached,
+    or approaches. Two rules keep slow convergence from being read as a cycle:
+
+    - a refined ``p``-cycle whose points coincide (within the stage tolerance) is an orbit of the
+      smallest period ``q`` dividing ``p`` that maps every point onto itself, and is refined again
+      with that period;
+    - an orbit still approaching a shorter ``q``-orbit (:func:`~dynloop.dynamics.regimes.held_period`)
+      takes period ``q`` only when Newton finds a stable ``q``-orbit that the iteration is
+      approaching (its distance to it shrank over the window); else nothing is established.
+
+    Newton agrees with the iteration when it converged and the last state lies within
+    ``max(100 · period tolerance, 1e-8)`` of its orbit (relative to the scale), or, for a stable
+    orbit, when the distance shrank over the window by more than the ``converging`` fraction.
+    """
+    seen = int(stats[S_PERIOD])
+    period = held_period(stats, tolerances.as_array())
+    if seen == 0:
+        return 0, None, None
+    last, first = window_states[-1], window_states[0]
+    if period != seen:
+        shorter = int(stats[S_SUBPERIOD])
+        evidence["approach"] = {"period_seen": seen, "shorter_period": shorter,
+                                "error_start": float(stats[S_SUBPERIOD_ERROR_START]),
+                                "error_middle": float(stats[S_SUBPERIOD_ERROR_MIDDLE]),
+                                "error_last": float(stats[S_SUBPERIOD_ERROR])}
+        steadily = "steadily" if period else "but not steadily"
+        notes.append(f"the window repeats with period {seen}, but only because it is still approaching a "
+                     f"period-{shorter} orbit: its period-{shorter} error shrank {steadily} over the window "
+                     f"({stats[S_SUBPERIOD_ERROR_START]:.3g}, {stats[S_SUBPERIOD_ERROR_MIDDLE]:.3g}, "
+                     f"{stats[S_SUBPERIOD_ERROR]:.3g} of the scale in its first, middle and last quarters)")
+        if period == 0:
+            stats[S_PERIOD] = 0.0
+            return 0, None, None
+    cycle = find_cycle(system, period, last, params=params)
+    shortest = _shortest_period(cycle.loop_points, tolerances.stage * scale) if cycle.converged else period
+    if shortest < period:
+        evidence["period_reduced_from"] = period
+        notes.append(f"Newton's period-{period} orbit repeats after {shortest} loop{'s' * (shortest > 1)} (its points "
+                     f"coincide within the stage tolerance): it is a period-{shortest} orbit")
+        period = shortest
+        cycle = find_cycle(system, period, cycle.loop_points[0], params=params)
+    distance = _distance_to_orbit(last, cycle.loop_points) / scale
+    distance_first = _distance_to_orbit(first, cycle.loop_points) / scale
+    evidence["newton_distance"] = distance
+    evidence["newton_distance_window_start"] = distance_first
+    evidence["newton_residual"] = cycle.residual
+    at_orbit = distance <= max(100 * tolerances.period, 1e-8)
+    approaching = cycle.stable and distance < (1.0 - tolerances.converging) * distance_first
+    agrees = bool(cycle.converged and (at_orbit or approaching))
+    if agrees and not at_orbit:
+        notes.append(f"the iteration is still approaching the period-{period} orbit Newton found (distance "
+                     f"{distance_first:.3g} -> {distance:.3g} of the scale over the window; spectral radius "
+                     f"{cycle.spectral_radius:.6g}): converging, slowly")
+    if period != seen and not agrees:
+        notes.append(f"Newton did not confirm a stable period-{period} orbit that the iteration approaches: "
+                     "no period established")
+        stats[S_PERIOD] = 0.0
+        return 0, None, None
+    stats[S_PERIOD] = period
+    stats[S_SUBPERIOD] = 0.0
+    return period, cycle, agrees
+
+
 def classify(system, *, x0=None, params=None, transient=None, window=None, tol=None, max_period=64,
              lyapunov=True, seed=0):
     """Classify the long-run behaviour of a looped block, affine loop or map.
@@ -275,6 +382,7 @@ def classify(system, *, x0=None, params=None, transient=None, window=None, tol=N
     """
     from ..systems.maps import Map
 
+    check_system(system)
     max_period = check_int("max_period", max_period, minimum=1)
     window = max(4 * max_period + 4, 256) if window is None else check_int("window", window, 4 * max_period + 4)
     tolerances = _tolerances(tol)
@@ -304,9 +412,7 @@ def classify(system, *, x0=None, params=None, transient=None, window=None, tol=N
         windows.append((loops_done, flat))
         stats = window_statistics(flat, reference_scale, max_period, tolerances.period)
         stats[S_IS_MAP] = 1.0 if is_map else 0.0
-        code, _ = decide(stats, tol_array)
-        settled = stats[S_PERIOD] > 0 or code == DRIFTING or code == Regime.DIVERGENT.code
-        if settled or transient is not None or loops_done >= _default_budget(system.state_size):
+        if settled(stats, tol_array) or transient is not None or loops_done >= _default_budget(system.state_size):
             break
     if stats[0] and stats[S_PERIOD] == 0 and len(windows) > 4:
         # still converging? the best period's error at a quarter and at half of the run
@@ -332,16 +438,10 @@ def classify(system, *, x0=None, params=None, transient=None, window=None, tol=N
     evidence["period_error"] = float(stats[S_PERIOD_ERROR])
     evidence["period_error_start"] = float(stats[S_PERIOD_ERROR_START])
 
-    # a converged orbit: refine by Newton, multipliers, stage points
-    period = int(stats[S_PERIOD])
-    cycle = None
+    # a converged orbit (or one still approaching a shorter orbit): refine by Newton, multipliers, stage points
+    period, cycle, agrees = _refine(system, stats, run.loop_states, scale, tolerances, params, evidence, notes)
     if period > 0:
-        cycle = find_cycle(system, period, run.loop_states[-1], params=params)
-        distance = float(np.min([np.linalg.norm(cycle.loop_points[0] - run.loop_states[-1 - i])
-                                 for i in range(period)]) / scale)
-        evidence["newton_distance"] = distance
-        evidence["newton_residual"] = cycle.residual
-        result["newton_agrees"] = bool(cycle.converged and distance <= max(100 * tolerances.period, 1e-8))
+        result["newton_agrees"] = agrees
         stats[S_SPECTRAL_RADIUS] = cycle.spectral_radius
         points = cycle.stage_points if result["newton_agrees"] else np.concatenate(
             [system.stage_maps(run.loop_states[-period + i], params)[1:] for i in range(period)])
@@ -367,11 +467,20 @@ def classify(system, *, x0=None, params=None, transient=None, window=None, tol=N
                          "it cannot attract, so this is floating-point collapse, not a genuine fixed point")
         if not result["newton_agrees"]:
             notes.append("Newton's method did not converge to the point the iteration reached")
+        kink = _kink(system, cycle.loop_points if result["newton_agrees"] else run.loop_states[-period:], params)
+        if kink is not None:
+            point, coordinate, forward, backward = kink
+            evidence["jacobian_reliable"] = False
+            notes.append(f"the map is not differentiable on this orbit: at x = {np.array2string(point, precision=6)} "
+                         f"the one-sided differences along coordinate {coordinate} are "
+                         f"{np.array2string(forward, precision=4)} and {np.array2string(backward, precision=4)}, so "
+                         "its finite-difference Jacobian, the multipliers and the Lyapunov exponents computed from "
+                         "it are not precise values (their error is reported as infinite)")
 
     # Lyapunov exponents: exact from the multipliers at a stable orbit, else by the QR method
     count = 0 if lyapunov is False else (default_exponent_count(system.state_size) if lyapunov is True
                                          else check_int("lyapunov", lyapunov, 1))
-    if count and cycle is not None and cycle.stable and result["newton_agrees"]:
+    if count and cycle is not None and cycle.stable and result["newton_agrees"] and "jacobian_reliable" not in evidence:
         exponents = np.sort(np.log(np.abs(cycle.multipliers)) / period)[::-1][:count]
         result.update(lyapunov=exponents, lyapunov_sum_check=float("nan"))
         evidence.update(lyapunov_source="multipliers of the converged orbit", lyapunov_error=0.0)
@@ -388,6 +497,8 @@ def classify(system, *, x0=None, params=None, transient=None, window=None, tol=N
             if precise or spectrum.diverged or 2 * steps > _default_budget(system.state_size):
                 break
             steps *= 2
+        if evidence.get("jacobian_reliable") is False:
+            error = float("inf")
         if spectrum.steps > 0:
             result.update(lyapunov=spectrum.exponents, lyapunov_sum_check=spectrum.sum_check)
             evidence.update(lyapunov_source=f"QR method over {spectrum.steps} loops",

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.optimize
 
+from ..systems.base import check_system
 from .._errors import check_int
 
 
@@ -102,6 +103,7 @@ def find_cycle(system, period, guess, *, params=None, tol=1e-12, maxfev=200):
     >>> bool(np.allclose(cycle.loop_points[0], [x, b * x]))
     True
     """
+    check_system(system)
     period = check_int("period", period, minimum=1)
     guess = system._check_state(guess, "guess")
     shape = guess.shape
@@ -133,9 +135,11 @@ def find_cycle(system, period, guess, *, params=None, tol=1e-12, maxfev=200):
             solution = scipy.optimize.root(residual, flat, jac=jacobian, method="hybr", tol=tol,
                                            options={"maxfev": maxfev})
         point = solution.x.reshape(shape)
-        converged = bool(solution.success)
         points = _orbit(system, point, period, params)
         orbit_jacobian = _orbit_jacobian(system, points, params)
+        # hybr may report no progress at a point it cannot improve because it is already exact
+        exact = np.linalg.norm(points[-1] - point) <= 1e-12 * max(1.0, float(np.linalg.norm(point)))
+        converged = bool(solution.success or exact)
     else:
         points = _orbit(system, point, period, params)
     stage_points = np.concatenate([system.stage_maps(p, params)[1:] for p in points[:-1]])

@@ -5,7 +5,8 @@ both reduce a window of loop states to the same vector of statistics with
 :func:`window_statistics` and call the same compiled :func:`decide` on it.
 """
 
-__all__ = ["Regime", "window_statistics", "period_error", "decide", "STAT_NAMES", "Tolerances"]
+__all__ = ["Regime", "window_statistics", "period_error", "held_period", "decide", "settled", "STAT_NAMES",
+           "Tolerances"]
 
 import enum
 import math
@@ -110,6 +111,11 @@ class Tolerances:
     lyapunov_zero : float
         Quasi-periodicity needs the largest Lyapunov exponent zero within an error no larger than
         this (per loop); a vaguer estimate leaves the orbit undetermined.
+    collapse : float
+        A period ``p >= 2`` that holds is not taken while the orbit is still approaching a shorter
+        orbit: when, for a proper divisor ``q`` of ``p``, the period-``q`` error is below
+        ``collapse * scale`` and shrank over the window by more than the ``converging`` fraction
+        (see :func:`held_period`).
     """
 
     period: float = 1e-9
@@ -121,6 +127,7 @@ class Tolerances:
     converging: float = 0.1
     growing: float = 0.9
     lyapunov_zero: float = 0.01
+    collapse: float = 1e-4
 
     def as_array(self):
         """The tolerances in the order the compiled :func:`decide` reads them."""
@@ -133,11 +140,13 @@ STAT_NAMES = (
     "finite", "reference_scale", "scale", "norm_first", "norm_middle", "norm_last", "growing_fraction",
     "period", "best_period", "period_error", "period_error_start", "period_error_middle", "increment",
     "increment_change", "increment_growth",
-    "spectral_radius", "stage_spread", "lyapunov", "lyapunov_error", "is_map")
+    "spectral_radius", "stage_spread", "lyapunov", "lyapunov_error", "is_map",
+    "subperiod", "subperiod_error_start", "subperiod_error_middle", "subperiod_error")
 (S_FINITE, S_REFERENCE_SCALE, S_SCALE, S_NORM_FIRST, S_NORM_MIDDLE, S_NORM_LAST, S_GROWING_FRACTION,
  S_PERIOD, S_BEST_PERIOD, S_PERIOD_ERROR, S_PERIOD_ERROR_START, S_PERIOD_ERROR_MIDDLE, S_INCREMENT,
  S_INCREMENT_CHANGE, S_INCREMENT_GROWTH,
- S_SPECTRAL_RADIUS, S_STAGE_SPREAD, S_LYAPUNOV, S_LYAPUNOV_ERROR, S_IS_MAP) = range(len(STAT_NAMES))
+ S_SPECTRAL_RADIUS, S_STAGE_SPREAD, S_LYAPUNOV, S_LYAPUNOV_ERROR, S_IS_MAP,
+ S_SUBPERIOD, S_SUBPERIOD_ERROR_START, S_SUBPERIOD_ERROR_MIDDLE, S_SUBPERIOD_ERROR) = range(len(STAT_NAMES))
 
 
 @njit(cache=True)
@@ -223,6 +232,10 @@ def window_statistics(states, reference_scale, max_period, period_tolerance):
     A period ``p`` holds when ``|h_t - h_{t-p}| <= period_tolerance * scale`` for every ``t`` of
     the last quarter of the window (at least one whole cycle). The period errors of the first and
     middle quarters, against the last, tell whether the orbit is still converging towards a cycle.
+    For a period ``p >= 2`` that holds, the ``subperiod`` entries give the proper divisor ``q`` of
+    ``p`` with the smallest period-``q`` error over the last quarter, and that error over the first,
+    middle and last quarters: :func:`held_period` reads them to tell a genuine ``p``-cycle from a
+    slow oscillating approach to a shorter orbit.
     """
     n_rows = states.shape[0]
     stats = np.full(len(STAT_NAMES), np.nan)
@@ -276,6 +289,18 @@ def window_statistics(states, reference_scale, max_period, period_tolerance):
             best_period = period
             break
     stats[S_PERIOD] = best_period
+    stats[S_SUBPERIOD] = 0.0
+    # a period p >= 2 that holds: which proper divisor q of p is the orbit closest to repeating with
+    # (the smallest period-q error over the last quarter), and that error over the window's quarters
+    for q in range(1, best_period):
+        if best_period % q == 0:
+            error = _period_error(states, last - span + 1, last, q) / scale
+            if stats[S_SUBPERIOD] == 0.0 or error < stats[S_SUBPERIOD_ERROR]:
+                stats[S_SUBPERIOD] = q
+                stats[S_SUBPERIOD_ERROR] = error
+                stats[S_SUBPERIOD_ERROR_START] = _period_error(states, max_period, max_period + span - 1, q) / scale
+                stats[S_SUBPERIOD_ERROR_MIDDLE] = _period_error(
+                    states, middle - span // 2, middle - span // 2 + span - 1, q) / scale
     stats[S_BEST_PERIOD] = best_candidate
     stats[S_PERIOD_ERROR] = best_error
     stats[S_PERIOD_ERROR_START] = best_error_start
@@ -286,6 +311,73 @@ def window_statistics(states, reference_scale, max_period, period_tolerance):
     stats[S_INCREMENT_CHANGE] = change / size if size > 0 else np.inf
     stats[S_INCREMENT_GROWTH] = size / size_middle if size_middle > 0 else np.inf
     return stats
+
+
+@njit(cache=True)
+def held_period(stats, tolerances):
+    """The period the window establishes, or 0 (the one rule for when a period counts).
+
+    The smallest period ``p`` that holds over the last quarter of the window counts, unless the
+    orbit is still approaching a shorter orbit: for a ``p >= 2``, the period-``q`` error of a proper
+    divisor ``q`` of ``p`` is below ``collapse`` and shrank over the window by more than the
+    ``converging`` fraction (see :class:`Tolerances`). A slow oscillating approach to a fixed point
+    (multiplier near -1, or a complex pair near the unit circle) repeats with period 2 (or ``p``)
+    long before it repeats with period 1. Then:
+
+    - if the period-``q`` error shrank steadily (first quarter > middle > last), the orbit converges
+      geometrically to a ``q``-orbit, and the period is ``q``, never ``p`` (``classify`` also asks
+      Newton's method to confirm that orbit);
+    - otherwise nothing is established: 0.
+
+    Parameters
+    ----------
+    stats : ndarray
+        Statistics in the order of ``STAT_NAMES``.
+    tolerances : ndarray
+        ``Tolerances.as_array()``.
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dynloop.dynamics import regimes as R
+    >>> t = np.arange(256)[:, None]
+    >>> approach = 0.5 + 0.3 * (-0.9) ** t        # x_t -> 0.5, multiplier -0.9
+    >>> tolerances = R.Tolerances(period=3e-10)
+    >>> stats = R.window_statistics(approach, 1.0, 8, tolerances.period)
+    >>> int(stats[R.S_PERIOD]), R.held_period(stats, tolerances.as_array())  # repeats with period 2 ...
+    (2, 1)
+    >>> cycle = np.where(t % 2 == 0, 0.2, 0.7) + 0.3 * 0.5 ** t  # ... a 2-cycle does hold
+    >>> R.held_period(R.window_statistics(cycle, 1.0, 8, tolerances.period), tolerances.as_array())
+    2
+    """
+    period = int(stats[S_PERIOD])
+    if period < 2 or stats[S_SUBPERIOD] == 0.0:
+        return period
+    start = stats[S_SUBPERIOD_ERROR_START]
+    middle = stats[S_SUBPERIOD_ERROR_MIDDLE]
+    last = stats[S_SUBPERIOD_ERROR]
+    if last > tolerances[9] or not last < (1.0 - tolerances[6]) * start:
+        return period
+    if last < middle < start:
+        return int(stats[S_SUBPERIOD])
+    return 0
+
+
+@njit(cache=True)
+def settled(stats, tolerances):
+    """Whether a window's statistics settle the regime (iterating longer would not change it).
+
+    True for non-finite states, a period that counts (:func:`held_period`), drift and divergence.
+    ``classify`` and the sweep kernels stop iterating on it.
+    """
+    if stats[S_FINITE] == 0.0 or held_period(stats, tolerances) > 0:
+        return True
+    code, _ = decide(stats, tolerances)
+    return code == DRIFTING or code == DIVERGENT
 
 
 @njit(cache=True)
@@ -316,7 +408,7 @@ def decide(stats, tolerances):
     tol_zero = tolerances[8]
     if stats[S_FINITE] == 0.0:
         return DIVERGENT, 0
-    period = int(stats[S_PERIOD])
+    period = held_period(stats, tolerances)
     lyapunov = stats[S_LYAPUNOV]
     lyapunov_error = stats[S_LYAPUNOV_ERROR]
     has_lyapunov = not math.isnan(lyapunov)
