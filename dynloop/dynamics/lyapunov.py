@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..systems.base import check_system
 from .._errors import check_int, invalid
 from .simulate import simulate
 
@@ -112,6 +113,7 @@ def lyapunov_spectrum(system, x0=None, steps=10000, transient=1000, *, params=No
     >>> bool(abs(spectrum.largest - np.log(2)) < 5e-3)
     True
     """
+    check_system(system)
     steps = check_int("steps", steps, minimum=1)
     transient = check_int("transient", transient, minimum=0)
     size = system.state_size

@@ -3,12 +3,13 @@
 __all__ = ["simulate", "Trajectory"]
 
 import json
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .._errors import check_int, invalid
-from ._recording import RECORD_ALL, RECORD_LAST, RECORD_NONE, record_order
+from ._recording import RECORD_ALL, RECORD_LAST, RECORD_NONE, record_capacity, record_order
 
 _DTYPES = {np.dtype(np.float64): np.float64, np.dtype(np.float32): np.float32}
 
@@ -182,6 +183,51 @@ def _parse_record(record):
     raise invalid("record", record, "expected 'all', 'none', 'last' or ('last', N) with N >= 1")
 
 
+def _available_memory():
+    """Bytes of memory available to a new allocation (``MemAvailable`` on Linux), or None if unknown."""
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _format_bytes(size):
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if size < 1000 or unit == "TB":
+            return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1000
+
+
+def _check_memory(system, loops, record, stride, capacity, dtype, attention_entries):
+    """Refuse a run whose records would not fit in the memory available, before allocating them.
+
+    The stage states take ``capacity × (S + 1) × n`` numbers, the attention matrices
+    ``capacity × attention_entries``, the per-loop summaries ``3 × loops × (S + 1)`` float64.
+    """
+    rows = len(system.stage_names) + 1
+    itemsize = np.dtype(dtype).itemsize
+    states = capacity * rows * (int(np.prod(system.state_shape)) + attention_entries) * itemsize
+    summaries = 3 * loops * rows * 8
+    available = _available_memory()
+    if available is None or states + summaries <= available:
+        return
+    if summaries <= available:
+        raise invalid("record", record, f"keeping {capacity:,} loops of stage states would take "
+                      f"{_format_bytes(states)} (and {_format_bytes(summaries)} of per-loop summaries), more than "
+                      f"the {_format_bytes(available)} of memory available; keep the last N loops with "
+                      f"record=('last', N), or every K-th loop with stride=K (now {stride})")
+    raise invalid("loops", loops, f"the per-loop summaries (norms, steps, cosines of every stage) alone would "
+                  f"take {_format_bytes(summaries)}, more than the {_format_bytes(available)} of memory "
+                  "available; run fewer loops at a time, continuing from the last final_state")
+
+
 def simulate(system, loops, *, x0=None, params=None, record="all", stride=1, dtype=np.float64,
              record_attention=False):
     """Iterate a system for ``loops`` loops in compiled code and return its :class:`Trajectory`.
@@ -225,11 +271,9 @@ def simulate(system, loops, *, x0=None, params=None, record="all", stride=1, dty
     (4, 5, 2, 8)
     """
     from ..systems.block import BlockSpec
-    from ..systems.base import System
+    from ..systems.base import check_system
 
-    if not isinstance(system, System):
-        raise invalid("system", type(system).__name__,
-                      "expected a dynloop.BlockSpec, dynloop.AffineLoop or dynloop.Map")
+    check_system(system)
     loops = check_int("loops", loops, minimum=0)
     stride = check_int("stride", stride, minimum=1)
     mode, n_last = _parse_record(record)
@@ -240,6 +284,8 @@ def simulate(system, loops, *, x0=None, params=None, record="all", stride=1, dty
                                  and system.mixer in ("attention", "transformer")):
         raise invalid("record_attention", record_attention,
                       "attention can only be recorded for a BlockSpec with mixer 'attention' or 'transformer'")
+    attention = system.layers * system.heads * system.tokens ** 2 if record_attention else 0
+    _check_memory(system, loops, record, stride, record_capacity(mode, loops, stride, n_last), dtype, attention)
     resolved = system.resolve_params(params)
     start = system.start_state(resolved) if x0 is None else x0
     start = system._check_state(start, "x0", dtype)

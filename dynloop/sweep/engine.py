@@ -28,9 +28,11 @@ _DEFAULT_WINDOW = 260  # loops examined per point by default, as classify's defa
 
 
 def _system_kind(system):
+    from ..systems.base import check_system
     from ..systems.block import BlockSpec
     from ..systems.maps import Map
 
+    check_system(system)
     if isinstance(system, BlockSpec):
         return "block"
     if isinstance(system, Map):

@@ -27,7 +27,7 @@ A new kind of system subclasses :class:`System` and provides:
 Everything else (``loop``, ``jacobian``) is derived here once.
 """
 
-__all__ = ["System", "RunOutput"]
+__all__ = ["System", "RunOutput", "check_system"]
 
 from dataclasses import dataclass
 
@@ -102,3 +102,32 @@ class System:
                 raise ValueError(f"{field} has shape {x.shape}, which is not allowed: "
                                  f"{self.name} needs a state of shape {tuple(self.state_shape)}")
         return x
+
+
+def check_system(system, field="system"):
+    """Return ``system`` if it is a dynloop system, else raise a ``TypeError`` that says what is accepted.
+
+    Every public entry point that iterates a system (``simulate``, ``classify``, ``find_cycle``,
+    ``lyapunov_spectrum``, ``sweep``, ``orbit_diagram``) calls this first.
+
+    Examples
+    --------
+    >>> import dynloop
+    >>> from dynloop.systems.base import check_system
+    >>> check_system("logistic")
+    Traceback (most recent call last):
+    ...
+    TypeError: system='logistic' is not allowed: expected a dynloop system (dynloop.BlockSpec, dynloop.AffineLoop or dynloop.Map); for the catalogue map of that name use dynloop.maps.logistic()
+    """
+    if isinstance(system, System):
+        return system
+    allowed = "expected a dynloop system (dynloop.BlockSpec, dynloop.AffineLoop or dynloop.Map)"
+    if isinstance(system, str):
+        from .. import maps
+
+        if system in getattr(maps, "__all__", ()):
+            allowed += f"; for the catalogue map of that name use dynloop.maps.{system}()"
+        shown = repr(system)
+    else:
+        shown = f"<{type(system).__name__} object>"
+    raise TypeError(f"{field}={shown} is not allowed: {allowed}")
