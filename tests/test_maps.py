@@ -67,6 +67,8 @@ CASES = {
     "standard": (maps.standard, {}, oracle_standard, {"k": 0.971635}, True),
     "delayed_logistic": (maps.delayed_logistic, {}, oracle_delayed_logistic, {"r": 2.1}, False),
     "linear": (lambda: maps.linear(M2, C2), {}, oracle_linear, {"M": M2, "c": C2}, False),
+    "lozi": (maps.lozi, {}, oracle_lozi, {"a": 1.7, "b": 0.5}, True),
+    "lozi_stable": (maps.lozi, {"a": 0.5, "b": 0.3}, oracle_lozi, {"a": 0.5, "b": 0.3}, False),
 }
 
 
@@ -208,6 +210,46 @@ def test_linear_fixed_point_and_rate():
     distances = np.linalg.norm(dynloop.simulate(m, 60).loop_states - fixed, axis=1)
     rho = max(abs(np.linalg.eigvals(real_modes)))
     assert distances[59] / distances[49] == pytest.approx(rho ** 10, rel=1e-3)
+
+
+def test_lozi_fixed_point_and_exponents():
+    a, b = 1.7, 0.5
+    m = maps.lozi()
+    assert m.params == {"a": a, "b": b} and m.jacobian_kind == "analytic"
+    fixed = [1 / (1 + a - b), b / (1 + a - b)]  # the fixed point with x > 0
+    np.testing.assert_allclose(m(fixed), fixed, rtol=1e-14)
+    for x in np.random.default_rng(2).uniform(-1.5, 1.5, size=(5, 2)):
+        assert np.linalg.det(m.jacobian(x)) == pytest.approx(-b, rel=1e-12)
+    assert np.linalg.det(m.jacobian([0.0, 0.3])) == pytest.approx(-b, rel=1e-12)  # at the kink too
+    # the largest exponent from plain numpy: one tangent vector, renormalised every step
+    x, v, total, steps = np.array([0.0, 0.0]), np.array([1.0, 0.0]), 0.0, 20000
+    for _ in range(500):
+        x = oracle_lozi(x, a, b)
+    for _ in range(steps):
+        v = np.array([[-a * np.sign(x[0]), 1.0], [b, 0.0]]) @ v
+        x = oracle_lozi(x, a, b)
+        size = np.linalg.norm(v)
+        total += math.log(size)
+        v /= size
+    largest = total / steps
+    assert 0.4 < largest < 0.55  # chaotic at the classic values (about 0.47)
+    spectrum = dynloop.lyapunov_spectrum(m, steps=20000, transient=500)
+    assert not spectrum.diverged
+    assert spectrum.exponents.sum() == pytest.approx(math.log(b), abs=1e-9)  # det J = -b everywhere
+    assert spectrum.exponents[0] == pytest.approx(largest, abs=0.03)
+
+
+def test_catalogue_namespace_holds_only_the_maps():
+    public = sorted(name for name in dir(maps) if not name.startswith("_"))
+    assert public == sorted(maps.__all__)
+    assert "lozi" in maps.__all__
+    for name in ("np", "math", "functools", "njit", "Map", "check_real", "invalid"):
+        assert not hasattr(maps, name), name
+    for name in maps.__all__:
+        factory = getattr(maps, name)
+        system = factory(np.eye(2)) if name == "linear" else factory()
+        assert isinstance(system, dynloop.Map)
+        assert factory.__doc__ and ">>>" in factory.__doc__
 
 
 # --------------------------------------------------------------------------- Jacobians
@@ -476,6 +518,16 @@ def test_from_sympy_errors():
         dynloop.Map.from_sympy([r * x], [x], [r], params={"q": 1.0})
     with pytest.raises(ValueError, match="Symbols"):
         dynloop.Map.from_sympy([x], ["x"])
+
+
+def test_from_sympy_lozi_is_real_and_piecewise():
+    # complex symbols by default: d|x|/dx used to bring in re() and im(), which cannot be printed
+    x, y, a, b = sympy.symbols("x y a b")
+    m = dynloop.Map.from_sympy([1 - a * sympy.Abs(x) + y, b * x], [x, y], {a: 1.7, b: 0.5})
+    for point in ([0.3, 0.2], [-0.4, 0.1]):
+        np.testing.assert_allclose(m(point), oracle_lozi(np.array(point), 1.7, 0.5), rtol=1e-15)
+        np.testing.assert_allclose(m.jacobian(point), [[-1.7 * np.sign(point[0]), 1.0], [0.5, 0.0]])
+    np.testing.assert_allclose(m.jacobian(maps.lozi().start_state()), maps.lozi().jacobian([0.0, 0.0]))
 
 
 PIECEWISE = {  # name: (expression of x, y, a; numpy oracle)
