@@ -240,7 +240,8 @@ def test_lozi_fixed_point_and_exponents():
 
 
 def test_catalogue_namespace_holds_only_the_maps():
-    public = sorted(name for name in dir(maps) if not name.startswith("_"))
+    # (pytest's assertion rewriting adds '@py_builtins' when this module is collected explicitly)
+    public = sorted(name for name in dir(maps) if name.isidentifier() and not name.startswith("_"))
     assert public == sorted(maps.__all__)
     assert "lozi" in maps.__all__
     for name in ("np", "math", "functools", "njit", "Map", "check_real", "invalid"):
