@@ -3,7 +3,9 @@
 A :class:`Map` is built from a Python function (:meth:`Map.from_function`) or from sympy
 expressions (:meth:`Map.from_sympy`); the catalogue of classic maps is :mod:`dynloop.maps`.
 Every map is compiled with numba to a first-class function of one fixed signature, so the single
-iteration kernel of ``_map_kernels.py`` serves all of them and is compiled once, on disk.
+iteration kernel of ``_map_kernels.py`` serves all of them and is compiled once, on disk. A user's
+functions are compiled with bounds checks inside a guard that checks the shape of what they return
+and reports any failure with the state it happened at (:class:`MapFunctionError`).
 """
 
 __all__ = ["Map", "MapFunctionError"]
@@ -84,8 +86,10 @@ def _compile(function, field, dim, names, *, trusted=False):
 class MapFunctionError(ValueError):
     """A map's step or Jacobian function failed, or returned an array of the wrong shape, at some state.
 
-    Raised from compiled code (the iteration, tangent dynamics, sweeps): the message names the
-    function, the state and parameter values it was called with, and what went wrong.
+    Raised from compiled code (the iteration, the tangent dynamics, finite differences around the
+    step) through the guard that :meth:`Map.from_function` compiles around a user's functions: the
+    message names the function, the state and parameter values it was called with, and what went
+    wrong (the shape expected, or the error and line that plain Python gives at that state).
 
     Examples
     --------
