@@ -9,25 +9,32 @@ No map here reduces its state modulo anything: the circle and standard maps are 
 real line and the plane (reduce ``mod 1`` or ``mod 2π`` yourself when you want the torus).
 """
 
-__all__ = ["logistic", "henon", "tent", "circle", "standard", "delayed_logistic", "linear"]
+__all__ = ["logistic", "henon", "lozi", "tent", "circle", "standard", "delayed_logistic", "linear"]
 
-import functools
-import math
+# Imported under private names: ``dir(dynloop.maps)`` shows the maps of ``__all__`` and nothing else.
+import functools as _functools
+import math as _math
 
-import numpy as np
-from numba import njit
+import numpy as _np
+from numba import njit as _njit
 
-from ._errors import check_real, invalid
-from .systems._map_kernels import JACOBIAN_SIGNATURE, JIT_OPTIONS, STEP_SIGNATURE
-from .systems.maps import Map
+from ._errors import check_real as _check_real
+from ._errors import invalid as _invalid
+from .systems import _map_kernels
+from .systems.maps import Map as _Map
 
 
 def _step(function):
-    return njit(STEP_SIGNATURE, cache=True, **JIT_OPTIONS)(function)
+    return _njit(_map_kernels.STEP_SIGNATURE, cache=True, **_map_kernels.JIT_OPTIONS)(function)
 
 
 def _jacobian(function):
-    return njit(JACOBIAN_SIGNATURE, cache=True, **JIT_OPTIONS)(function)
+    return _njit(_map_kernels.JACOBIAN_SIGNATURE, cache=True, **_map_kernels.JIT_OPTIONS)(function)
+
+
+def _catalogue_map(*args, **kwargs):
+    """A :class:`~dynloop.Map` of compiled catalogue functions (trusted: no guard around them)."""
+    return _Map(*args, _trusted=True, **kwargs)
 
 
 def _symbols(names):
@@ -40,12 +47,12 @@ def _symbols(names):
 # --------------------------------------------------------------------------- logistic
 @_step
 def _logistic_step(x, p):
-    return np.array([p[0] * x[0] * (1.0 - x[0])])
+    return _np.array([p[0] * x[0] * (1.0 - x[0])])
 
 
 @_jacobian
 def _logistic_jacobian(x, p):
-    return np.array([[p[0] * (1.0 - 2.0 * x[0])]])
+    return _np.array([[p[0] * (1.0 - 2.0 * x[0])]])
 
 
 def _logistic_symbolic():
@@ -81,19 +88,19 @@ def logistic(r=4.0):
     >>> round(float(m.jacobian([0.6])[0, 0]), 12)  # multiplier 2 - r
     -0.5
     """
-    return Map(_logistic_step, 1, params={"r": check_real("r", r)}, jacobian=_logistic_jacobian,
-               name="logistic", x0=[0.1], _symbolic=_logistic_symbolic)
+    return _catalogue_map(_logistic_step, 1, params={"r": _check_real("r", r)}, jacobian=_logistic_jacobian,
+                          name="logistic", x0=[0.1], _symbolic=_logistic_symbolic)
 
 
 # --------------------------------------------------------------------------- Hénon
 @_step
 def _henon_step(x, p):
-    return np.array([1.0 - p[0] * x[0] * x[0] + x[1], p[1] * x[0]])
+    return _np.array([1.0 - p[0] * x[0] * x[0] + x[1], p[1] * x[0]])
 
 
 @_jacobian
 def _henon_jacobian(x, p):
-    return np.array([[-2.0 * p[0] * x[0], 1.0], [p[1], 0.0]])
+    return _np.array([[-2.0 * p[0] * x[0], 1.0], [p[1], 0.0]])
 
 
 def _henon_symbolic():
@@ -129,19 +136,76 @@ def henon(a=1.4, b=0.3):
     >>> round(float(np.linalg.det(m.jacobian([0.2, -0.1]))), 12)
     -0.3
     """
-    return Map(_henon_step, 2, params={"a": check_real("a", a), "b": check_real("b", b)},
-               jacobian=_henon_jacobian, name="henon", x0=[0.0, 0.0], _symbolic=_henon_symbolic)
+    return _catalogue_map(_henon_step, 2, params={"a": _check_real("a", a), "b": _check_real("b", b)},
+                          jacobian=_henon_jacobian, name="henon", x0=[0.0, 0.0], _symbolic=_henon_symbolic)
+
+
+# --------------------------------------------------------------------------- Lozi
+@_step
+def _lozi_step(x, p):
+    return _np.array([1.0 - p[0] * abs(x[0]) + x[1], p[1] * x[0]])
+
+
+@_jacobian
+def _lozi_jacobian(x, p):
+    slope = -p[0] if x[0] > 0.0 else (p[0] if x[0] < 0.0 else 0.0)  # -a sign(x), sign(0) = 0
+    return _np.array([[slope, 1.0], [p[1], 0.0]])
+
+
+def _lozi_symbolic():
+    import sympy
+
+    x, y, a, b = _symbols("x y a b")
+    return [1 - a * sympy.Abs(x) + y, b * x], [x, y], [a, b]
+
+
+def lozi(a=1.7, b=0.5):
+    """The Lozi map ``(x, y)' = (1 − a|x| + y, b x)``, a piecewise-linear Hénon map.
+
+    Parameters
+    ----------
+    a, b : float
+        Default 1.7 and 0.5, the classic chaotic attractor.
+
+    Returns
+    -------
+    Map
+        Parameters ``a``, ``b``; start state ``(x, y) = (0, 0)``.
+
+    Notes
+    -----
+    ``J = [[−a sign(x), 1], [b, 0]]``; at the kink ``x = 0`` the Jacobian takes ``sign(0) = 0``
+    (the mean of the two one-sided derivatives, as the sympy form ``Abs`` gives). ``det J = −b``
+    everywhere, so the Lyapunov exponents sum to ``ln b``; at the defaults the largest is about
+    0.47. The fixed point with ``x > 0`` is ``x* = 1/(1 + a − b)``, ``y* = b x*``.
+
+    Examples
+    --------
+    >>> import dynloop, numpy as np
+    >>> m = dynloop.maps.lozi()
+    >>> x = 1 / (1 + 1.7 - 0.5)
+    >>> bool(np.allclose(m([x, 0.5 * x]), [x, 0.5 * x]))
+    True
+    >>> m.jacobian([-0.2, 0.1])
+    array([[1.7, 1. ],
+           [0.5, 0. ]])
+    >>> spectrum = dynloop.lyapunov_spectrum(m, steps=20000)
+    >>> bool(abs(spectrum.exponents.sum() - np.log(0.5)) < 1e-8), bool(spectrum.largest > 0.4)
+    (True, True)
+    """
+    return _catalogue_map(_lozi_step, 2, params={"a": _check_real("a", a), "b": _check_real("b", b)},
+                          jacobian=_lozi_jacobian, name="lozi", x0=[0.0, 0.0], _symbolic=_lozi_symbolic)
 
 
 # --------------------------------------------------------------------------- tent
 @_step
 def _tent_step(x, p):
-    return np.array([p[0] * min(x[0], 1.0 - x[0])])
+    return _np.array([p[0] * min(x[0], 1.0 - x[0])])
 
 
 @_jacobian
 def _tent_jacobian(x, p):
-    return np.array([[p[0] if x[0] <= 0.5 else -p[0]]])
+    return _np.array([[p[0] if x[0] <= 0.5 else -p[0]]])
 
 
 def _tent_symbolic():
@@ -181,19 +245,19 @@ def tent(mu=2.0):
     >>> dynloop.simulate(dynloop.maps.tent(), 80).final_state  # the floating-point collapse
     array([0.])
     """
-    return Map(_tent_step, 1, params={"mu": check_real("mu", mu)}, jacobian=_tent_jacobian,
-               name="tent", x0=[0.1], _symbolic=_tent_symbolic)
+    return _catalogue_map(_tent_step, 1, params={"mu": _check_real("mu", mu)}, jacobian=_tent_jacobian,
+                          name="tent", x0=[0.1], _symbolic=_tent_symbolic)
 
 
 # --------------------------------------------------------------------------- circle
 @_step
 def _circle_step(x, p):
-    return np.array([x[0] + p[0] - p[1] / (2.0 * math.pi) * math.sin(2.0 * math.pi * x[0])])
+    return _np.array([x[0] + p[0] - p[1] / (2.0 * _math.pi) * _math.sin(2.0 * _math.pi * x[0])])
 
 
 @_jacobian
 def _circle_jacobian(x, p):
-    return np.array([[1.0 - p[1] * math.cos(2.0 * math.pi * x[0])]])
+    return _np.array([[1.0 - p[1] * _math.cos(2.0 * _math.pi * x[0])]])
 
 
 def _circle_symbolic():
@@ -233,21 +297,22 @@ def circle(omega=0.1, k=1.0):
     >>> round(float(theta), 10) == round(math.asin(0.2 * math.pi) / (2 * math.pi), 10)
     True
     """
-    return Map(_circle_step, 1, params={"omega": check_real("omega", omega), "k": check_real("k", k)},
-               jacobian=_circle_jacobian, name="circle", x0=[0.0], _symbolic=_circle_symbolic)
+    return _catalogue_map(_circle_step, 1,
+                          params={"omega": _check_real("omega", omega), "k": _check_real("k", k)},
+                          jacobian=_circle_jacobian, name="circle", x0=[0.0], _symbolic=_circle_symbolic)
 
 
 # --------------------------------------------------------------------------- standard
 @_step
 def _standard_step(x, p):
-    momentum = x[1] + p[0] * math.sin(x[0])
-    return np.array([x[0] + momentum, momentum])
+    momentum = x[1] + p[0] * _math.sin(x[0])
+    return _np.array([x[0] + momentum, momentum])
 
 
 @_jacobian
 def _standard_jacobian(x, p):
-    kick = p[0] * math.cos(x[0])
-    return np.array([[1.0 + kick, 1.0], [kick, 1.0]])
+    kick = p[0] * _math.cos(x[0])
+    return _np.array([[1.0 + kick, 1.0], [kick, 1.0]])
 
 
 def _standard_symbolic():
@@ -290,19 +355,19 @@ def standard(k=0.971635):
     >>> round(float(np.linalg.det(m.jacobian([0.3, 1.2]))), 12)
     1.0
     """
-    return Map(_standard_step, 2, params={"k": check_real("k", k)}, jacobian=_standard_jacobian,
-               name="standard", x0=[0.5, 0.5], _symbolic=_standard_symbolic)
+    return _catalogue_map(_standard_step, 2, params={"k": _check_real("k", k)}, jacobian=_standard_jacobian,
+                          name="standard", x0=[0.5, 0.5], _symbolic=_standard_symbolic)
 
 
 # --------------------------------------------------------------------------- delayed logistic
 @_step
 def _delayed_logistic_step(x, p):
-    return np.array([p[0] * x[0] * (1.0 - x[1]), x[0]])
+    return _np.array([p[0] * x[0] * (1.0 - x[1]), x[0]])
 
 
 @_jacobian
 def _delayed_logistic_jacobian(x, p):
-    return np.array([[p[0] * (1.0 - x[1]), -p[0] * x[0]], [1.0, 0.0]])
+    return _np.array([[p[0] * (1.0 - x[1]), -p[0] * x[0]], [1.0, 0.0]])
 
 
 def _delayed_logistic_symbolic():
@@ -335,16 +400,16 @@ def delayed_logistic(r=2.1):
     >>> bool(np.allclose(dynloop.simulate(m, 2000).final_state, [0.8 / 1.8, 0.8 / 1.8]))
     True
     """
-    return Map(_delayed_logistic_step, 2, params={"r": check_real("r", r)},
-               jacobian=_delayed_logistic_jacobian, name="delayed_logistic", x0=[0.1, 0.1],
-               _symbolic=_delayed_logistic_symbolic)
+    return _catalogue_map(_delayed_logistic_step, 2, params={"r": _check_real("r", r)},
+                          jacobian=_delayed_logistic_jacobian, name="delayed_logistic", x0=[0.1, 0.1],
+                          _symbolic=_delayed_logistic_symbolic)
 
 
 # --------------------------------------------------------------------------- linear
 @_step
 def _linear_step(x, p):
     n = x.shape[0]
-    out = np.empty(n)
+    out = _np.empty(n)
     for i in range(n):
         total = p[n * n + i]
         for j in range(n):
@@ -376,11 +441,11 @@ def _linear_symbolic(n):
 
 def _real_array(field, value, allowed):
     try:
-        array = np.array(value, dtype=np.float64)
+        array = _np.array(value, dtype=_np.float64)
     except (TypeError, ValueError):
-        raise invalid(field, value, allowed) from None
-    if not np.all(np.isfinite(array)):
-        raise invalid(field, array.tolist(), "every entry must be finite")
+        raise _invalid(field, value, allowed) from None
+    if not _np.all(_np.isfinite(array)):
+        raise _invalid(field, array.tolist(), "every entry must be finite")
     return array
 
 
@@ -419,11 +484,11 @@ def linear(M, c=None):
     """
     M = _real_array("M", M, "expected a non-empty square matrix of real numbers")
     if M.ndim != 2 or M.shape[0] != M.shape[1] or M.size == 0:
-        raise invalid("M", M.tolist(), "expected a non-empty square matrix of real numbers")
+        raise _invalid("M", M.tolist(), "expected a non-empty square matrix of real numbers")
     n = M.shape[0]
-    c = np.zeros(n) if c is None else _real_array("c", c, f"expected a vector of {n} real numbers")
+    c = _np.zeros(n) if c is None else _real_array("c", c, f"expected a vector of {n} real numbers")
     if c.shape != (n,):
-        raise invalid("c", c.tolist(), f"expected a vector of {n} real numbers (the size of M)")
-    params = dict(zip(_linear_names(n), np.concatenate([M.ravel(), c]).tolist()))
-    return Map(_linear_step, n, params=params, jacobian=_linear_jacobian, name=f"linear(n={n})",
-               x0=np.ones(n), _symbolic=functools.partial(_linear_symbolic, n))
+        raise _invalid("c", c.tolist(), f"expected a vector of {n} real numbers (the size of M)")
+    params = dict(zip(_linear_names(n), _np.concatenate([M.ravel(), c]).tolist()))
+    return _catalogue_map(_linear_step, n, params=params, jacobian=_linear_jacobian, name=f"linear(n={n})",
+                          x0=_np.ones(n), _symbolic=_functools.partial(_linear_symbolic, n))

@@ -80,6 +80,22 @@ def test_henon_chaos_and_exponent_sum():
     assert abs(spectrum.largest - 0.419) < 0.01
 
 
+@pytest.mark.parametrize("a, b, regime", [(1.7, 0.5, Regime.CHAOTIC), (0.5, 0.3, Regime.FIXED_POINT)])
+def test_lozi_chaos_and_fixed_point(a, b, regime):
+    # piecewise linear with det J = -b everywhere. At a = 0.5, b = 0.3 the fixed point x* = 1/(1 + a - b) > 0
+    # has J = [[-a, 1], [b, 0]] with eigenvalues 0.352 and -0.852: it attracts
+    result = dynloop.classify(dynloop.maps.lozi(a=a, b=b))
+    assert result.regime is regime
+    if regime is Regime.CHAOTIC:
+        assert result.lyapunov[0] > 0.3
+        assert abs(result.lyapunov.sum() - np.log(b)) < 1e-8
+    else:
+        x = 1 / (1 + a - b)
+        np.testing.assert_allclose(result.stage_fixed_points[0], [x, b * x], rtol=1e-10)
+        multipliers = np.sort(np.abs(np.linalg.eigvals([[-a, 1.0], [b, 0.0]])))[::-1]
+        np.testing.assert_allclose(np.abs(result.multipliers), multipliers, rtol=1e-8)
+
+
 def test_henon_fixed_points_are_saddles():
     a, b = 1.4, 0.3
     for sign in (1, -1):

@@ -47,6 +47,10 @@ def oracle_linear(x, M, c):
     return np.asarray(M) @ x + np.asarray(c)
 
 
+def oracle_lozi(x, a, b):
+    return np.array([1 - a * abs(x[0]) + x[1], b * x[0]])
+
+
 M2 = [[0.6, -0.3], [0.2, 0.5]]
 C2 = [1.0, -2.0]
 
@@ -63,6 +67,8 @@ CASES = {
     "standard": (maps.standard, {}, oracle_standard, {"k": 0.971635}, True),
     "delayed_logistic": (maps.delayed_logistic, {}, oracle_delayed_logistic, {"r": 2.1}, False),
     "linear": (lambda: maps.linear(M2, C2), {}, oracle_linear, {"M": M2, "c": C2}, False),
+    "lozi": (maps.lozi, {}, oracle_lozi, {"a": 1.7, "b": 0.5}, True),
+    "lozi_stable": (maps.lozi, {"a": 0.5, "b": 0.3}, oracle_lozi, {"a": 0.5, "b": 0.3}, False),
 }
 
 
@@ -206,6 +212,47 @@ def test_linear_fixed_point_and_rate():
     assert distances[59] / distances[49] == pytest.approx(rho ** 10, rel=1e-3)
 
 
+def test_lozi_fixed_point_and_exponents():
+    a, b = 1.7, 0.5
+    m = maps.lozi()
+    assert m.params == {"a": a, "b": b} and m.jacobian_kind == "analytic"
+    fixed = [1 / (1 + a - b), b / (1 + a - b)]  # the fixed point with x > 0
+    np.testing.assert_allclose(m(fixed), fixed, rtol=1e-14)
+    for x in np.random.default_rng(2).uniform(-1.5, 1.5, size=(5, 2)):
+        assert np.linalg.det(m.jacobian(x)) == pytest.approx(-b, rel=1e-12)
+    assert np.linalg.det(m.jacobian([0.0, 0.3])) == pytest.approx(-b, rel=1e-12)  # at the kink too
+    # the largest exponent from plain numpy: one tangent vector, renormalised every step
+    x, v, total, steps = np.array([0.0, 0.0]), np.array([1.0, 0.0]), 0.0, 20000
+    for _ in range(500):
+        x = oracle_lozi(x, a, b)
+    for _ in range(steps):
+        v = np.array([[-a * np.sign(x[0]), 1.0], [b, 0.0]]) @ v
+        x = oracle_lozi(x, a, b)
+        size = np.linalg.norm(v)
+        total += math.log(size)
+        v /= size
+    largest = total / steps
+    assert 0.4 < largest < 0.55  # chaotic at the classic values (about 0.47)
+    spectrum = dynloop.lyapunov_spectrum(m, steps=20000, transient=500)
+    assert not spectrum.diverged
+    assert spectrum.exponents.sum() == pytest.approx(math.log(b), abs=1e-9)  # det J = -b everywhere
+    assert spectrum.exponents[0] == pytest.approx(largest, abs=0.03)
+
+
+def test_catalogue_namespace_holds_only_the_maps():
+    # (pytest's assertion rewriting adds '@py_builtins' when this module is collected explicitly)
+    public = sorted(name for name in dir(maps) if name.isidentifier() and not name.startswith("_"))
+    assert public == sorted(maps.__all__)
+    assert "lozi" in maps.__all__
+    for name in ("np", "math", "functools", "njit", "Map", "check_real", "invalid"):
+        assert not hasattr(maps, name), name
+    for name in maps.__all__:
+        factory = getattr(maps, name)
+        system = factory(np.eye(2)) if name == "linear" else factory()
+        assert isinstance(system, dynloop.Map)
+        assert factory.__doc__ and ">>>" in factory.__doc__
+
+
 # --------------------------------------------------------------------------- Jacobians
 def central_differences(function, x, h=1e-6):
     x = np.asarray(x, dtype=float)
@@ -342,6 +389,98 @@ def test_uncompilable_functions_give_clear_errors():
         dynloop.Map.from_function(lambda x, p: x.copy(), 2, jacobian=lambda x, p: np.ones((1, 2)))
 
 
+def step_reading_p3(x, p):
+    return np.array([p[3] * x[0]])
+
+
+def step_reading_x1(x, p):
+    return np.array([p[0] * x[1]])
+
+
+def step_reading_p2_above_half(x, p):
+    if x[0] > 0.5:
+        return np.array([p[2] * x[0]])
+    return np.array([p[0] * x[0]])
+
+
+def test_indices_out_of_range_are_named():
+    # numba does not check bounds: unchecked, p[3] of a one-parameter map silently read garbage
+    with pytest.raises(ValueError) as info:
+        dynloop.Map.from_function(step_reading_p3, 1, params={"r": 2.0})
+    message = str(info.value)
+    assert message.startswith("step='step_reading_p3' reads an index out of range at x=[0.1], "
+                              "params={'r': 2.0}: index 3 is out of bounds for axis 0 with size 1")
+    assert "`return np.array([p[3] * x[0]])`" in message
+    assert "The map has 1 parameter, so p holds p[0] ('r') only" in message
+    with pytest.raises(ValueError, match=r"step='step_reading_x1' reads an index out of range.*index 1 is out "
+                                         r"of bounds.*`return np\.array\(\[p\[0\] \* x\[1\]\]\)`.*dim=1, so x holds x\[0\] only"):
+        dynloop.Map.from_function(step_reading_x1, 1, params={"r": 2.0})
+    # only some states read out of range: the error comes from the iteration, naming the state
+    m = dynloop.Map.from_function(step_reading_p2_above_half, 1, params={"r": 2.0, "s": 1.0}, x0=0.1)
+    with pytest.raises(ValueError, match=r"step='step_reading_p2_above_half' reads an index out of range at "
+                                         r"x=\[0\.8\], params=\{'r': 2\.0, 's': 1\.0\}: index 2 .*2 parameters, "
+                                         r"so p holds p\[0\]\.\.p\[1\] \('r', 's'\)"):
+        dynloop.simulate(m, 10)
+    # a parameter without default: checked when the map is used
+    m = dynloop.Map.from_function(step_reading_p3, 1, params={"r": None})
+    with pytest.raises(ValueError, match=r"step_reading_p3.*params=\{'r': 3\.0\}: index 3"):
+        dynloop.simulate(m, 5, params={"r": 3.0})
+    # and in the Jacobian, the tangent dynamics and the finite differences around the step
+    with pytest.raises(ValueError, match=r"jacobian='<lambda>' reads an index out of range.*index 5"):
+        dynloop.Map.from_function(lambda x, p: x.copy(), 1, jacobian=lambda x, p: np.array([[x[5]]]))
+    with pytest.raises(ValueError, match=r"x=\[0\.8.*index 2"):  # x or x + h (finite differences)
+        dynloop.lyapunov_spectrum(dynloop.Map.from_function(step_reading_p2_above_half, 1,
+                                                            params={"r": 2.0, "s": 1.0}), steps=10,
+                                  transient=0)
+
+
+def step_two_values_above_half(x, p):
+    if x[0] > 0.5:
+        return np.array([x[0], x[0]])
+    return np.array([2.0 * x[0]])
+
+
+def jacobian_wrong_above_half(x, p):
+    if x[0] > 0.5:
+        return np.zeros((1, 2))
+    return np.array([[2.0]])
+
+
+def test_wrong_shapes_for_some_states_name_the_function_shape_and_state():
+    m = dynloop.Map.from_function(step_two_values_above_half, 1, x0=0.1)
+    with pytest.raises(ValueError) as info:
+        dynloop.simulate(m, 10)  # 0.1, 0.2, 0.4, 0.8: two values
+    assert str(info.value) == ("step='step_two_values_above_half' returns an array of shape (2,) at x=[0.8], "
+                               "which is not allowed: expected shape (1,) (dim=1)")
+    with pytest.raises(ValueError, match=r"returns an array of shape \(2,\) at x=\[0\.8\]"):
+        m([0.8])
+    with pytest.raises(ValueError, match=r"step='step_two_values_above_half' returns an array of shape \(2,\)"):
+        m.jacobian([0.8])  # finite differences call the step at 0.8 +- h
+    with pytest.raises(ValueError, match=r"step='step_two_values_above_half' returns .* at x=\[0\.8"):
+        dynloop.lyapunov_spectrum(m, steps=10, transient=0)
+    m = dynloop.Map.from_function(lambda x, p: 2.0 * x, 1, jacobian=jacobian_wrong_above_half, x0=0.1)
+    with pytest.raises(ValueError, match=r"^jacobian='jacobian_wrong_above_half' returns an array of shape "
+                                         r"\(1, 2\) at x=\[0\.8\], which is not allowed: expected shape \(1, 1\)"):
+        dynloop.lyapunov_spectrum(m, steps=10, transient=0)
+
+
+def test_doubling_map_from_function_and_from_sympy_mod():
+    def doubling(x, p):
+        return np.array([(2.0 * x[0]) % 1.0])
+
+    x = sympy.Symbol("x")
+    made = [dynloop.Map.from_function(doubling, 1, x0=0.1234567),
+            dynloop.Map.from_sympy(sympy.Mod(2 * x, 1), x, x0=0.1234567)]
+    expected = oracle_run(lambda s: np.array([(2.0 * s[0]) % 1.0]), [0.1234567], 30)
+    for m in made:
+        np.testing.assert_array_equal(dynloop.simulate(m, 30).final_state, expected[-1])
+        for point in (0.1, 0.3, 0.7, 0.9):
+            assert m.jacobian([point])[0, 0] == pytest.approx(2.0, rel=1e-8)
+    assert made[1].jacobian_kind == "analytic"
+    np.testing.assert_array_equal(made[1]([0.75]), [0.5])
+    np.testing.assert_array_equal(made[1]([-0.25]), [0.5])  # Python's (and sympy's) sign convention
+
+
 def test_from_sympy_jacobian_is_sympys_derivative():
     x, y, a, b, c = sympy.symbols("x y a b c")
     exprs = [sympy.sin(a * x) * sympy.exp(-y) + x / (1 + y**2), b * x * y + sympy.sqrt(1 + x**2) - c * y**3]
@@ -380,6 +519,61 @@ def test_from_sympy_errors():
         dynloop.Map.from_sympy([r * x], [x], [r], params={"q": 1.0})
     with pytest.raises(ValueError, match="Symbols"):
         dynloop.Map.from_sympy([x], ["x"])
+
+
+def test_from_sympy_lozi_is_real_and_piecewise():
+    # complex symbols by default: d|x|/dx used to bring in re() and im(), which cannot be printed
+    x, y, a, b = sympy.symbols("x y a b")
+    m = dynloop.Map.from_sympy([1 - a * sympy.Abs(x) + y, b * x], [x, y], {a: 1.7, b: 0.5})
+    for point in ([0.3, 0.2], [-0.4, 0.1]):
+        np.testing.assert_allclose(m(point), oracle_lozi(np.array(point), 1.7, 0.5), rtol=1e-15)
+        np.testing.assert_allclose(m.jacobian(point), [[-1.7 * np.sign(point[0]), 1.0], [0.5, 0.0]])
+    np.testing.assert_allclose(m.jacobian(maps.lozi().start_state()), maps.lozi().jacobian([0.0, 0.0]))
+
+
+PIECEWISE = {  # name: (expression of x, y, a; numpy oracle)
+    "Abs": (lambda x, y, a: a * sympy.Abs(x - y), lambda x, y, a: a * abs(x - y)),
+    "sign": (lambda x, y, a: sympy.sign(x) * y ** 2 + a * x, lambda x, y, a: np.sign(x) * y ** 2 + a * x),
+    "Piecewise": (lambda x, y, a: sympy.Piecewise((x ** 2, x < y), (a * x, sympy.And(x >= y, y > 0)), (-x, True)),
+                  lambda x, y, a: x ** 2 if x < y else (a * x if y > 0 else -x)),
+    "Min": (lambda x, y, a: a * sympy.Min(x, 1 - x, y), lambda x, y, a: a * min(x, 1 - x, y)),
+    "Max": (lambda x, y, a: sympy.Max(x * y, a) - sympy.Max(y, 0), lambda x, y, a: max(x * y, a) - max(y, 0)),
+    "Mod": (lambda x, y, a: sympy.Mod(a * x + y, 1) + sympy.Mod(x, a),
+            lambda x, y, a: (a * x + y) % 1 + x % a),
+    "floor": (lambda x, y, a: x * sympy.floor(2 * y) + sympy.floor(a), lambda x, y, a: x * math.floor(2 * y) + 1),
+    "ceiling": (lambda x, y, a: x * sympy.ceiling(a * y), lambda x, y, a: x * math.ceil(a * y)),
+    "frac": (lambda x, y, a: sympy.frac(3 * x) * y, lambda x, y, a: (3 * x) % 1 * y),
+    "Heaviside": (lambda x, y, a: sympy.Heaviside(x) * y + x, lambda x, y, a: (x > 0) * y + x),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PIECEWISE))
+def test_from_sympy_piecewise_smooth_functions(name):
+    build, oracle = PIECEWISE[name]
+    x, y, a = sympy.symbols("x y a")
+    m = dynloop.Map.from_sympy([build(x, y, a), x * y], [x, y], {a: 1.3})
+    assert m.jacobian_kind == "analytic"
+    step = lambda s: np.array([oracle(s[0], s[1], 1.3), s[0] * s[1]])  # noqa: E731
+    rng = np.random.default_rng(sorted(PIECEWISE).index(name))
+    checked = 0
+    for point in rng.uniform(-1.5, 1.5, size=(40, 2)):
+        np.testing.assert_allclose(m(point), step(point), rtol=1e-13, atol=1e-15)
+        numeric = central_differences(step, point)
+        if np.max(np.abs(central_differences(step, point, h=2e-6) - numeric)) > 1e-5:
+            continue  # a kink within the difference step
+        np.testing.assert_allclose(m.jacobian(point), numeric, rtol=1e-6, atol=1e-6)
+        checked += 1
+    assert checked >= 30
+
+
+def test_from_sympy_names_unsupported_functions():
+    x, y = sympy.symbols("x y")
+    with pytest.raises(ValueError, match=r"^exprs=\['besselj\(0, x\)'\] is not allowed: .*besselj"):
+        dynloop.Map.from_sympy([sympy.besselj(0, x)], [x])
+    with pytest.raises(ValueError, match=r"undefined function 'f'"):
+        dynloop.Map.from_sympy([sympy.Function("f")(x)], [x])
+    with pytest.raises(ValueError, match=r"Jacobian.*polygamma"):
+        dynloop.Map.from_sympy([sympy.gamma(x)], [x])  # the derivative of gamma is gamma * polygamma
 
 
 # --------------------------------------------------------------------------- recording

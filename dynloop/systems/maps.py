@@ -3,13 +3,16 @@
 A :class:`Map` is built from a Python function (:meth:`Map.from_function`) or from sympy
 expressions (:meth:`Map.from_sympy`); the catalogue of classic maps is :mod:`dynloop.maps`.
 Every map is compiled with numba to a first-class function of one fixed signature, so the single
-iteration kernel of ``_map_kernels.py`` serves all of them and is compiled once, on disk.
+iteration kernel of ``_map_kernels.py`` serves all of them and is compiled once, on disk. A user's
+functions are compiled with bounds checks inside a guard that checks the shape of what they return
+and reports any failure with the state it happened at (:class:`MapFunctionError`).
 """
 
-__all__ = ["Map"]
+__all__ = ["Map", "MapFunctionError"]
 
 import math
 import re
+import traceback
 from collections.abc import Mapping
 
 import numpy as np
@@ -49,25 +52,156 @@ def _numba_failure(error):
     return detail
 
 
-def _compile(function, signature, field, shape_hint):
-    """``function`` compiled by numba with ``signature``; a ``ValueError`` naming it if it cannot be."""
+def _compile(function, field, dim, names, *, trusted=False):
+    """``function`` (``field``: ``"step"`` or ``"jacobian"``) compiled by numba; a ``ValueError`` naming it if it cannot be.
+
+    Unless ``trusted`` (the catalogue's functions and code printed from sympy), it is compiled with
+    bounds checks and returned inside :func:`_guard`'s wrapper, so that an index out of range or an
+    array of the wrong shape is reported with the state it happened at, whichever kernel called it.
+    ``names`` are the parameter names, in the order of ``p``.
+    """
+    jacobian = field == "jacobian"
+    signature = JACOBIAN_SIGNATURE if jacobian else STEP_SIGNATURE
     if isinstance(function, CPUDispatcher):
         overload = function.overloads.get(signature.args)
-        if overload is not None and overload.signature.return_type == signature.return_type:
+        if trusted and overload is not None and overload.signature.return_type == signature.return_type:
             return function  # already compiled for this signature (the catalogue's functions)
         function = function.py_func
     if not callable(function):
         raise invalid(field, function, "expected a Python function")
     name = getattr(function, "__name__", repr(function))
     try:
-        return njit(signature, **JIT_OPTIONS)(function)
+        compiled = njit(signature, boundscheck=not trusted, **JIT_OPTIONS)(function)
     except Exception as error:  # numba raises TypingError, UnsupportedBytecodeError, ...
         detail = _numba_failure(error)
         hint = ""
         if "No conversion from" in detail:
-            hint = f"; {field} must return {shape_hint}"
+            hint = (f"; {field} must return a C-ordered float64 array of shape ({dim}, {dim})" if jacobian
+                    else f"; {field} must return a float64 array of shape ({dim},)")
         raise ValueError(f"{field}={name!r} is not allowed: numba cannot compile it in nopython mode: "
                          f"{detail}{hint}") from None
+    return compiled if trusted else _guard(function, compiled, field, dim, tuple(names), jacobian)
+
+
+class MapFunctionError(ValueError):
+    """A map's step or Jacobian function failed, or returned an array of the wrong shape, at some state.
+
+    Raised from compiled code (the iteration, the tangent dynamics, finite differences around the
+    step) through the guard that :meth:`Map.from_function` compiles around a user's functions: the
+    message names the function, the state and parameter values it was called with, and what went
+    wrong (the shape expected, or the error and line that plain Python gives at that state).
+
+    Examples
+    --------
+    >>> import numpy as np, dynloop
+    >>> def step(x, p):  # p[1] is out of range for the map below, which has one parameter
+    ...     return np.array([p[1] * x[0]])
+    >>> try:
+    ...     dynloop.Map.from_function(step, 1, params={"r": 2.0})
+    ... except ValueError as error:
+    ...     print(error)
+    step='step' reads an index out of range at x=[0.1], params={'r': 2.0}: index 1 is out of bounds
+    for axis 0 with size 1 (line 2: `return np.array([p[1] * x[0]])`). The map has 1 parameter, so p
+    holds p[0] ('r') only; its state has dim=1, so x holds x[0] only
+    """
+
+    def __reduce__(self):  # a map's own subclass cannot be pickled; its message can
+        return MapFunctionError, (str(self),)
+
+
+def _format_values(values):
+    """``[v0, v1, ...]`` with every value as repr shows it (the first and last three of a long vector)."""
+    shown = [repr(float(v)) for v in values]
+    if len(shown) > 8:
+        shown = shown[:3] + [f"... ({len(shown)} values) ..."] + shown[-3:]
+    return "[" + ", ".join(shown) + "]"
+
+
+def _index_ranges(dim, names):
+    """What ``x`` and ``p`` hold, for an index-out-of-range message."""
+    if not names:
+        held = "The map has no parameters, so p is empty"
+    elif len(names) == 1:
+        held = f"The map has 1 parameter, so p holds p[0] ({names[0]!r}) only"
+    else:
+        held = (f"The map has {len(names)} parameters, so p holds p[0]..p[{len(names) - 1}] "
+                f"({', '.join(repr(n) for n in names)})")
+    states = "x[0] only" if dim == 1 else f"x[0]..x[{dim - 1}]"
+    return f"{held}; its state has dim={dim}, so x holds {states}"
+
+
+def _guard(function, compiled, field, dim, names, jacobian):
+    """A compiled wrapper of ``compiled`` that raises :class:`MapFunctionError` with the state it was called at.
+
+    The wrapper checks the shape of what ``compiled`` returns (``(dim,)``, or ``(dim, dim)`` for a
+    ``jacobian``) and catches any exception it raises (numba's bounds checks among them); the error
+    is then described by running the Python ``function`` at the same state (numba's own exception
+    carries no index and no state).
+    """
+    name = getattr(function, "__name__", repr(function))
+    expected = (dim, dim) if jacobian else (dim,)
+
+    class _Error(MapFunctionError):
+        def __init__(self, x, p, rows, columns):
+            where = f"x={_format_values(x)}"
+            if names:
+                where += ", params={" + ", ".join(f"{n!r}: {float(v)!r}" for n, v in zip(names, p)) + "}"
+            if rows >= 0:
+                got = (rows, columns) if jacobian else (rows,)
+                message = (f"{field}={name!r} returns an array of shape {got} at {where}, which is not allowed: "
+                           f"expected shape {expected} (dim={dim})")
+            else:
+                message = _describe_failure(function, field, name, x, p, where, dim, names)
+            super().__init__(message)
+
+    _Error.__name__ = _Error.__qualname__ = "MapFunctionError"  # as tracebacks show it
+    if jacobian:
+        @njit(JACOBIAN_SIGNATURE, **JIT_OPTIONS)
+        def guarded(x, p):
+            failed = False
+            out = np.empty((0, 0))
+            try:
+                out = compiled(x, p)
+            except Exception:  # numba cannot raise inside an except block
+                failed = True
+            if failed:
+                raise _Error(x.copy(), p.copy(), -1, -1)
+            if out.shape[0] != dim or out.shape[1] != dim:
+                raise _Error(x.copy(), p.copy(), out.shape[0], out.shape[1])
+            return out
+    else:
+        @njit(STEP_SIGNATURE, **JIT_OPTIONS)
+        def guarded(x, p):
+            failed = False
+            out = np.empty(0)
+            try:
+                out = compiled(x, p)
+            except Exception:
+                failed = True
+            if failed:
+                raise _Error(x.copy(), p.copy(), -1, -1)
+            if out.shape[0] != dim:
+                raise _Error(x.copy(), p.copy(), out.shape[0], -1)
+            return out
+    return guarded
+
+
+def _describe_failure(function, field, name, x, p, where, dim, names):
+    """Why ``function`` failed in compiled code at ``x``, ``p``: run it in Python there and say what it raises."""
+    try:
+        function(np.array(x, dtype=np.float64), np.array(p, dtype=np.float64))
+    except Exception as error:
+        code = getattr(function, "__code__", None)
+        frames = [frame for frame in traceback.extract_tb(error.__traceback__)
+                  if code is not None and frame.filename == code.co_filename]
+        line = f" (line {frames[-1].lineno}: `{frames[-1].line}`)" if frames and frames[-1].line else ""
+        if isinstance(error, IndexError):
+            return (f"{field}={name!r} reads an index out of range at {where}: {error}{line}. "
+                    + _index_ranges(dim, names))
+        return f"{field}={name!r} fails at {where}: {type(error).__name__}: {error}{line}"
+    return (f"{field}={name!r} fails in compiled code at {where}, but runs without error in plain Python "
+            "there: one of numba's checks failed (an index out of range, for example). "
+            + _index_ranges(dim, names))
 
 
 def _symbol_name(key):
@@ -136,12 +270,14 @@ class Map(System):
 
     stage_names = ("step",)
 
-    def __init__(self, step, dim, params=None, jacobian=None, name=None, x0=None, *, _symbolic=None):
+    def __init__(self, step, dim, params=None, jacobian=None, name=None, x0=None, *, _symbolic=None,
+                 _trusted=False):
+        # _trusted: step and jacobian are the catalogue's or printed from sympy, and need no guard
         self.dim = check_int("dim", dim, minimum=1)
         self._defaults = self._check_defaults(params)
-        self._step = _compile(step, STEP_SIGNATURE, "step", f"a float64 array of shape ({self.dim},)")
-        self._jacobian = None if jacobian is None else _compile(
-            jacobian, JACOBIAN_SIGNATURE, "jacobian", f"a C-ordered float64 array of shape ({self.dim}, {self.dim})")
+        self._step = _compile(step, "step", self.dim, self._defaults, trusted=_trusted)
+        self._jacobian = None if jacobian is None else _compile(jacobian, "jacobian", self.dim, self._defaults,
+                                                                trusted=_trusted)
         self.name = str(name) if name is not None else getattr(step, "__name__", "map")
         if x0 is None:
             x0 = _DEFAULT_X0
@@ -171,13 +307,19 @@ class Map(System):
         ------
         ValueError
             When numba cannot compile ``step`` or ``jacobian`` (the message names the function,
-            numba's reason and the line), or when they return arrays of the wrong shape.
+            numba's reason and the line).
+        MapFunctionError
+            A ``ValueError``, when ``step`` or ``jacobian`` returns an array of the wrong shape or
+            reads an index out of range (``p[3]`` of a map with one parameter), here or at any
+            state later on: the message names the function, the state and parameter values, the
+            shape expected or the index and line.
 
         Notes
         -----
         numba freezes the global variables a function reads at compilation: pass anything you
-        want to vary as a parameter. Both functions are called once at ``x0`` with the default
-        parameters to check the shapes of what they return.
+        want to vary as a parameter. Both functions are compiled with bounds checks and inside a
+        wrapper that checks the shape of what they return, and called once at ``x0`` with the
+        default parameters (when every parameter has one), so that most mistakes show at once.
 
         Examples
         --------
@@ -202,7 +344,14 @@ class Map(System):
         """A map from sympy expressions, with its exact Jacobian (sympy differentiation).
 
         The step and the Jacobian are printed as Python source (sympy's ``PythonCodePrinter``,
-        ``math`` module, common subexpressions eliminated) and compiled with numba.
+        ``math`` module, common subexpressions eliminated) and compiled with numba. State
+        variables and parameters are taken as real, whatever the assumptions of the symbols given.
+
+        Besides the elementary functions of Python's ``math`` module the expressions may use the
+        piecewise-smooth ``Abs``, ``sign``, ``Piecewise``, ``Min``, ``Max``, ``Mod``, ``floor``,
+        ``ceiling``, ``frac`` and ``Heaviside``. Their Jacobian is the derivative away from kinks and
+        jumps (``d|x|/dx = sign(x)``, ``d Mod(x, 1)/dx = 1``, ``d floor(x)/dx = 0``); at a kink it is
+        whatever sympy's form gives there (``sign(0) = 0``, ``Heaviside(0) = 1/2``).
 
         Parameters
         ----------
@@ -228,6 +377,13 @@ class Map(System):
             With ``jacobian_kind == "analytic"`` and ``exprs``, ``state_symbols`` and
             ``param_symbols`` kept.
 
+        Raises
+        ------
+        ValueError
+            For a function that cannot be compiled (a special function such as ``besselj``, an
+            undefined ``Function("f")``), in the expressions or in their derivative; the message
+            names it.
+
         Examples
         --------
         >>> import sympy, dynloop
@@ -236,6 +392,13 @@ class Map(System):
         >>> m.jacobian([0.5, 0.0])
         array([[-1.4,  1. ],
                [ 0.3,  0. ]])
+        >>> lozi = dynloop.Map.from_sympy([1 - a * sympy.Abs(x) + y, b * x], [x, y], {a: 1.7, b: 0.5})
+        >>> lozi.jacobian([-0.5, 0.0])  # d|x|/dx = sign(x)
+        array([[1.7, 1. ],
+               [0.5, 0. ]])
+        >>> doubling = dynloop.Map.from_sympy(sympy.Mod(2 * x, 1), x)
+        >>> doubling([0.75]), doubling.jacobian([0.75])
+        (array([0.5]), array([[2.]]))
         >>> r = sympy.Symbol("r")
         >>> logistic = dynloop.Map.from_sympy(r * x * (1 - x), x, [r])
         >>> logistic.params
@@ -283,7 +446,7 @@ class Map(System):
         dim = len(exprs)
         step, jacobian = _sympy_functions(exprs, state_symbols, param_symbols)
         return cls(step, dim, params=values, jacobian=jacobian, name=name or "sympy_map", x0=x0,
-                   _symbolic=(exprs, state_symbols, param_symbols))
+                   _symbolic=(exprs, state_symbols, param_symbols), _trusted=True)
 
     @staticmethod
     def _check_defaults(params):
@@ -300,17 +463,15 @@ class Map(System):
         return defaults
 
     def _check_outputs(self):
-        """Call step (and jacobian) once at the default state: wrong shapes fail here, clearly."""
+        """Call step (and jacobian) once at the default state: wrong shapes and indices fail here, clearly.
+
+        (The guard :func:`_guard` compiles around them raises the error; at any other state the
+        iteration raises it.)
+        """
         p = self._param_vector(None)
-        got = np.shape(self._step(self._x0.copy(), p))
-        if got != (self.dim,):
-            raise ValueError(f"step={self.name!r} returns an array of shape {got}, which is not allowed: "
-                             f"expected shape ({self.dim},) for dim={self.dim}")
+        self._step(self._x0.copy(), p)
         if self._jacobian is not None:
-            got = np.shape(self._jacobian(self._x0.copy(), p))
-            if got != (self.dim, self.dim):
-                raise ValueError(f"jacobian of {self.name!r} returns an array of shape {got}, which is not "
-                                 f"allowed: expected shape ({self.dim}, {self.dim})")
+            self._jacobian(self._x0.copy(), p)
 
     # ------------------------------------------------------------------ description
     @property
@@ -511,36 +672,70 @@ def _finite_difference_function(step):
     return finite_difference
 
 
+#: What :meth:`Map.from_sympy` can compile beyond the elementary functions of Python's ``math``.
+_PIECEWISE_FUNCTIONS = "Abs, sign, Piecewise, Min, Max, Mod, floor, ceiling, frac and Heaviside"
+
+
 def _sympy_functions(exprs, state_symbols, param_symbols):
-    """Python step and Jacobian functions printed from sympy expressions (not yet compiled)."""
+    """Python step and Jacobian functions printed from sympy expressions (not yet compiled).
+
+    The state and parameter symbols are replaced by real ones, so that ``d|x|/dx`` is ``sign(x)``
+    (not an expression in ``re`` and ``im``). Piecewise-smooth functions are differentiated away
+    from their kinks and jumps: ``floor``, ``ceiling``, ``sign`` and ``Heaviside`` have derivative 0
+    (the ``DiracDelta`` of a jump is dropped), ``Mod(u, m)`` is differentiated as
+    ``u - m floor(u/m)`` and ``frac(u)`` as ``Mod(u, 1)``. A ``Piecewise`` without a ``True`` condition is NaN
+    where no condition holds. Anything sympy cannot print as Python code raises a ``ValueError``
+    naming it.
+    """
     import sympy
+    from sympy.core.function import AppliedUndef
     from sympy.printing.pycode import PythonCodePrinter
 
     dim = len(exprs)
-    plain = {s: sympy.Symbol(f"_x{i}") for i, s in enumerate(state_symbols)}
-    plain.update({s: sympy.Symbol(f"_p{i}") for i, s in enumerate(param_symbols)})
-    exprs = [e.xreplace(plain) for e in exprs]
-    state = [plain[s] for s in state_symbols]
-    jacobian = sympy.Matrix(exprs).jacobian(state)
+    given = [str(e) for e in exprs]
+    real = {s: sympy.Symbol(f"_x{i}", real=True) for i, s in enumerate(state_symbols)}
+    real.update({s: sympy.Symbol(f"_p{i}", real=True) for i, s in enumerate(param_symbols)})
+    exprs = [e.xreplace(real).replace(
+        lambda e: isinstance(e, sympy.Piecewise) and e.args[-1].cond is not sympy.true,
+        lambda e: sympy.Piecewise(*e.args, (sympy.nan, True))).replace(
+        sympy.frac, lambda u: sympy.Mod(u, 1))  # sympy prints frac(u) * y as u % 1 * y, unbracketed
+        for e in exprs]
+    smooth = [e.replace(sympy.Mod, lambda u, m: u - m * sympy.floor(u / m)) for e in exprs]
+    jumps = (sympy.floor, sympy.ceiling, sympy.sign, sympy.Heaviside)
+    jacobian = [d.replace(sympy.DiracDelta, lambda *args: sympy.S.Zero)
+                 .replace(lambda e: isinstance(e, sympy.Derivative) and isinstance(e.expr, jumps),
+                          lambda e: sympy.S.Zero)
+                 .replace(lambda e: isinstance(e, sympy.Subs), lambda e: e.doit())
+                for d in sympy.Matrix(smooth).jacobian([real[s] for s in state_symbols])]
 
-    def source(function_name, outputs, targets, shape):
-        printer = PythonCodePrinter()
+    def source(function_name, outputs, targets, shape, what):
+        printer = PythonCodePrinter({"strict": False, "human": False})
+        unsupported = set()
+
+        def code(value):
+            _, missing, text = printer.doprint(value)
+            unsupported.update(missing)
+            return text
+
         assignments, reduced = sympy.cse(outputs, symbols=sympy.numbered_symbols("_c"))
         lines = [f"def {function_name}(x, p):"]
         lines += [f"    _x{i} = x[{i}]" for i in range(dim)]
         lines += [f"    _p{i} = p[{i}]" for i in range(len(param_symbols))]
-        lines += [f"    {symbol} = {printer.doprint(value)}" for symbol, value in assignments]
+        lines += [f"    {symbol} = {code(value)}" for symbol, value in assignments]
         lines.append(f"    out = np.empty({shape})")
-        lines += [f"    out[{target}] = {printer.doprint(value)}" for target, value in zip(targets, reduced)]
+        lines += [f"    out[{target}] = {code(value)}" for target, value in zip(targets, reduced)]
         lines.append("    return out")
-        if printer._not_supported:
-            raise invalid("exprs", [str(e) for e in outputs],
-                          f"sympy cannot print {sorted(map(str, printer._not_supported))} as Python code")
+        if unsupported:
+            names = sorted({f"the undefined function {type(e).__name__!r}" if isinstance(e, AppliedUndef)
+                            else f"a derivative sympy cannot evaluate, {e}" if isinstance(e, sympy.Derivative)
+                            else type(e).__name__ for e in unsupported})
+            raise invalid("exprs", given, f"{what} {', '.join(names)}, which cannot be compiled; maps from sympy "
+                          f"may use the elementary functions of Python's math module and {_PIECEWISE_FUNCTIONS}")
         return "\n".join(lines)
 
-    step_source = source("sympy_step", exprs, range(dim), f"{dim}")
-    jacobian_source = source("sympy_jacobian", list(jacobian),
-                             [f"{i}, {j}" for i in range(dim) for j in range(dim)], f"({dim}, {dim})")
+    step_source = source("sympy_step", exprs, range(dim), f"{dim}", "the expressions use")
+    jacobian_source = source("sympy_jacobian", jacobian, [f"{i}, {j}" for i in range(dim) for j in range(dim)],
+                             f"({dim}, {dim})", "their Jacobian (sympy's derivative) uses")
     namespace = {"math": math, "np": np}
     exec(compile(step_source + "\n\n" + jacobian_source, "<dynloop.Map.from_sympy>", "exec"), namespace)
     return namespace["sympy_step"], namespace["sympy_jacobian"]
