@@ -316,6 +316,29 @@ def _diagnostic_style(values, field, log):
     return {"cmap": cmap, "norm": norm}, use_log
 
 
+#: Why a diagnostic can have no finite value at all (where the sweep kernels leave it NaN).
+_UNDEFINED_WHERE = {
+    "convergence_rate": "it is defined only for points that converged (vanishing, cyclic, fixed point, periodic)",
+    "transient_loops": "it is defined only for points that converged (vanishing, cyclic, fixed point, periodic)",
+    "distinct_stage_points": "it is defined only for blocks at a fixed point of the loop (vanishing, cyclic)",
+    "min_cos": "it is defined only for points at a fixed point of the loop (vanishing, cyclic, fixed point)",
+    "max_step_relative": "it is defined only for points at a fixed point of the loop (vanishing, cyclic, "
+                         "fixed point)",
+    "lyapunov": "it is computed only with lyapunov=True, and only at points without a period",
+}
+
+
+def _no_values_note(axis, field, width=38):
+    """Say, centred in ``axis``, that ``field`` has nothing to draw there, and why it can be so."""
+    import textwrap
+
+    text = f"no finite values of {field}"
+    if field in _UNDEFINED_WHERE:
+        text += ": " + _UNDEFINED_WHERE[field]
+    axis.text(0.5, 0.5, textwrap.fill(text, width), transform=axis.transAxes, ha="center", va="center",
+              fontsize="small", color="0.25", bbox={"facecolor": "white", "edgecolor": "0.6", "alpha": 0.9})
+
+
 def _panel_plan(diagram):
     """Panel axes (x first) and facet axes of a phase diagram with two or more axes."""
     names = list(diagram.axes)
@@ -415,9 +438,12 @@ def plot_phase_diagram(diagram, path=None, field="regime", *, ax=None, log=None,
     for k, (axis, combo) in enumerate(zip(axes, combos)):
         data = _panel_data(values, names, panel, facets, combo)
         data = data[np.ix_(layouts[0]["order"], layouts[1]["order"])].T
+        empty = field != "regime" and not np.isfinite(data).any()
         if field != "regime":
             data = np.ma.masked_where(~np.isfinite(data) | ((data <= 0) if use_log else False), data)
         mesh = axis.pcolormesh(layouts[0]["edges"], layouts[1]["edges"], data, shading="flat", **style, **kwargs)
+        if empty:
+            _no_values_note(axis, field)
         row, col = divmod(k, ncols)
         below_missing = grid is not None and (row + 1) * ncols + col >= len(combos)
         _style_axis(axis, layouts[0], "x", label=grid is None or below_missing)
@@ -491,6 +517,8 @@ def _plot_phase_1d(diagram, path, field, ax, log, line, kwargs):
         style.update(kwargs)
         main.plot(layout["centres"], y, **style)
         finite = y[np.isfinite(y)]
+        if not finite.size:
+            _no_values_note(main, line, width=70)
         if _auto_log(y, log, line):
             main.set_yscale("log")
         elif finite.size and (line == "lyapunov" or finite.min() < 0 < finite.max()):
