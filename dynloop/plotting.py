@@ -118,17 +118,17 @@ def _distances_to_stage_points(classification):
         last_phase = int(np.argmin(np.linalg.norm(targets[:, -1] - flat[-1, -1], axis=-1)))
         phase = (last_phase - (run.loops_run - 1 - np.arange(run.loops_run))) % period
         target = targets[phase]
-        label = "loop t"
+        label, converged = "loop t", True
     else:
         states = classification.window_states
         finite = np.all(np.isfinite(states.reshape(states.shape[0], -1)), axis=1)
         states = states[finite] if finite.any() else np.zeros((1,) + states.shape[1:])
         flat = states.reshape(states.shape[0], n_stages + 1, -1)[:, 1:]
         target = flat[-period:][(np.arange(flat.shape[0]) - flat.shape[0]) % period]
-        label = "loop in the last examined window"
+        label, converged = "loop in the last examined window", False
     distances = np.linalg.norm(flat - target, axis=-1)
     cosines = np.sum(flat * target, axis=-1) / (np.linalg.norm(flat, axis=-1) * np.linalg.norm(target, axis=-1) + 1e-300)
-    return np.arange(flat.shape[0]), distances, np.maximum(1.0 - cosines, 1e-17), label
+    return np.arange(flat.shape[0]), distances, np.maximum(1.0 - cosines, 1e-17), label, converged
 
 
 def plot_classification(classification, path=None):
@@ -136,8 +136,9 @@ def plot_classification(classification, path=None):
 
     The first two panels show, for every stage ``j``, the distance ``|h_{t,j} - Y_j|`` and
     ``1 - cos(h_{t,j}, Y_j)`` to its point ``Y_j`` against the loop ``t`` from the start state
-    (for a periodic orbit, to the point of the same phase). Without a converged orbit they show the
-    last window examined, against its last loop. The third panel is a 2-D PCA of every stage state
+    (for a periodic orbit, to the point of the same phase). Without a converged orbit there are no
+    stage points: they show the last window examined against its last loop, and say so in their
+    titles. The third panel is a 2-D PCA of every stage state
     of one token over that window (for a one-variable map, the return map ``x_t`` against
     ``x_{t+1}``).
 
@@ -149,7 +150,7 @@ def plot_classification(classification, path=None):
     """
     import matplotlib.pyplot as plt
 
-    loops, distances, one_minus_cos, label = _distances_to_stage_points(classification)
+    loops, distances, one_minus_cos, label, converged = _distances_to_stage_points(classification)
     states = classification.window_states            # (W, S + 1, *state_shape)
     finite = np.all(np.isfinite(states.reshape(states.shape[0], -1)), axis=1)
     states = states[finite] if finite.any() else np.zeros((1,) + states.shape[1:])
@@ -162,8 +163,11 @@ def plot_classification(classification, path=None):
         positive = distances[:, j] > 0
         axes[0].semilogy(loops[positive], distances[positive, j], color=colour, label=name, lw=1.1)
         axes[1].semilogy(loops, one_minus_cos[:, j], color=colour, label=name, lw=1.1)
-    axes[0].set(xlabel=label, ylabel=r"$\|h_{t,j} - Y_j\|$", title="distance to the stage points")
-    axes[1].set(xlabel=label, ylabel=r"$1 - \cos(h_{t,j}, Y_j)$", title="cosine to the stage points")
+    # without a converged orbit there are no stage points: the reference is the window's last loop,
+    # and the distances fall to 0 at its end whatever the regime, so the titles say what they show
+    target = "the stage points" if converged else "the window's last loop"
+    axes[0].set(xlabel=label, ylabel=r"$\|h_{t,j} - Y_j\|$", title=f"distance to {target}")
+    axes[1].set(xlabel=label, ylabel=r"$1 - \cos(h_{t,j}, Y_j)$", title=f"cosine to {target}")
     if len(names) <= 12:
         axes[0].legend(fontsize="small")
     token = states.reshape(n_loops, n_rows, states.shape[2] if states.ndim > 3 else 1, -1)[:, 1:, 0, :]

@@ -51,3 +51,13 @@ def test_a_field_with_values_has_no_note():
     diagram = drifting_everywhere(5, 4)
     diagram.diagnostics["convergence_rate"][0, 0] = 0.5
     assert not any(t.startswith("no finite values") for t in texts(diagram.plot(field="convergence_rate")))
+
+
+@pytest.mark.parametrize("r, reference", [(2.5, "the stage points"), (4.0, "the window's last loop")])
+def test_classification_figure_names_what_its_distances_are_to(r, reference):
+    # a chaotic (or drifting, divergent) orbit has no stage points: the distances are to the last
+    # loop of the window, fall to 0 at its end whatever the regime, and the titles must say so
+    import dynloop
+
+    fig = dynloop.classify(dynloop.maps.logistic(r=r)).plot()
+    assert [ax.get_title() for ax in fig.axes[:2]] == [f"distance to {reference}", f"cosine to {reference}"]
