@@ -118,17 +118,17 @@ def _distances_to_stage_points(classification):
         last_phase = int(np.argmin(np.linalg.norm(targets[:, -1] - flat[-1, -1], axis=-1)))
         phase = (last_phase - (run.loops_run - 1 - np.arange(run.loops_run))) % period
         target = targets[phase]
-        label = "loop t"
+        label, converged = "loop t", True
     else:
         states = classification.window_states
         finite = np.all(np.isfinite(states.reshape(states.shape[0], -1)), axis=1)
         states = states[finite] if finite.any() else np.zeros((1,) + states.shape[1:])
         flat = states.reshape(states.shape[0], n_stages + 1, -1)[:, 1:]
         target = flat[-period:][(np.arange(flat.shape[0]) - flat.shape[0]) % period]
-        label = "loop in the last examined window"
+        label, converged = "loop in the last examined window", False
     distances = np.linalg.norm(flat - target, axis=-1)
     cosines = np.sum(flat * target, axis=-1) / (np.linalg.norm(flat, axis=-1) * np.linalg.norm(target, axis=-1) + 1e-300)
-    return np.arange(flat.shape[0]), distances, np.maximum(1.0 - cosines, 1e-17), label
+    return np.arange(flat.shape[0]), distances, np.maximum(1.0 - cosines, 1e-17), label, converged
 
 
 def plot_classification(classification, path=None):
@@ -136,8 +136,9 @@ def plot_classification(classification, path=None):
 
     The first two panels show, for every stage ``j``, the distance ``|h_{t,j} - Y_j|`` and
     ``1 - cos(h_{t,j}, Y_j)`` to its point ``Y_j`` against the loop ``t`` from the start state
-    (for a periodic orbit, to the point of the same phase). Without a converged orbit they show the
-    last window examined, against its last loop. The third panel is a 2-D PCA of every stage state
+    (for a periodic orbit, to the point of the same phase). Without a converged orbit there are no
+    stage points: they show the last window examined against its last loop, and say so in their
+    titles. The third panel is a 2-D PCA of every stage state
     of one token over that window (for a one-variable map, the return map ``x_t`` against
     ``x_{t+1}``).
 
@@ -149,7 +150,7 @@ def plot_classification(classification, path=None):
     """
     import matplotlib.pyplot as plt
 
-    loops, distances, one_minus_cos, label = _distances_to_stage_points(classification)
+    loops, distances, one_minus_cos, label, converged = _distances_to_stage_points(classification)
     states = classification.window_states            # (W, S + 1, *state_shape)
     finite = np.all(np.isfinite(states.reshape(states.shape[0], -1)), axis=1)
     states = states[finite] if finite.any() else np.zeros((1,) + states.shape[1:])
@@ -162,8 +163,11 @@ def plot_classification(classification, path=None):
         positive = distances[:, j] > 0
         axes[0].semilogy(loops[positive], distances[positive, j], color=colour, label=name, lw=1.1)
         axes[1].semilogy(loops, one_minus_cos[:, j], color=colour, label=name, lw=1.1)
-    axes[0].set(xlabel=label, ylabel=r"$\|h_{t,j} - Y_j\|$", title="distance to the stage points")
-    axes[1].set(xlabel=label, ylabel=r"$1 - \cos(h_{t,j}, Y_j)$", title="cosine to the stage points")
+    # without a converged orbit there are no stage points: the reference is the window's last loop,
+    # and the distances fall to 0 at its end whatever the regime, so the titles say what they show
+    target = "the stage points" if converged else "the window's last loop"
+    axes[0].set(xlabel=label, ylabel=r"$\|h_{t,j} - Y_j\|$", title=f"distance to {target}")
+    axes[1].set(xlabel=label, ylabel=r"$1 - \cos(h_{t,j}, Y_j)$", title=f"cosine to {target}")
     if len(names) <= 12:
         axes[0].legend(fontsize="small")
     token = states.reshape(n_loops, n_rows, states.shape[2] if states.ndim > 3 else 1, -1)[:, 1:, 0, :]
@@ -316,6 +320,29 @@ def _diagnostic_style(values, field, log):
     return {"cmap": cmap, "norm": norm}, use_log
 
 
+#: Why a diagnostic can have no finite value at all (where the sweep kernels leave it NaN).
+_UNDEFINED_WHERE = {
+    "convergence_rate": "it is defined only for points that converged (vanishing, cyclic, fixed point, periodic)",
+    "transient_loops": "it is defined only for points that converged (vanishing, cyclic, fixed point, periodic)",
+    "distinct_stage_points": "it is defined only for blocks at a fixed point of the loop (vanishing, cyclic)",
+    "min_cos": "it is defined only for points at a fixed point of the loop (vanishing, cyclic, fixed point)",
+    "max_step_relative": "it is defined only for points at a fixed point of the loop (vanishing, cyclic, "
+                         "fixed point)",
+    "lyapunov": "it is computed only with lyapunov=True, and only at points without a period",
+}
+
+
+def _no_values_note(axis, field, width=38):
+    """Say, centred in ``axis``, that ``field`` has nothing to draw there, and why it can be so."""
+    import textwrap
+
+    text = f"no finite values of {field}"
+    if field in _UNDEFINED_WHERE:
+        text += ": " + _UNDEFINED_WHERE[field]
+    axis.text(0.5, 0.5, textwrap.fill(text, width), transform=axis.transAxes, ha="center", va="center",
+              fontsize="small", color="0.25", bbox={"facecolor": "white", "edgecolor": "0.6", "alpha": 0.9})
+
+
 def _panel_plan(diagram):
     """Panel axes (x first) and facet axes of a phase diagram with two or more axes."""
     names = list(diagram.axes)
@@ -415,9 +442,12 @@ def plot_phase_diagram(diagram, path=None, field="regime", *, ax=None, log=None,
     for k, (axis, combo) in enumerate(zip(axes, combos)):
         data = _panel_data(values, names, panel, facets, combo)
         data = data[np.ix_(layouts[0]["order"], layouts[1]["order"])].T
+        empty = field != "regime" and not np.isfinite(data).any()
         if field != "regime":
             data = np.ma.masked_where(~np.isfinite(data) | ((data <= 0) if use_log else False), data)
         mesh = axis.pcolormesh(layouts[0]["edges"], layouts[1]["edges"], data, shading="flat", **style, **kwargs)
+        if empty:
+            _no_values_note(axis, field)
         row, col = divmod(k, ncols)
         below_missing = grid is not None and (row + 1) * ncols + col >= len(combos)
         _style_axis(axis, layouts[0], "x", label=grid is None or below_missing)
@@ -491,6 +521,8 @@ def _plot_phase_1d(diagram, path, field, ax, log, line, kwargs):
         style.update(kwargs)
         main.plot(layout["centres"], y, **style)
         finite = y[np.isfinite(y)]
+        if not finite.size:
+            _no_values_note(main, line, width=70)
         if _auto_log(y, log, line):
             main.set_yscale("log")
         elif finite.size and (line == "lyapunov" or finite.min() < 0 < finite.max()):

@@ -1,7 +1,7 @@
 """Which regime does a random-init looped transformer block end up in, for every norm placement?
 
-Every norm placement of science.md §2 (none, pre, post, sandwich, peri, pre_outer, peri_outer,
-sphere) is combined with no injection and with the concat adapter (§3), on the same small random
+Every norm placement of docs/background.md (none, pre, post, sandwich, peri, pre_outer, peri_outer,
+sphere) is combined with no injection and with the concat adapter, on the same small random
 transformer block (width 16, 4 tokens, 4 layers, 2 heads). Each block is classified with
 ``dynloop.classify``; the script prints one row per scheme and writes one figure
 (``Classification.plot``) for the first block found in each regime.

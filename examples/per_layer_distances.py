@@ -1,4 +1,6 @@
-"""Per-layer distances across loops of a looped transformer block (science.md §5).
+"""Per-layer distances across loops of a looped transformer block.
+
+The measurement of docs/background.md, Metrics on real checkpoints.
 
 A Huginn-like block (sandwich norm, concat injection, random start) of 4 layers is looped
 128 times. For every layer the last state stands in for that layer's fixed point X*_l; the

@@ -1,4 +1,5 @@
-"""Each regime of a looped block, built on purpose, and classified back (science.md §2–§4).
+"""Each regime of a looped block, built on purpose, and classified back (docs/background.md:
+Norm placements, Injection schemes, Regimes).
 
 Every block here is constructed so that its long-run behaviour is known without the classifier:
 zero branches (vanishing), a contracting loop (cyclic fixed point), W = cI under pre-norm (linear
@@ -122,7 +123,7 @@ def test_fixed_point_does_not_depend_on_the_start_state(cyclic_result):
         assert relative(result.stage_fixed_points, reference) < 1e-9
 
 
-# ----------------------------------------------------------------------------- rotation (science.md §4)
+# --------------------------------------------------------- rotation (docs/background.md, Regimes)
 ROTATION_SPEC = BlockSpec(width=8, tokens=3, layers=3, heads=2, hidden=16, mixer="transformer", norm="sandwich",
                           injection="none", residual_scale=1.0, seed=1)
 

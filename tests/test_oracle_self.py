@@ -1,6 +1,6 @@
 """Tests of the numpy oracle itself (tests/oracle.py), independent of dynloop's kernels.
 
-Each test checks the oracle against a defining property, an analytic formula of science.md §1-3
+Each test checks the oracle against a defining property, an analytic formula of docs/background.md
 or a closed form, never against the oracle's own building blocks alone.
 """
 
@@ -81,7 +81,7 @@ def test_fd_jacobian_nonlinear_elementwise():
 
 
 # ============================================================================================
-# norms: defining properties and analytic Jacobians (science.md §2)
+# norms: defining properties and analytic Jacobians (docs/background.md, Norm placements)
 # ============================================================================================
 
 
@@ -117,7 +117,7 @@ def test_rms_norm_property(seed, d):
     np.testing.assert_allclose(np.sqrt(np.mean((y / g) ** 2, axis=-1)), 1.0, rtol=1e-12)
     # direction preserved
     np.testing.assert_allclose((y / g) * np.sqrt(np.mean(x**2, axis=-1, keepdims=True)), x, rtol=1e-12)
-    # bound of science.md §2: |y| <= max|g| sqrt(d)
+    # bound of docs/background.md, Norm placements: |y| <= max|g| sqrt(d)
     assert np.all(_row_norms(y) <= np.max(np.abs(g)) * math.sqrt(d) * (1 + 1e-12))
 
 
@@ -177,7 +177,7 @@ def test_norm_jacobian_analytic_vs_fd(kind, eps, seed):
     np.testing.assert_allclose(fd, J_NORM[kind](x, g, eps), atol=1e-7, rtol=1e-6)
 
 
-def test_norm_jacobian_science_forms_eps0():
+def test_norm_jacobian_background_forms_eps0():
     rng = _rng(8)
     d = 6
     x = rng.standard_normal(d)
@@ -457,12 +457,12 @@ def test_attribute_style_fields():
 
 
 # ============================================================================================
-# norm placements (science.md §2)
+# norm placements (docs/background.md, Norm placements)
 # ============================================================================================
 
 
 def _analytic_layer_jacobian(scheme, kind, x, W, a, gi, go, eps):
-    """Per-token Jacobian of one linear-mixer sub-layer, from the science.md §2 table."""
+    """Per-token Jacobian of one linear-mixer sub-layer, from the table in docs/background.md, Norm placements."""
     d = x.size
     I = np.eye(d)
     JN = J_NORM[kind]
@@ -489,7 +489,7 @@ def _analytic_layer_jacobian(scheme, kind, x, W, a, gi, go, eps):
 
 @pytest.mark.parametrize("kind", O.NORM_KINDS)
 @pytest.mark.parametrize("scheme", O.NORMS)
-def test_placement_jacobians_match_science(scheme, kind):
+def test_placement_jacobians_match_background(scheme, kind):
     rng = _rng(25, O.NORMS.index(scheme), O.NORM_KINDS.index(kind))
     T, d, eps, a = 3, 4, 1e-3, 0.8
     f = _block("linear", scheme, "none", tokens=T, width=d, layers=1, norm_kind=kind,

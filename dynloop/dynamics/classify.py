@@ -24,7 +24,7 @@ def _default_budget(state_size):
 
 @dataclass
 class Degeneracy:
-    """How far apart the per-stage points of a converged loop are (science.md §5).
+    """How far apart the per-stage points of a converged loop are (docs/background.md, Metrics on real checkpoints).
 
     Attributes
     ----------
@@ -150,7 +150,7 @@ class Classification:
 
     def plot(self, path=None):
         """Distances and cosines to the per-stage fixed points against loops, and a 2-D PCA of the orbit
-        of one token (science.md §5). Returns the figure.
+        of one token (docs/background.md, Metrics on real checkpoints). Returns the figure.
 
         Examples
         --------

@@ -86,7 +86,7 @@ _PRE = """\
   of the state (in one dimension at ε = 0 its sign), so far from the origin every layer adds the same
   vector each loop: the residual stream grows linearly with the derived **drift velocity** (per
   loop, for each sign of the state; the drift is consistent where the velocity points the same way
-  as the state). Cosine-based convergence then looks perfect while distances grow (science.md §2).
+  as the state). Cosine-based convergence then looks perfect while distances grow (docs/background.md, Norm placements).
 - **Which multiplier is pinned.** The norm's Jacobian kills the radial direction (`J_N x = 0`), so a
   pre-norm layer's Jacobian `I + α J_F J_N` has multiplier **exactly 1** along the state: nothing in
   the layers contracts the length of the residual stream. Only the injection can: with no or
@@ -106,7 +106,7 @@ _POST = """\
   for RMSNorm; `±1` in one dimension). Divergence and drift are impossible; the question is only
   *which* point or cycle on the sphere attracts.
 - **Which multiplier is pinned.** Scale invariance `N(c x) = N(x)` (c > 0) pins the multiplier of the
-  radial direction at **0**: `J_N x = 0` (science.md §2). In one dimension that is the only multiplier,
+  radial direction at **0**: `J_N x = 0` (docs/background.md, Norm placements). In one dimension that is the only multiplier,
   so every fixed point that exists is super-stable (loop Jacobian 0).
 - **Post-norm without injection is the normalised power method.** With linear layers commuting with
   eigen-directions, one loop multiplies direction i by `μ_i = Π_ℓ (1 + α λ_{ℓ,i})` and renormalises:
@@ -649,7 +649,7 @@ def _index(documents):
     lines += ["| [Known answers](known_answers.md) | — | affine loop, residual block, power method, Parcae, "
               "logistic, Hénon, 2-D Jury triangle |", "",
               "The model is defined exactly in [`dynloop/systems/MODEL.md`](../dynloop/systems/MODEL.md);",
-              "the norms' and injections' background is in the design notes (science.md §2–4).",
+              "the norms', injections' and regimes' background is in [`docs/background.md`](../docs/background.md).",
               "Regenerate everything with", "", "```bash", f"{COMMAND} [OUTDIR]      # or: dynloop theory --build",
               "```", "",
               "and print one derivation with `dynloop theory norm=pre injection=additive layers=2` (see `dynloop",

@@ -2,7 +2,7 @@
 
 Every stage is a map of a column vector (one token's row of the state, ``T = 1``; the linear and
 MLP mixers act row by row, so tokens do not interact). The Jacobians are built by the chain rule
-from the closed forms of science.md §2 (norms) and of each mixer, not by differentiating the
+from the closed forms of docs/background.md (Norm placements) and of each mixer, not by differentiating the
 stage expression: the tests compare both, and both with the compiled kernels.
 """
 
@@ -113,7 +113,7 @@ def rational(value):
     return sympy.Rational(repr(value))
 
 
-# --------------------------------------------------------------------------- norms (science.md §2)
+# ------------------------------------------------------------ norms (docs/background.md, Norm placements)
 def _gain(gain, d):
     return sympy.ones(d, 1) if gain is None else sympy.Matrix(gain)
 
@@ -139,7 +139,7 @@ def norm(x, kind, eps, gain=None):
 
 
 def norm_jacobian(x, kind, eps, gain=None):
-    """The closed-form Jacobian of :func:`norm` at ``x`` (science.md §2).
+    """The closed-form Jacobian of :func:`norm` at ``x`` (docs/background.md, Norm placements).
 
     RMSNorm ``diag(g)(1/r)(I − x xᵀ/(d r²))``, ``r = sqrt(|x|²/d + ε)``; LayerNorm
     ``diag(g)(1/s)(I − 11ᵀ/d − (x−μ)(x−μ)ᵀ/(d s²))``; L2 ``diag(g)(1/ρ)(I − x xᵀ/ρ²)``,

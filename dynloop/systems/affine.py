@@ -113,7 +113,7 @@ class AffineLoop(System):
     (:meth:`loop_offset`). When ``1`` is not an eigenvalue of ``M`` the loop has the single fixed
     point ``x* = (I − M)⁻¹ c`` (:meth:`fixed_point`), which attracts iff ``ρ(M) < 1``
     (:meth:`spectral_radius`); the stages then carry it around the closed cycle of
-    :meth:`stage_fixed_points` (science.md §4). Stage Jacobians are the matrices themselves.
+    :meth:`stage_fixed_points` (docs/background.md, Regimes). Stage Jacobians are the matrices themselves.
     ``simulate(..., dtype=numpy.float32)`` computes in float32 throughout.
 
     Examples

@@ -51,14 +51,15 @@ class BlockSpec(System):
     activation : {"tanh", "relu", "gelu", "silu"}
         MLP activation ``φ``.
     norm : {"none", "pre", "post", "sandwich", "peri", "pre_outer", "peri_outer", "sphere"}
-        Norm placement (science.md §2): ``"sandwich"`` is Huginn's, ``"peri_outer"`` Ouro's,
-        ``"sphere"`` nGPT-style; ``*_outer`` adds a norm after every loop.
+        Norm placement (docs/background.md, Norm placements): ``"sandwich"`` is Huginn's,
+        ``"peri_outer"`` Ouro's, ``"sphere"`` nGPT-style; ``*_outer`` adds a norm after every loop.
     norm_kind : {"rms", "layer", "l2"}
         RMSNorm, LayerNorm (no bias) or L2 normalisation.
     norm_eps : float
         The ``ε`` under the square root of every norm.
     injection : {"none", "additive", "concat", "diagonal", "convex"}
-        How the input ``e`` enters, once per loop before the first layer (science.md §3).
+        How the input ``e`` enters, once per loop before the first layer (docs/background.md,
+        Injection schemes).
     residual_scale : float
         Branch multiplier ``a`` (ReZero-style α; the ``α`` of the sphere update).
     injection_scale : float
