@@ -193,6 +193,18 @@ def test_ctrl_c_is_raised_between_compiled_calls_and_the_handler_restored():
             time.sleep(0.01)
             pytest.fail("the second Ctrl-C should have raised")
     assert signal.getsignal(signal.SIGINT) is before
+    # a second Ctrl-C that lands in a kernel's call back into Python comes out of numba as a
+    # SystemError caused by the KeyboardInterrupt: the user gets the KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        with engine._interrupts_between_calls():
+            try:
+                raise KeyboardInterrupt
+            except KeyboardInterrupt as interrupt:
+                raise SystemError("CPUDispatcher(...) returned a result with an exception set") from interrupt
+    with pytest.raises(SystemError, match="unrelated"):  # any other SystemError is left alone
+        with engine._interrupts_between_calls():
+            raise SystemError("unrelated")
+    assert signal.getsignal(signal.SIGINT) is before
 
 
 def test_a_resumed_sweep_says_how_many_chunks_it_loaded(tmp_path):
