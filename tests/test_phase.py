@@ -103,6 +103,18 @@ def test_fractions_counts_and_summary():
     assert "took 1.5 s" in text and "400 loops per point (transient 200)" in text
 
 
+def test_summary_says_how_many_chunks_came_from_the_store():
+    # a fully resumed sweep takes milliseconds: the summary says why, and a fresh one says nothing of a store
+    resumed = half_half()
+    resumed.meta.update(seconds=0.004, chunks=4, chunks_loaded=4)
+    assert "took 0.004 s (4 of 4 chunks loaded from the store)" in resumed.summary()
+    resumed.meta.update(chunks_loaded=1)
+    assert "took 0.004 s (1 of 4 chunks loaded from the store)" in resumed.summary()
+    fresh = half_half()
+    fresh.meta.update(chunks=4, chunks_loaded=0)
+    assert "took 1.5 s" in fresh.summary() and "loaded" not in fresh.summary()
+
+
 def test_summary_breaks_down_by_categorical_axis():
     text = three_axes().summary()
     assert "by norm:" in text

@@ -139,6 +139,119 @@ def test_sigkill_loses_no_finished_chunk(tmp_path):
     np.testing.assert_array_equal(resumed.diagnostics["final_norm"], uninterrupted.diagnostics["final_norm"])
 
 
+INTERRUPT_SCRIPT = KILL_SCRIPT.replace("sweep(spec,", "import signal, os; signal.signal(signal.SIGINT, signal.default_int_handler)\nsweep(spec,")
+
+
+def test_ctrl_c_stops_cleanly_keeping_finished_chunks(tmp_path):
+    # a KeyboardInterrupt raised inside a running parallel kernel surfaced as a numba SystemError and
+    # lost the call's chunks; now the call finishes, its chunks are stored and the sweep raises
+    # KeyboardInterrupt. (The script restores Python's SIGINT handler: a child started in the
+    # background of a shell may inherit SIGINT ignored.)
+    store = tmp_path / "store"
+    axes = {"residual_scale": np.linspace(0, 2, 40), "injection_scale": np.linspace(0, 1, 10)}
+    process = subprocess.Popen([sys.executable, "-c", INTERRUPT_SCRIPT, str(store)], stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(store.glob("chunk-*.npz")):
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == -signal.SIGINT, stderr  # the uncaught KeyboardInterrupt
+    assert stderr.rstrip().endswith("KeyboardInterrupt") and "SystemError" not in stderr, stderr
+    finished = len(list(store.glob("chunk-*.npz")))
+    assert 1 <= finished < 100, "the sweep should have been interrupted part-way"
+    assert not [p.name for p in store.iterdir() if ".tmp-" in p.name]
+    resumed = sweep(BLOCK, axes, loops=3000, early_exit=False, store=store, chunk=4, progress=False)
+    assert resumed.meta["chunks_loaded"] == finished
+    uninterrupted = sweep(BLOCK, axes, loops=3000, early_exit=False, chunk=4, progress=False)
+    assert_same_results(resumed, uninterrupted)
+
+
+def test_ctrl_c_is_raised_between_compiled_calls_and_the_handler_restored():
+    from dynloop.sweep import engine
+
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        with engine._interrupts_between_calls() as check:
+            os.kill(os.getpid(), signal.SIGINT)  # as if during a compiled call: noted, not raised
+            time.sleep(0.01)
+            interrupted_here = False
+            try:
+                check()
+            except KeyboardInterrupt:
+                interrupted_here = True
+                raise
+    assert interrupted_here and signal.getsignal(signal.SIGINT) is before
+    with pytest.raises(KeyboardInterrupt):  # one after the last check is not lost
+        with engine._interrupts_between_calls():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.01)
+    with pytest.raises(KeyboardInterrupt):  # a second Ctrl-C stops at once (e.g. while kernels compile)
+        with engine._interrupts_between_calls():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.01)
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.01)
+            pytest.fail("the second Ctrl-C should have raised")
+    assert signal.getsignal(signal.SIGINT) is before
+    # a second Ctrl-C that lands in a kernel's call back into Python comes out of numba as a
+    # SystemError caused by the KeyboardInterrupt: the user gets the KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        with engine._interrupts_between_calls():
+            try:
+                raise KeyboardInterrupt
+            except KeyboardInterrupt as interrupt:
+                raise SystemError("CPUDispatcher(...) returned a result with an exception set") from interrupt
+    with pytest.raises(SystemError, match="unrelated"):  # any other SystemError is left alone
+        with engine._interrupts_between_calls():
+            raise SystemError("unrelated")
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_a_resumed_sweep_says_how_many_chunks_it_loaded(tmp_path):
+    axes = {"r": np.linspace(2.5, 4.0, 10)}
+    first = sweep(dynloop.maps.logistic(), axes, loops=100, chunk=3, store=tmp_path, progress=False)
+    assert first.meta["chunks"] == 4 and first.meta["chunks_loaded"] == 0 and "loaded" not in first.summary()
+    (tmp_path / "chunk-000002.npz").unlink()
+    again = sweep(dynloop.maps.logistic(), axes, loops=100, chunk=3, store=tmp_path, progress=False)
+    assert again.meta["chunks_loaded"] == 3 and "(3 of 4 chunks loaded from the store)" in again.summary()
+    assert_same_results(first, again)
+
+
+def test_a_cold_cache_is_announced_on_stderr(monkeypatch, capsys, tmp_path):
+    # a first run compiled for a minute behind a frozen bar (or silently when piped, as here)
+    from dynloop.sweep import engine
+
+    sweep(dynloop.maps.logistic(), {"r": [3.2]}, loops=50, progress=False)  # the kernel is now cached here
+    sweep(BLOCK, {"residual_scale": [0.5]}, loops=50, progress=False)
+    assert engine._kernels_cached({"sweep_map", "sweep_block_columns"})
+    with monkeypatch.context() as patch:
+        patch.setattr(numba.config, "CACHE_DIR", str(tmp_path))  # an empty cache
+        assert not engine._kernels_cached({"sweep_map"}) and not engine._kernels_cached({"sweep_block_columns"})
+    capsys.readouterr()
+    sweep(dynloop.maps.logistic(), {"r": [3.2]}, loops=50)
+    assert "compiling" not in capsys.readouterr().err
+    monkeypatch.setattr(engine, "_kernels_cached", lambda names: False)
+    sweep(dynloop.maps.logistic(), {"r": [3.2]}, loops=50)
+    assert capsys.readouterr().err == "compiling kernels (first run only, about a minute)\n"
+    sweep(dynloop.maps.logistic(), {"r": [3.2]}, loops=50, progress=False)
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no fork")
+def test_fork_process_pool_after_an_in_process_sweep_gives_the_same_results():
+    # once parallel kernels have run here on GNU OpenMP threads, a forked worker aborted at its first
+    # kernel ("fork() called from a process already using GNU OpenMP"): BrokenProcessPool
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    axes = {"residual_scale": np.linspace(0.0, 2.0, 5), "injection_scale": np.linspace(0.0, 1.0, 4)}
+    local = sweep(BLOCK, axes, loops=120, progress=False, chunk=6)
+    # ProcessPoolExecutor(2) on Linux before Python 3.14 (forkserver since)
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork")) as pool:
+        remote = sweep(BLOCK, axes, loops=120, progress=False, chunk=6, executor=pool)
+    assert_same_results(remote, local)
+
+
 def test_dask_local_cluster_gives_the_same_labels():
     distributed = pytest.importorskip("distributed")
     axes = {"residual_scale": np.linspace(0.0, 2.0, 5), "injection_scale": np.linspace(0.0, 1.0, 4)}
@@ -170,6 +283,65 @@ def test_bad_sweeps_are_named(kwargs, message):
     axes = kwargs.pop("axes")
     with pytest.raises(ValueError, match=message):
         sweep(BLOCK, axes, progress=False, **kwargs)
+
+
+@pytest.mark.parametrize("axes, message", [
+    ({"residual_scale": [0.5, np.nan]}, r"axes\['residual_scale'\]\[1\]=nan .*finite"),
+    ({"injection_scale": [np.inf, 1.0]}, r"axes\['injection_scale'\]\[0\]=inf .*finite"),
+    ({"weight_gain": [1.0, -np.inf]}, r"axes\['weight_gain'\]\[1\]=-inf .*finite"),
+    ({"residual_scale": ["a", "b"]}, r"axes\['residual_scale'\]\[0\]='a' .*number"),
+    ({"residual_scale": [0.5, "x"]}, r"axes\['residual_scale'\]\[1\]='x' .*number"),
+    ({"residual_scale": [True, False]}, r"axes\['residual_scale'\]\[0\]=True .*number"),
+    ({"norm_eps": [1e-6, -1.0]}, r"axes\['norm_eps'\]: norm_eps=-1.0 .*>= 0"),
+    ({"norm": [1, 2]}, r"axes\['norm'\]: norm=1 .*'pre'"),
+    ({"injection_scale": []}, r"axes\['injection_scale'\]=\[\] .*non-empty"),
+])
+def test_bad_axis_values_are_refused_before_anything_runs(tmp_path, axes, message):
+    # a NaN point was labelled divergent, and a bad facet value was found only when its chunk ran
+    store = tmp_path / "store"
+    with pytest.raises(ValueError, match=message):
+        sweep(BLOCK, dict(axes, residual_scale=axes.get("residual_scale", [0.5])), progress=False, store=store)
+    assert not store.exists()
+
+
+@pytest.mark.parametrize("values, message", [([2.5, np.nan, 3.5], r"axes\['r'\]\[1\]=nan .*finite"),
+                                             ([np.inf], r"axes\['r'\]\[0\]=inf"),
+                                             (["3.2"], r"axes\['r'\]\[0\]='3.2' .*number for logistic's parameter 'r'"),
+                                             ([], r"axes\['r'\]=\[\]")])
+def test_bad_map_axis_values_are_refused(values, message):
+    with pytest.raises(ValueError, match=message):
+        sweep(dynloop.maps.logistic(), {"r": values}, progress=False)
+
+
+def test_orbit_diagram_refuses_non_finite_values():
+    with pytest.raises(ValueError, match=r"values\[1\]=nan .*finite"):
+        dynloop.orbit_diagram(dynloop.maps.logistic(), "r", [3.0, np.nan], loops=50, keep=10)
+    with pytest.raises(ValueError, match=r"values=.*numbers"):
+        dynloop.orbit_diagram(dynloop.maps.logistic(), "r", ["x"], loops=50, keep=10)
+
+
+@pytest.mark.parametrize("loops", [8, 9, 10, 12, 15, 16, 17, 24, 33, 520, 600])
+def test_every_accepted_loops_works_with_the_default_transient(loops):
+    # loops=16 failed with "transient=8 is not allowed", a parameter never passed: the default
+    # window is loops // 2, at least the shortest window (8 loops: max_period 1) and at most 260
+    values = np.array([2.5, 2.9, 3.2, 3.5])
+    window = min(max(loops // 2, 8), 260)
+    diagram = sweep(dynloop.maps.logistic(), {"r": values}, loops=loops, progress=False)
+    assert diagram.meta["transient"] == loops - window and diagram.meta["max_period"] == (window - 4) // 4
+    for r, code in zip(values, diagram.regimes):
+        expected = dynloop.classify(dynloop.maps.logistic(r=r), transient=loops - window, window=window,
+                                    max_period=(window - 4) // 4, lyapunov=False)
+        assert Regime.from_code(code) is expected.regime, (loops, r)
+    if loops in (8, 16):
+        assert sweep(BLOCK, {"residual_scale": [0.2, 0.9]}, loops=loops, progress=False).regimes.shape == (2,)
+
+
+def test_too_few_loops_or_too_long_a_transient_are_named():
+    with pytest.raises(ValueError, match=r"loops=7 is not allowed: expected at least 8"):
+        sweep(dynloop.maps.logistic(), {"r": [3.0]}, loops=7, progress=False)
+    with pytest.raises(ValueError, match=r"transient=13 is not allowed: .*at least 8 loops: at most 12 with loops=20"):
+        sweep(dynloop.maps.logistic(), {"r": [3.0]}, loops=20, transient=13, progress=False)
+    assert sweep(dynloop.maps.logistic(), {"r": [3.0]}, loops=20, transient=12, progress=False).meta["max_period"] == 1
 
 
 def test_affine_loops_cannot_be_swept():

@@ -2,13 +2,17 @@
 
 __all__ = ["sweep", "POINT_FIELDS"]
 
+import contextlib
 import dataclasses
 import functools
 import itertools
+import numbers
+import signal
 import sys
 import threading
 import time
 from collections import OrderedDict
+from pathlib import Path
 
 import numpy as np
 
@@ -25,6 +29,7 @@ _GROUP_COLUMNS = (256, 512)
 _WINDOW_BATCH = 32  # points whose windows are put in loop order together
 _CALL_SECONDS = 0.25  # an in-process sweep runs more chunks per compiled call while calls are shorter
 _DEFAULT_WINDOW = 260  # loops examined per point by default, as classify's default window
+_MIN_WINDOW = 8  # the shortest window: 4 * max_period + 4 loops for max_period 1, as classify requires
 
 
 def _system_kind(system):
@@ -42,6 +47,12 @@ def _system_kind(system):
 
 
 def _check_axes(system, axes, kind):
+    """The axes as 1-D arrays, every value checked before any point is computed.
+
+    A numeric field or parameter takes finite numbers only; a block's facet values (and the ends
+    of a per-point axis) are checked by the BlockSpec itself, so that a bad value is named here
+    and not half-way through a sweep.
+    """
     if not isinstance(axes, dict) or not axes:
         raise invalid("axes", axes, "expected a non-empty mapping from a field or parameter name to a 1-D array")
     checked = OrderedDict()
@@ -54,15 +65,40 @@ def _check_axes(system, axes, kind):
             raise invalid("axes", name, "not a sweepable " + ("BlockSpec field" if kind == "block" else
                                                             f"parameter of {system.name}") + "; allowed: "
                           + ", ".join(fields))
+        field = f"axes[{name!r}]"
         array = np.asarray(values)
         if array.ndim != 1 or array.size == 0:
-            raise invalid(f"axes[{name!r}]", values, "expected a non-empty 1-D sequence of values")
+            raise invalid(field, values, "expected a non-empty 1-D sequence of values")
+        reference = system.params[name] if kind == "map" else getattr(system, name)
+        numeric = isinstance(reference, numbers.Real) and not isinstance(reference, bool)
+        if numeric and array.dtype.kind not in "iuf":
+            index, value = next((i, v) for i, v in enumerate(np.asarray(values, dtype=object).tolist())
+                                if isinstance(v, bool) or not isinstance(v, numbers.Real))
+            raise invalid(f"{field}[{index}]", value, "expected a number for "
+                          + (f"{system.name}'s parameter {name!r}" if kind == "map" else f"the BlockSpec field {name!r}"))
         if array.dtype.kind in "OSU":
             array = array.astype(str)
         elif array.dtype.kind not in "iuf":
-            raise invalid(f"axes[{name!r}]", values, "expected numbers or strings")
+            raise invalid(field, values, "expected numbers or strings")
+        if array.dtype.kind == "f":
+            _check_finite(field, array)
+        if kind == "block":
+            # facet values one by one; a per-point axis (any value in a range) at its ends
+            samples = [array.min(), array.max()] if name in POINT_FIELDS and array.dtype.kind in "iuf" else array
+            for value in samples:
+                try:
+                    system.replace(**{name: value.item()})
+                except ValueError as error:
+                    raise ValueError(f"{field}: {error}") from None
         checked[name] = array
     return checked
+
+
+def _check_finite(field, array):
+    """Raise a ``ValueError`` naming the first NaN or infinity of a float array, and where it is."""
+    bad = np.flatnonzero(~np.isfinite(array))
+    if bad.size:
+        raise invalid(f"{field}[{bad[0]}]", array[bad[0]].item(), "every value of an axis must be a finite number")
 
 
 def _describe(system, kind):
@@ -243,10 +279,11 @@ def sweep(system, axes, *, loops=200, transient=None, tol=None, x0=None, chunk=N
         ``mixer``, ``layers``, ``width``, ``weight_gain``, ``seed``, ...) is a facet: one compiled
         call per value.
     loops : int
-        Loops per point (at most; a point stops early once its regime is settled).
+        Loops per point (at most; a point stops early once its regime is settled); at least 8.
     transient : int, optional
-        Loops before the examined window (default: the window is the last ``min(loops // 2, 260)``
-        loops, as in :func:`dynloop.classify`); periods up to ``(window - 4) // 4`` are detected.
+        Loops before the examined window (default: the window is the last ``loops // 2`` loops,
+        at least 8 and at most 260, as in :func:`dynloop.classify`); periods up to
+        ``(window - 4) // 4`` are detected, so the window is at least 8 loops.
     tol : float, dict or Tolerances, optional
         Decision tolerances, as for :func:`dynloop.classify`.
     x0 : array_like, optional
@@ -260,9 +297,16 @@ def sweep(system, axes, *, loops=200, transient=None, tol=None, x0=None, chunk=N
     executor : concurrent.futures.Executor, optional
         Run chunks there (e.g. ``dask.distributed.Client(...).get_executor()``); default: in process.
         A thread pool needs numba's ``omp`` or ``tbb`` threading layer: ``workqueue`` cannot run
-        parallel kernels from two threads at once.
+        parallel kernels from two threads at once. A ``ProcessPoolExecutor`` that forks (Linux's
+        default) is replaced for this sweep by one of as many workers started with ``spawn`` once
+        parallel kernels have run in this process (a child forked from a process using GNU
+        OpenMP aborts); spawned workers import the main module, so a script needs the usual
+        ``if __name__ == "__main__":`` guard. Ctrl-C during an in-process sweep stops it after
+        the compiled call under way (its chunks are stored) with ``KeyboardInterrupt``.
     progress : bool
-        A tqdm progress bar when tqdm is installed and stderr is a terminal.
+        A tqdm progress bar when tqdm is installed and stderr is a terminal, and the line
+        "compiling kernels (first run only, about a minute)" on stderr when numba's cache does not
+        hold the kernels yet.
     early_exit : bool
         Stop iterating a point once its regime is settled.
     lyapunov : bool
@@ -281,17 +325,24 @@ def sweep(system, axes, *, loops=200, transient=None, tol=None, x0=None, chunk=N
     >>> [dynloop.Regime.from_code(c).value for c in diagram.regimes]
     ['fixed_point', 'fixed_point', 'periodic', 'periodic']
     """
-    from . import _kernels as kernels
     from .phase import PhaseDiagram
     from .store import ChunkStore
 
     started = time.perf_counter()
     kind = _system_kind(system)
     axes = _check_axes(system, axes, kind)
-    loops = check_int("loops", loops, minimum=8)
-    transient = loops - min(loops // 2, _DEFAULT_WINDOW) if transient is None else check_int("transient", transient, minimum=0)
-    if transient >= loops - 8:
-        raise invalid("transient", transient, f"leave a window of at least 8 loops (loops={loops})")
+    loops = check_int("loops", loops)
+    if loops < _MIN_WINDOW:
+        raise invalid("loops", loops, f"expected at least {_MIN_WINDOW}: a regime is read from a window of "
+                      f"at least {_MIN_WINDOW} loops")
+    if transient is None:
+        window = min(max(loops // 2, _MIN_WINDOW), _DEFAULT_WINDOW)
+        transient = loops - window
+    else:
+        transient = check_int("transient", transient, minimum=0)
+        if loops - transient < _MIN_WINDOW:
+            raise invalid("transient", transient, f"leave a window of at least {_MIN_WINDOW} loops: at most "
+                          f"{loops - _MIN_WINDOW} with loops={loops}")
     window = loops - transient
     max_period = max(1, (window - 4) // 4)
     chunk = 1024 if chunk is None else check_int("chunk", chunk, minimum=1)
@@ -314,6 +365,11 @@ def sweep(system, axes, *, loops=200, transient=None, tol=None, x0=None, chunk=N
                 "lyapunov": bool(lyapunov), "dtype": np.dtype(dtype).name}
     chunk_store = None if store is None else ChunkStore(store, manifest, len(tasks), resume=resume)
     done = chunk_store.done() if chunk_store is not None and resume else set()
+    pending = [task for task in tasks if task.index not in done]
+    if pending and progress and not _kernels_cached(_kernel_names(system, kind, pending)):
+        print("compiling kernels (first run only, about a minute)", file=sys.stderr, flush=True)
+    from . import _kernels as kernels  # the map kernel is compiled (or loaded) when this module is imported
+
     regimes = np.full(int(np.prod(shape)), Regime.UNDETERMINED.code, dtype=np.int8)
     diagnostics = np.full((regimes.size, len(kernels.DIAGNOSTICS)), np.nan)
 
@@ -324,38 +380,18 @@ def sweep(system, axes, *, loops=200, transient=None, tol=None, x0=None, chunk=N
         if chunk_store is not None and task.index not in done:
             chunk_store.write(task.index, {"codes": codes, "diagnostics": values})
 
-    pending = []
     for task in tasks:
         if task.index in done:
             stored = chunk_store.read(task.index)
             accept(task, (stored["codes"], stored["diagnostics"]))
-        else:
-            pending.append(task)
     bar = _progress_bar(len(tasks), len(tasks) - len(pending), progress)
-    if executor is None:
-        try:
-            # chunks of one facet run together, in calls that double in size while one takes under
-            # _CALL_SECONDS: few calls for a fast sweep, and never much work in flight for a slow one
-            size = 1
-            while pending:
-                batch = list(itertools.takewhile(lambda task: task.facet == pending[0].facet, pending[:size]))
-                pending = pending[len(batch):]
-                started_call = time.perf_counter()
-                for task, result in zip(batch, _run_tasks(system, kind, batch, settings)):
-                    accept(task, result)
-                bar.update(len(batch))
-                if time.perf_counter() - started_call < _CALL_SECONDS:
-                    size *= 2
-        finally:
-            _WORK.__dict__.clear()  # the work memory served every chunk of this sweep; give it back
-    else:
-        futures = {executor.submit(_run_task, system, kind, task, settings): task for task in pending}
-        from concurrent.futures import as_completed
-
-        for future in as_completed(futures):
-            accept(futures[future], future.result())
-            bar.update(1)
-    bar.close()
+    try:
+        if executor is None:
+            _run_in_process(system, kind, pending, settings, accept, bar)
+        else:
+            _run_on_executor(executor, system, kind, pending, settings, accept, bar)
+    finally:
+        bar.close()
     import numba
 
     from .. import __version__
@@ -366,10 +402,151 @@ def sweep(system, axes, *, loops=200, transient=None, tol=None, x0=None, chunk=N
             "versions": {"dynloop": __version__, "numpy": np.__version__, "numba": numba.__version__},
             "seed": getattr(system, "seed", None), "tolerances": manifest["tolerances"], "loops": loops,
             "transient": transient, "max_period": max_period, "seconds": time.perf_counter() - started,
-            "lyapunov": bool(lyapunov), "dtype": np.dtype(dtype).name, "early_exit": bool(early_exit)}
+            "lyapunov": bool(lyapunov), "dtype": np.dtype(dtype).name, "early_exit": bool(early_exit),
+            "chunks": len(tasks), "chunks_loaded": len(done)}
     return PhaseDiagram(axes=dict(axes), regimes=regimes.reshape(shape),
                         diagnostics={name: diagnostics[:, i].reshape(shape)
                                      for i, name in enumerate(kernels.DIAGNOSTICS)}, meta=meta)
+
+
+def _run_in_process(system, kind, pending, settings, accept, bar):
+    """Run the chunks here, a few per compiled call; Ctrl-C stops the sweep between calls."""
+    try:
+        with _interrupts_between_calls() as check_interrupt:
+            # chunks of one facet run together, in calls that double in size while one takes under
+            # _CALL_SECONDS: few calls for a fast sweep, and never much work in flight for a slow one
+            size = 1
+            while pending:
+                batch = list(itertools.takewhile(lambda task: task.facet == pending[0].facet, pending[:size]))
+                pending = pending[len(batch):]
+                started_call = time.perf_counter()
+                for task, result in zip(batch, _run_tasks(system, kind, batch, settings)):
+                    accept(task, result)
+                bar.update(len(batch))
+                check_interrupt()  # after the finished call's chunks are stored
+                if time.perf_counter() - started_call < _CALL_SECONDS:
+                    size *= 2
+    finally:
+        _WORK.__dict__.clear()  # the work memory served every chunk of this sweep; give it back
+
+
+@contextlib.contextmanager
+def _interrupts_between_calls():
+    """Within the block, Ctrl-C is noted and raised as ``KeyboardInterrupt`` by the check it yields.
+
+    A compiled parallel kernel calls back into the interpreter while it runs (numba unpickles
+    objects that way), and Python runs a pending signal handler there: a ``KeyboardInterrupt``
+    raised inside the kernel surfaced as a ``SystemError`` and lost the call's work. Noting the
+    signal instead lets the call finish (an in-process call takes about ``_CALL_SECONDS``), its
+    chunks be stored, and the sweep stop with a plain ``KeyboardInterrupt`` at the next check.
+    A second Ctrl-C before that check raises at once (kernels compiling on a first run take a
+    minute). Only the main thread can handle signals, and a handler of the caller's own is kept:
+    elsewhere the check does nothing.
+    """
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield lambda: None
+        return
+    noted = []
+
+    def note(signum, frame):
+        if noted:
+            signal.signal(signal.SIGINT, previous)
+            raise KeyboardInterrupt
+        noted.append(signum)
+
+    def check():
+        if noted:
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, note)
+    try:
+        yield check
+        check()  # a Ctrl-C after the last check
+    except SystemError as error:
+        # the second Ctrl-C landed while a kernel ran: the user wants to stop, not a SystemError
+        cause = error.__cause__
+        while cause is not None and not isinstance(cause, KeyboardInterrupt):
+            cause = cause.__cause__
+        if cause is None:
+            raise
+        raise KeyboardInterrupt from None
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _run_on_executor(executor, system, kind, pending, settings, accept, bar):
+    """Submit every chunk to the executor and take the results as they come."""
+    from concurrent.futures import as_completed
+
+    with _fork_safe(executor) as executor:
+        futures = {executor.submit(_run_task, system, kind, task, settings): task for task in pending}
+        try:
+            for future in as_completed(futures):
+                accept(futures[future], future.result())
+                bar.update(1)
+        finally:
+            for future in futures:  # after an error or Ctrl-C: nothing more starts
+                future.cancel()
+
+
+@contextlib.contextmanager
+def _fork_safe(executor):
+    """The executor, or in place of a process pool that would fork this process, a spawning one.
+
+    numba's parallel kernels run on GNU OpenMP threads (its ``omp`` threading layer), and once
+    they have run in a process, a child forked from it aborts at its first parallel kernel
+    ("fork() called from a process already using GNU OpenMP"). A ``ProcessPoolExecutor`` forks
+    its workers by default on Linux. When this process has started such threads, the chunks go to
+    a pool of as many workers started with ``spawn`` (same initializer), shut down afterwards;
+    results are the same bit for bit, since the kernels do not depend on the process they run in.
+    """
+    from concurrent.futures import ProcessPoolExecutor
+
+    if not isinstance(executor, ProcessPoolExecutor) or executor._mp_context.get_start_method() != "fork":
+        yield executor
+        return
+    import numba
+
+    try:
+        layer = numba.threading_layer()
+    except ValueError:  # no parallel kernel has run in this process: forked workers start their own threads
+        layer = None
+    if layer != "omp":
+        yield executor
+        return
+    import multiprocessing
+
+    with ProcessPoolExecutor(executor._max_workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=executor._initializer, initargs=executor._initargs) as spawning:
+        yield spawning
+
+
+def _kernel_names(system, kind, tasks):
+    """The names of the compiled sweep kernels that these chunks call (see ``_run_kernel``)."""
+    if kind == "map":
+        return {"sweep_map"}
+    mixers = {task.facet.get("mixer", system.mixer) for task in tasks}
+    return {"sweep_block_columns" if mixer in ("linear", "mlp") else "sweep_block" for mixer in mixers}
+
+
+def _kernels_cached(names):
+    """Whether numba's cache holds every one of these sweep kernels for the current sources.
+
+    dynloop keys numba's cache directory by its sources (``dynloop/_cache.py``); in it, numba
+    keeps a kernel's index ``_kernels.<name>-<line>.<python>.nbi`` in a directory named after the
+    kernel module's directory. Without one, the first call compiles the kernel (about a minute).
+    """
+    import numba
+
+    kernels_file = Path(__file__).with_name("_kernels.py")
+    try:
+        from numba.core.caching import _CacheLocator
+
+        directories = [Path(numba.config.CACHE_DIR) / _CacheLocator.get_suitable_cache_subpath(kernels_file)]
+    except (ImportError, AttributeError):  # numba's layout changed: any directory of the cache will do
+        directories = list(Path(numba.config.CACHE_DIR).glob("*"))
+    return all(any(any(directory.glob(f"_kernels.{name}-*.nbi")) for directory in directories) for name in names)
 
 
 class _NoBar:

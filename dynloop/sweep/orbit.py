@@ -44,12 +44,16 @@ def orbit_diagram(system, axis_name, values, *, loops=1000, keep=100, x0=None, c
     """
     from ..dynamics.simulate import simulate
     from ..systems.block import BlockSpec
-    from .engine import sweep
+    from .engine import _MIN_WINDOW, _check_finite, sweep
     from .phase import OrbitDiagram
 
-    values = np.asarray(values, dtype=float)
+    try:
+        values = np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        raise invalid("values", values, "expected numbers") from None
     if values.ndim != 1 or values.size == 0:
         raise invalid("values", values, "expected a non-empty 1-D array of parameter values")
+    _check_finite("values", values)
     loops = check_int("loops", loops, minimum=1)
     keep = check_int("keep", keep, minimum=1)
     if keep > loops:
@@ -86,7 +90,7 @@ def orbit_diagram(system, axis_name, values, *, loops=1000, keep=100, x0=None, c
         label = f"state[{index}]"
     codes = None
     if regimes:
-        codes = sweep(system, {axis_name: values}, loops=max(loops, 16), x0=x0, lyapunov=True, progress=False).regimes
+        codes = sweep(system, {axis_name: values}, loops=max(loops, _MIN_WINDOW), x0=x0, lyapunov=True, progress=False).regimes
     return OrbitDiagram(axis=axis_name, values=values, points=reduced, stage_names=tuple(system.stage_names),
                         regimes=codes, meta={"system_name": system.name, "loops": loops, "keep": keep,
                                              "coordinate": label})

@@ -106,7 +106,8 @@ class PhaseDiagram:
         a converged block), ``min_cos``, ``max_step_relative``, ``transient_loops``, ``loops_run``.
     meta : dict
         JSON-able description of the run: ``system``, ``system_name``, ``stage_names``,
-        ``versions``, ``seed``, ``tolerances``, ``loops``, ``seconds``, ``lyapunov``, ``dtype``, ...
+        ``versions``, ``seed``, ``tolerances``, ``loops``, ``seconds``, ``lyapunov``, ``dtype``,
+        ``chunks`` and ``chunks_loaded`` (how many of them a resumed sweep read from its store), ...
 
     Examples
     --------
@@ -291,6 +292,11 @@ class PhaseDiagram:
         if self.meta.get("dtype"):
             run.append(str(self.meta["dtype"]))
         took = f"took {self.meta['seconds']:.3g} s" if isinstance(self.meta.get("seconds"), (int, float)) else ""
+        if self.meta.get("chunks_loaded"):
+            loaded, chunks = self.meta["chunks_loaded"], self.meta.get("chunks")
+            counted = f"{loaded} of {chunks} chunk{'s' * (chunks != 1)}" if chunks else \
+                f"{loaded} chunk{'s' * (loaded != 1)}"
+            took += (" (" if took else "") + counted + " loaded from the store" + (")" if took else "")
         if run or took:
             lines.append("run: " + ", ".join(run) + ("; " if run and took else "") + took)
         return "\n".join(lines)
