@@ -74,3 +74,20 @@ def test_memory_check_reads_the_memory_available(monkeypatch):
     with pytest.raises(ValueError, match=r"loops=1000 is not allowed: the per-loop summaries .* 48\.0 KB"):
         dynloop.simulate(system, 1000, record="none")
     assert dynloop.simulate(system, 100, record=("last", 2)).stage_states.shape == (2, 2, 1)
+
+
+def _two_values_above_half(x, p):
+    if x[0] > 0.5:
+        return np.array([p[0] * x[0] * (1 - x[0]), 0.0])
+    return np.array([p[0] * x[0] * (1 - x[0])])
+
+
+def test_a_sweep_names_the_user_function_that_fails_inside_its_parallel_kernel():
+    system = dynloop.Map.from_function(_two_values_above_half, 1, params={"r": 2.0}, x0=[0.1])
+    # r = 1.5 stays below 1/2 (fixed point 1/3); r = 2.5 crosses it (fixed point 0.6)
+    assert dynloop.sweep(system, {"r": [1.5, 1.6]}, loops=50, progress=False).regimes.tolist() == [
+        dynloop.Regime.FIXED_POINT.code] * 2
+    for _ in range(3):  # the parallel kernel did not pass the error on reliably
+        with pytest.raises(ValueError, match=r"step='_two_values_above_half' returns an array of shape \(2,\) "
+                                             r"at x=\[0\.6.*params=\{'r': 2\.5\}.*expected shape \(1,\)"):
+            dynloop.sweep(system, {"r": [1.5, 2.5, 3.0]}, loops=50, progress=False)

@@ -260,8 +260,43 @@ def _run_kernel(system, kind, tasks, settings):
     for column, name in enumerate(task.point_names):
         values[:, names.index(name)] = point_values[:, column]
     start = system._check_state(system.start_state() if x0 is None else x0, "x0")
-    return kernels.sweep_map(system._step, system.jacobian_function, np.ascontiguousarray(values), start, loops,
-                             window, max_period, tolerances, early_exit, lyapunov)
+    try:
+        codes, diagnostics = kernels.sweep_map(system._step, system.jacobian_function, np.ascontiguousarray(values),
+                                               start, loops, window, max_period, tolerances, early_exit, lyapunov)
+    except Exception as error:
+        if _interrupted(error):
+            raise
+        _raise_map_failure(system, names, values, start, loops, error)
+    if codes.size and not (0 <= codes.min() and codes.max() < len(Regime)):
+        _raise_map_failure(system, names, values, start, loops, None)
+    return codes, diagnostics
+
+
+def _interrupted(error):
+    """Whether ``error`` was caused by a ``KeyboardInterrupt`` (numba wraps it in a ``SystemError``)."""
+    while error is not None:
+        if isinstance(error, KeyboardInterrupt):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def _raise_map_failure(system, names, values, start, loops, error):
+    """A user's map function failed inside the parallel kernel, where its error cannot travel whole.
+
+    Iterate the chunk's points one by one in serial compiled code, where the map's guard raises its
+    :class:`~dynloop.systems.maps.MapFunctionError` (naming the function, the state, the parameters
+    of the grid point and what went wrong), and raise that.
+    """
+    from ..dynamics.simulate import simulate
+
+    for row in values:
+        try:
+            simulate(system, loops, x0=start, params=dict(zip(names, row.tolist())), record="none")
+        except ValueError as failure:  # its message names the state and the parameters (the grid point)
+            raise failure from None
+    raise RuntimeError(f"the compiled sweep of {system.name} failed ({error!r}), but no point fails when "
+                       "iterated on its own") from error
 
 
 def sweep(system, axes, *, loops=200, transient=None, tol=None, x0=None, chunk=None, store=None, resume=True,
@@ -465,10 +500,7 @@ def _interrupts_between_calls():
         check()  # a Ctrl-C after the last check
     except SystemError as error:
         # the second Ctrl-C landed while a kernel ran: the user wants to stop, not a SystemError
-        cause = error.__cause__
-        while cause is not None and not isinstance(cause, KeyboardInterrupt):
-            cause = cause.__cause__
-        if cause is None:
+        if not _interrupted(error):
             raise
         raise KeyboardInterrupt from None
     finally:
