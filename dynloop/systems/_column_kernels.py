@@ -124,6 +124,8 @@ def _gemm_columns(w, x, lo, width, out):
     raise NotImplementedError("_gemm_columns is only callable from compiled code")
 
 
+# numba's own entry to SciPy's gemm (the one np.dot calls), found by name when a cached kernel loads:
+# np.dot takes no leading dimension, and a ctypes pointer to the function would keep kernels from caching
 @overload(_gemm_columns, jit_options=_JIT)
 def _gemm_columns_compiled(w, x, lo, width, out):
     gemm = _BLAS().numba_xxgemm(x.dtype)
