@@ -1,5 +1,6 @@
 """The sweep's column kernels compute what stage_apply computes, for every row-wise scheme."""
 
+import functools
 import itertools
 
 import numpy as np
@@ -109,3 +110,72 @@ def test_product_against_numpy(dtype, rtol):
         C.column_product(w, x, out)
         exact = w.astype(np.float64) @ x.astype(np.float64)
         np.testing.assert_allclose(out, exact, rtol=rtol, atol=rtol * np.abs(exact).max(), err_msg=f"{n_out}x{n_in}")
+
+
+def _each_column_alone_and_in_groups(apply, pool, per_column, n_out):
+    """``apply(x, *per_column)`` on each pool column alone, then on 1 to 40 columns at shifting offsets.
+
+    ``per_column`` are arrays whose last axis runs over the pool's columns (taken along with them).
+    Every column's result must be bitwise the one it has alone: in a sweep the number of columns is
+    the group size (and shrinks as points leave), and a point's position in its group is arbitrary.
+    Returns the first (N, offset) that differs, or None.
+    """
+    size = pool.shape[1]
+    alone = np.empty((n_out, size), dtype=pool.dtype)
+    for p in range(size):
+        alone[:, p:p + 1] = apply(np.ascontiguousarray(pool[:, p:p + 1]),
+                                  *[np.ascontiguousarray(a[..., p:p + 1]) for a in per_column])
+    for n in range(1, 41):
+        for offset in (0, 7 * n % size):
+            take = (offset + np.arange(n)) % size
+            together = apply(np.ascontiguousarray(pool[:, take]),
+                             *[np.ascontiguousarray(a[..., take]) for a in per_column])
+            if np.ascontiguousarray(together).tobytes() != np.ascontiguousarray(alone[:, take]).tobytes():
+                return n, offset
+    return None
+
+
+def _product(w):
+    def apply(x):
+        out = np.full((w.shape[0], x.shape[1]), np.nan, dtype=x.dtype)
+        C.column_product(w, x, out)
+        return out
+    return apply
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("d", [5, 8, 16, 20, 33, 64])
+def test_a_columns_result_does_not_depend_on_the_other_columns(dtype, d):
+    # Issue 14, section 5: a sweep's results must be bit-identical whatever its group size (the number
+    # of columns, which also shrinks as points leave) and a point's place in its group, on every CPU.
+    # OpenBLAS rounds a column of W @ X according to how many columns the call has and where the column
+    # sits among them (its edge micro-kernels, AVX-512 small-matrix kernels and one-column path each
+    # sum in an order of their own): with one call per group, every product through BLAS (inputs of
+    # more than 128 bytes, or one output row) and every stage using one failed here on AVX-512 (the
+    # one-row products on any CPU). The loops (norms, activations, residual updates, small products)
+    # must treat every column alike as well
+    rng = np.random.default_rng(d)
+    pool = (rng.standard_normal((d, 41)) * rng.uniform(0.1, 10.0, 41)).astype(dtype)
+    for n_out in (1, 2, 3, d, d + 3):
+        w = rng.standard_normal((n_out, d)).astype(dtype)
+        assert _each_column_alone_and_in_groups(_product(w), pool, [], n_out) is None, f"product {n_out}x{d}"
+    block = functools.partial(dynloop.BlockSpec, width=d, tokens=1, layers=1)
+    for spec in (block(mixer="mlp", hidden=d + 3, activation="tanh", norm="peri", norm_kind="layer",
+                       injection="concat", seed=5),
+                 block(mixer="mlp", hidden=2 * d, activation="gelu", norm="sphere", norm_kind="rms",
+                       injection="additive", seed=6),
+                 block(mixer="mlp", hidden=d, activation="silu", norm="post", norm_kind="rms", injection="convex",
+                       seed=7),
+                 block(mixer="linear", norm="sandwich", norm_kind="l2", injection="diagonal", seed=8)):
+        cfg, arrays = spec._compiled(dtype)
+        hidden = spec.hidden if spec.mixer == "mlp" else 0
+        alpha = rng.uniform(0.0, 3.0, 41).astype(dtype)
+        eps = rng.uniform(1e-6, 0.5, 41).astype(dtype)
+        constant = rng.standard_normal((d, 41)).astype(dtype)
+        for stage in range(spec.n_stages):
+            def apply(x, alpha, constant, eps):
+                x = x.copy()
+                C.column_stage(cfg, arrays, stage, x, alpha, constant, eps, C.column_buffers(d, hidden, x.shape[1], x))
+                return x
+            found = _each_column_alone_and_in_groups(apply, pool, [alpha, constant, eps], d)
+            assert found is None, f"{spec.mixer}/{spec.norm}/{spec.injection} stage {spec.stage_names[stage]}: {found}"

@@ -7,7 +7,12 @@ iterated together. Here they are the *columns* of one state ``X`` of shape ``(d,
 innermost loop of every operation (norm, activation, residual update, and each
 multiply-accumulate of a small matrix product) then runs along contiguous memory across points,
 the loop the compiler turns into vector instructions whatever ``d`` is. Large products go to
-BLAS (``W @ X``, one call for the group).
+BLAS (``W @ X``) in blocks of a fixed number of columns.
+
+A column's result never depends on the other columns: not on how many there are (a sweep's group
+size, which shrinks as points leave it) nor on where it sits among them. Every loop here treats
+each column with the same operations in the same order, and the BLAS calls always have the same
+shape (:func:`_blas_product`). tests/test_column_kernels.py checks it bit for bit.
 
 These functions compute exactly what :func:`~dynloop.systems._block_kernels.stage_apply`
 computes without tangents (MODEL.md), up to rounding (fused multiply-adds, summation order):
@@ -19,6 +24,8 @@ import math
 
 import numpy as np
 from numba import njit
+from numba.extending import overload
+from numba.np.linalg import _BLAS, get_blas_kind
 
 from ._block_kernels import (INJECT_DIAGONAL, INJECT_MATRIX, KIND_L2, KIND_LAYER, MIXER_LINEAR, NORM_PERI,
                              NORM_PERI_OUTER, NORM_POST, NORM_PRE, NORM_PRE_OUTER, NORM_SANDWICH, NORM_SPHERE,
@@ -36,6 +43,8 @@ SMALL_PRODUCT_BYTES = 128
 #: The product loops take columns in whole blocks of this many (a multiple of every vector length
 #: and unroll factor: the compiler then needs no scalar tail), and the rest in a loop of their own.
 _COLUMN_BLOCK = 16
+#: Columns per BLAS call (float64, float32), the last block padded with zeros: see _blas_product.
+_BLAS_COLUMNS = (32, 16)
 
 
 @njit(**_JIT)
@@ -99,12 +108,73 @@ def column_product(w, x, out):
     """
     n_out, n_in = w.shape
     if n_in * x.itemsize > SMALL_PRODUCT_BYTES or n_out == 1:
-        np.dot(w, x, out)
+        _blas_product(w, x, out)
         return
     for o in range(0, n_out - 1, 2):
         _two_rows(w, x, out, o, o + 1)
     if n_out % 2 == 1:  # the last row, paired with the one before (computed again, same values)
         _two_rows(w, x, out, n_out - 2, n_out - 1)
+
+
+def _gemm_columns(w, x, lo, width, out):
+    """``out[:, lo:lo + width] = W x[:, lo:lo + width]``: one BLAS call on the columns where they lie.
+
+    ``W``, ``x`` and ``out`` are C-contiguous (the caller checks).
+    """
+    raise NotImplementedError("_gemm_columns is only callable from compiled code")
+
+
+# numba's own entry to SciPy's gemm (the one np.dot calls), found by name when a cached kernel loads:
+# np.dot takes no leading dimension, and a ctypes pointer to the function would keep kernels from caching
+@overload(_gemm_columns, jit_options=_JIT)
+def _gemm_columns_compiled(w, x, lo, width, out):
+    gemm = _BLAS().numba_xxgemm(x.dtype)
+    kind = ord(get_blas_kind(x.dtype))
+    no_transpose = ord("N")
+
+    def impl(w, x, lo, width, out):
+        # row-major arrays read as column-major are transposed: out[:, lo:]ᵀ = x[:, lo:]ᵀ Wᵀ, leading dimension c
+        n_out, n_in = w.shape
+        c = x.shape[1]
+        one = np.ones(1, dtype=x.dtype)
+        zero = np.zeros(1, dtype=x.dtype)
+        gemm(kind, no_transpose, no_transpose, width, n_out, n_in, one.ctypes, x[:, lo:].ctypes, c, w.ctypes, n_in,
+             zero.ctypes, out[:, lo:].ctypes, c)
+    return impl
+
+
+@njit(**_JIT)
+def _blas_product(w, x, out):
+    """``out = W x`` through BLAS, in calls of one shape: blocks of ``_BLAS_COLUMNS`` columns.
+
+    OpenBLAS rounds a column of ``W @ X`` according to the call's number of columns and the
+    column's place among them: its micro-kernels for the edges of the output, its small-matrix
+    kernels (AVX-512) and its matrix-vector path for one column each sum the inputs in an order
+    of their own. One call per group made a point's result depend on its group's size (1 ulp in
+    the sweep tests on AVX-512). So every call here has the same number of columns: BLAS reads
+    whole blocks where they lie, and the rest, padded with zeros, from a copy. Within a call of
+    that width every column was rounded alike on every OpenBLAS 0.3.31 kernel set this machine
+    can run (``OPENBLAS_CORETYPE`` = SkylakeX, Cooperlake, SapphireRapids, Haswell, Zen (run
+    with Haswell's kernels), Sandybridge, Nehalem; 17 to 128 inputs, one and two threads;
+    widths 16, 32, 64), except Haswell's float32 kernels at 24 columns or more, which round the
+    first and last 8 columns of a call unlike the rest: float32 calls take 16.
+    tests/test_column_kernels.py checks it wherever it runs.
+    """
+    n_out, n_in = w.shape
+    c = x.shape[1]
+    if not (w.flags.c_contiguous and x.flags.c_contiguous and out.flags.c_contiguous):
+        raise ValueError("column products take C-contiguous arrays")
+    width = _BLAS_COLUMNS[0] if x.itemsize == 8 else _BLAS_COLUMNS[1]
+    whole = c - c % width
+    for lo in range(0, whole, width):
+        _gemm_columns(w, x, lo, width, out)
+    if whole < c:
+        rest = c - whole
+        block = np.zeros((n_in, width), dtype=x.dtype)
+        block[:, :rest] = x[:, whole:]
+        product = np.empty((n_out, width), dtype=x.dtype)
+        _gemm_columns(w, block, 0, width, product)
+        out[:, whole:] = product[:, :rest]
 
 
 @njit(**_JIT)
