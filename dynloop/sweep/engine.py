@@ -12,7 +12,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from .._errors import check_int, invalid
+from .._errors import check_int, did_you_mean, invalid
 from ..dynamics.regimes import Regime
 from ..dynamics.simulate import _DTYPES
 
@@ -51,7 +51,7 @@ def _check_axes(system, axes, kind):
         if name not in fields:
             raise invalid("axes", name, "not a sweepable " + ("BlockSpec field" if kind == "block" else
                                                             f"parameter of {system.name}") + "; allowed: "
-                          + ", ".join(fields))
+                          + ", ".join(fields) + did_you_mean(name, fields))
         array = np.asarray(values)
         if array.ndim != 1 or array.size == 0:
             raise invalid(f"axes[{name!r}]", values, "expected a non-empty 1-D sequence of values")
