@@ -76,9 +76,11 @@ def kernels_cached(*modules, directory=None):
     Parameters
     ----------
     *modules : str
-        dynloop modules whose kernels are needed, e.g. ``"dynloop.sweep._kernels"``; each must
-        have at least one index file (``*.nbi``) in the cache. Without any: whether the cache
-        holds an index file of any of dynloop's modules.
+        dynloop modules whose kernels are needed, e.g. ``"dynloop.sweep._kernels"``, or kernels
+        of a module, named by its dotted path (``"dynloop.sweep._kernels.sweep_map"``; a prefix:
+        ``sweep_block`` stands for ``sweep_block_columns`` too); each must have at least one index
+        file (``*.nbi``) in the cache. Without any: whether the cache holds an index file of any
+        of dynloop's modules.
     directory : str or Path, optional
         The cache directory (default ``numba.config.CACHE_DIR``, as :func:`configure_numba_cache`
         set it).
@@ -101,20 +103,27 @@ def kernels_cached(*modules, directory=None):
         directory = numba.config.CACHE_DIR
     if not directory or not os.path.isdir(directory):
         return False
-    if modules:
-        sources = [_ROOT.joinpath(*name.split(".")[1:]).with_suffix(".py") for name in modules]
-    else:
-        sources = [path for path in _ROOT.rglob("*.py") if b"numba" in path.read_bytes()]
+    wanted = []  # (source file, index file name prefix)
+    for name in modules:
+        parts = name.split(".")[1:]
+        source = _ROOT.joinpath(*parts).with_suffix(".py")
+        if source.is_file():
+            wanted.append((source, source.stem + "."))
+        else:  # a kernel of a module
+            source = _ROOT.joinpath(*parts[:-1]).with_suffix(".py")
+            wanted.append((source, f"{source.stem}.{parts[-1]}"))
+    if not modules:
+        wanted = [(path, path.stem + ".") for path in _ROOT.rglob("*.py") if b"numba" in path.read_bytes()]
 
-    def cached(source):
+    def cached(source, prefix):
         folder = os.path.join(directory, _cache_subdirectory(source))
-        prefix = source.stem + "."
         try:
             return any(name.startswith(prefix) and name.endswith(".nbi") for name in os.listdir(folder))
         except OSError:
             return False
 
-    return all(map(cached, sources)) if modules else any(map(cached, sources))
+    found = [cached(source, prefix) for source, prefix in wanted]
+    return all(found) if modules else any(found)
 
 
 def announce_compiling(*modules, directory=None, stream=None):

@@ -243,13 +243,20 @@ def _figure_output(option, value):
     return _output(option, value, _figure_suffixes()) if value is not None else None
 
 
-def _announce_compiling(system, *modules):
-    """Say on stderr that kernels are being compiled, if those this command needs are not cached."""
+def _announce_compiling(system, *, sweeps=False):
+    """Say on stderr that kernels are being compiled, if those this command needs are not cached.
+
+    Every command iterates the system and classifies with the decision rules; ``sweeps``: the
+    sweep kernels of the system's kind as well.
+    """
     from ._cache import announce_compiling
     from .systems.block import BlockSpec
 
-    kernels = "dynloop.systems._block_kernels" if isinstance(system, BlockSpec) else "dynloop.systems._map_kernels"
-    announce_compiling(kernels, *modules)
+    kind = "block" if isinstance(system, BlockSpec) else "map"
+    modules = [f"dynloop.systems._{kind}_kernels", "dynloop.dynamics.regimes"]
+    if sweeps:
+        modules.append(f"dynloop.sweep._kernels.sweep_{kind}")
+    announce_compiling(*modules)
 
 
 # ----------------------------------------------------------------------------- commands
@@ -267,7 +274,7 @@ def _simulate(args):
         options["record"] = tuple(options["record"])
     out = _output("--out", args.out, (".npz",))
     figure = _figure_output("--figure", args.figure)
-    _announce_compiling(system, "dynloop.dynamics.regimes")
+    _announce_compiling(system)
     trajectory = simulate(system, loops, x0=x0, params=params, dtype=dtype, **options)
     print(trajectory.summary())
     print(regime_reached(system, trajectory, params=params))
@@ -314,7 +321,7 @@ def _classify(args):
     options = _settings(document, "classify", _CLASSIFY_KEYS)
     figure = _figure_output("--figure", args.figure)
     out = _output("--out", args.out, (".json",))
-    _announce_compiling(system, "dynloop.dynamics.regimes")
+    _announce_compiling(system)
     result = classify(system, x0=x0, params=params, **options)
     print(result.summary())
     if out is not None:
@@ -353,7 +360,7 @@ def _sweep(args):
     figure = _output("-o", out / ("phase.png" if field == "regime" else f"phase-{field}.png"), (".png",))
     found = 0 if args.fresh else _count_chunks(chunks)
     axes = options.pop("axes")
-    _announce_compiling(system, "dynloop.sweep._kernels")
+    _announce_compiling(system, sweeps=True)
     try:
         diagram = sweep(system, axes, x0=x0, store=chunks, resume=not args.fresh,
                         progress=not args.no_progress, **options)
@@ -394,7 +401,7 @@ def _orbit(args):
         options["loops"] = args.loops
     out = _output("--out", args.out, (".npz",))
     figure = _figure_output("--figure", args.figure)
-    _announce_compiling(system, "dynloop.sweep._kernels")
+    _announce_compiling(system, sweeps=True)
     diagram = orbit_diagram(system, parameter, values, x0=x0, **options)
     print(diagram.summary())
     if out is not None:

@@ -14,12 +14,12 @@ from dynloop.cli import main
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def index_file(directory, module):
-    """Put a numba index file for ``module`` where numba would keep it in the cache ``directory``."""
+def index_file(directory, module, kernel="kernel"):
+    """Put a numba index file for ``module.kernel`` where numba would keep it in the cache ``directory``."""
     source = Path(_cache.__file__).parent.joinpath(*module.split(".")[1:]).with_suffix(".py")
     folder = Path(directory) / _cache._cache_subdirectory(source)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{source.stem}.kernel-12.py311.nbi").write_bytes(b"")
+    (folder / f"{source.stem}.{kernel}-12.py311.nbi").write_bytes(b"")
 
 
 def test_kernels_cached_looks_for_index_files_of_these_sources(tmp_path):
@@ -29,6 +29,10 @@ def test_kernels_cached_looks_for_index_files_of_these_sources(tmp_path):
     assert _cache.kernels_cached(directory=tmp_path)
     assert _cache.kernels_cached("dynloop.sweep._kernels", directory=tmp_path)
     assert not _cache.kernels_cached("dynloop.sweep._kernels", "dynloop.dynamics.regimes", directory=tmp_path)
+    assert not _cache.kernels_cached("dynloop.sweep._kernels.sweep_map", directory=tmp_path)
+    index_file(tmp_path, "dynloop.sweep._kernels", kernel="sweep_block_columns")
+    assert _cache.kernels_cached("dynloop.sweep._kernels.sweep_block", directory=tmp_path)
+    assert not _cache.kernels_cached("dynloop.sweep._kernels.sweep_map", directory=tmp_path)
     (tmp_path / "elsewhere_0123").mkdir()
     (tmp_path / "elsewhere_0123" / "regimes.decide-1.py311.nbi").write_bytes(b"")  # another checkout's
     assert not _cache.kernels_cached("dynloop.dynamics.regimes", directory=tmp_path)
@@ -59,6 +63,13 @@ def test_commands_announce_before_running_kernels_that_are_not_cached(tmp_path, 
     captured = capsys.readouterr()
     assert captured.err == _cache.COMPILING_MESSAGE + "\n" and "regime at the end" in captured.out
     assert asked == [("dynloop.systems._map_kernels", "dynloop.dynamics.regimes")]
+    monkeypatch.setattr(_cache, "_announced", False)
+    asked.clear()
+    config = tmp_path / "orbit.toml"
+    config.write_text("[map]\nname = 'logistic'\n[orbit]\nparameter = 'r'\nvalues = [3.2]\nloops = 50\nkeep = 2\n")
+    assert main(["orbit", str(config)]) == 0
+    assert capsys.readouterr().err == _cache.COMPILING_MESSAGE + "\n"
+    assert asked == [("dynloop.systems._map_kernels", "dynloop.dynamics.regimes", "dynloop.sweep._kernels.sweep_map")]
     monkeypatch.setattr(_cache, "_announced", False)
     assert main(["simulate", str(ROOT / "examples/configs/logistic.toml"), "--out", str(tmp_path / "x.txt")]) == 2
     assert _cache.COMPILING_MESSAGE not in capsys.readouterr().err  # a mistake is reported before compiling
