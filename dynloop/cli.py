@@ -1,6 +1,16 @@
 """The ``dynloop`` command.
 
-A configuration file is TOML with one system table and one table per sub-command::
+Commands::
+
+    dynloop simulate CONFIG.toml [--loops N] [--out RUN.npz] [--figure RUN.png]
+    dynloop classify CONFIG.toml [--figure FIG.png] [--out RESULT.json]
+    dynloop sweep    CONFIG.toml -o OUTDIR [--loops N] [--field NAME] [--fresh] [--no-progress]
+    dynloop orbit    CONFIG.toml [--loops N] [--out ORBIT.npz] [--figure ORBIT.png]
+    dynloop plot     FILE.npz [--field NAME] [-o FIG.png]
+    dynloop theory   key=value ... | --build [OUTDIR]
+    dynloop --version
+
+A configuration file is TOML with one system table and one table per command::
 
     [block]                 # any BlockSpec field; or, instead, a [map] table:
     width = 16              # [map]
@@ -10,26 +20,95 @@ A configuration file is TOML with one system table and one table per sub-command
     [simulate]
     loops = 200             # also: record = "all" | "none" | ["last", N], stride, dtype
 
+    [classify]              # all optional: keyword arguments of dynloop.classify
+    max_period = 16         # also: transient, window, lyapunov, tol (a number or a table)
+
     [sweep]                 # dynloop sweep CONFIG.toml -o OUTDIR
     loops = 200             # also: transient, chunk, lyapunov, early_exit, dtype, tol
     [sweep.axes]            # in order; a list of values or {start, stop, num}
     residual_scale = { start = 0.0, stop = 3.0, num = 64 }
     norm = ["pre", "peri"]
+
+    [orbit]                 # dynloop orbit CONFIG.toml: an orbit (bifurcation) diagram
+    parameter = "r"         # a map parameter or a numeric BlockSpec field
+    values = { start = 2.5, stop = 4.0, num = 600 }   # or a list
+    loops = 1000            # also: keep, coordinate (an index or "pca"), regimes
+
+Every output path is checked before anything is computed. A mistake in the input ends with one
+line, ``dynloop COMMAND: error: ...``, and exit status 2 (``--traceback`` or ``DYNLOOP_DEBUG=1``
+show the Python traceback as well); Ctrl-C ends with one line and exit status 130, and an
+interrupted sweep keeps its finished chunks for the next run of the same command.
 """
 
-__all__ = ["main", "load_system"]
+__all__ = ["main", "build_parser", "load_config", "load_system", "sweep_settings", "theory_request"]
 
 import argparse
+import dataclasses
+import os
 import sys
+from pathlib import Path
 
 import numpy as np
 
-from ._errors import invalid
+from ._errors import caused_by_interrupt, check_choice, check_int, check_real, did_you_mean, invalid
 from ._toml import load_toml
 
+_TABLES = ("block", "map", "simulate", "classify", "sweep", "orbit")
+_MAP_KEYS = ("name", "params", "x0")
 _SIMULATE_KEYS = ("loops", "record", "stride", "dtype")
+_CLASSIFY_KEYS = ("transient", "window", "max_period", "lyapunov", "tol")
 _SWEEP_KEYS = ("axes", "loops", "transient", "chunk", "lyapunov", "early_exit", "dtype", "tol")
+_ORBIT_KEYS = ("parameter", "values", "loops", "keep", "coordinate", "regimes")
 _DTYPE_NAMES = {"float64": np.float64, "float32": np.float32}
+#: Loops that ``simulate`` classifies after the run, to say which regime the run reached.
+REGIME_WINDOW = 64
+
+
+class _Interrupted(Exception):
+    """Ctrl-C, with what the interrupted command leaves behind."""
+
+
+# ----------------------------------------------------------------------------- configuration
+def _check_keys(table, options, allowed):
+    """Refuse keys of ``options`` (the table ``table``) that are not in ``allowed``, suggesting a close one."""
+    if not isinstance(options, dict):
+        raise invalid(table, options, "expected a table, e.g. [" + table + "]")
+    for key in options:
+        if key not in allowed:
+            raise invalid(f"{table}.{key}", options[key], "allowed keys are " + ", ".join(allowed)
+                          + did_you_mean(key, allowed))
+    return dict(options)
+
+
+def load_config(path):
+    """Read a configuration file and check its tables' names.
+
+    Parameters
+    ----------
+    path : str or Path
+        A TOML file (or TOML text).
+
+    Returns
+    -------
+    dict
+        The document.
+
+    Examples
+    --------
+    >>> from dynloop.cli import load_config
+    >>> load_config("[map]\\nname = 'logistic'\\n[simulate]\\nloops = 10\\n")["simulate"]
+    {'loops': 10}
+    >>> load_config("[map]\\nname = 'logistic'\\n[simualte]\\nloops = 10\\n")
+    Traceback (most recent call last):
+    ...
+    ValueError: table [simualte] is not allowed: a configuration holds [block] or [map], and [simulate], [classify], [sweep] or [orbit]; did you mean 'simulate'?
+    """
+    document = load_toml(path)
+    for key in document:
+        if key not in _TABLES:
+            raise ValueError(f"table [{key}] is not allowed: a configuration holds [block] or [map], and "
+                             "[simulate], [classify], [sweep] or [orbit]" + did_you_mean(key, _TABLES))
+    return document
 
 
 def load_system(document):
@@ -38,7 +117,18 @@ def load_system(document):
     Returns
     -------
     system, x0, params
-        ``x0`` and ``params`` are ``None`` unless the ``[map]`` table sets them.
+        ``x0`` is ``None`` unless the ``[map]`` table sets it; ``params`` is ``None`` (the map is
+        built with the table's parameters).
+
+    Examples
+    --------
+    >>> from dynloop.cli import load_system
+    >>> load_system({"map": {"name": "logistic", "params": {"r": 3.2}}})[0].params
+    {'r': 3.2}
+    >>> load_system({"map": {"name": "logistic", "params": {"rr": 3.2}}})
+    Traceback (most recent call last):
+    ...
+    ValueError: map.params.rr=3.2 is not allowed: logistic has the parameter r; did you mean 'r'?
     """
     from . import maps
     from .systems.block import BlockSpec
@@ -47,120 +137,348 @@ def load_system(document):
         raise invalid("configuration", sorted(document), "expected exactly one of the tables [block] or [map]")
     if "block" in document:
         return BlockSpec.from_dict(document["block"]), None, None
-    table = dict(document["map"])
-    name = table.pop("name", None)
+    table = _check_keys("map", document["map"], _MAP_KEYS)
     catalogue = [n for n in maps.__all__ if n != "linear"]
-    if name not in catalogue:
-        raise invalid("map.name", name, "expected one of " + ", ".join(catalogue))
-    params = table.pop("params", None)
-    x0 = table.pop("x0", None)
-    if table:
-        raise invalid(f"map.{sorted(table)[0]}", table[sorted(table)[0]], "map tables take name, params and x0")
-    system = getattr(maps, name)(**(params or {}))
-    return system, None if x0 is None else np.asarray(x0, dtype=float), None
-
-
-def _simulate(args):
-    from .dynamics.simulate import simulate
-
-    document = load_toml(args.config)
-    system, x0, params = load_system(document)
-    options = dict(document.get("simulate", {}))
-    unknown = sorted(set(options) - set(_SIMULATE_KEYS))
-    if unknown:
-        raise invalid(f"simulate.{unknown[0]}", options[unknown[0]], "allowed keys are " + ", ".join(_SIMULATE_KEYS))
-    if args.loops is not None:
-        options["loops"] = args.loops
-    loops = options.pop("loops", 100)
-    dtype = _dtype(options.pop("dtype", "float64"), "simulate.dtype")
-    if isinstance(options.get("record"), list):
-        options["record"] = tuple(options["record"])
-    trajectory = simulate(system, loops, x0=x0, params=params, dtype=dtype, **options)
-    print(trajectory.summary())
-    if args.out:
-        trajectory.save(args.out)
-        print(f"trajectory written to {args.out}")
-    if args.figure:
-        trajectory.plot(args.figure)
-        print(f"figure written to {args.figure}")
-    return 0
+    name = check_choice("map.name", table.get("name"), catalogue)
+    factory = getattr(maps, name)
+    names = list(factory().param_names)
+    params = table.get("params", {})
+    if not isinstance(params, dict):
+        raise invalid("map.params", params, "expected a table of parameter values, e.g. params = { "
+                      + (f"{names[0]} = 1.0" if names else "") + " }")
+    for key, value in params.items():
+        if key not in names:
+            allowed = (f"{name} has the parameter{'s' * (len(names) != 1)} " + ", ".join(names)) if names else \
+                f"{name} has no parameters"
+            raise invalid(f"map.params.{key}", value, allowed + did_you_mean(key, names))
+        check_real(f"map.params.{key}", value)
+    x0 = table.get("x0")
+    if x0 is not None:
+        try:
+            x0 = np.asarray(x0, dtype=float)
+        except (TypeError, ValueError):
+            raise invalid("map.x0", x0, "expected a list of numbers, e.g. x0 = [0.1]") from None
+    return factory(**params), x0, None
 
 
 def _dtype(name, field):
-    if name not in _DTYPE_NAMES:
-        raise invalid(field, name, "expected 'float64' or 'float32'")
-    return _DTYPE_NAMES[name]
+    return _DTYPE_NAMES[check_choice(field, name, tuple(_DTYPE_NAMES))]
 
 
-def _axis_values(name, spec):
-    """An axis from TOML: a list of values, or a table {start, stop, num} (evenly spaced)."""
-    if isinstance(spec, list):
+def _axis_values(field, spec):
+    """Parameter values from TOML: a list of values, or a table {start, stop, num} (evenly spaced)."""
+    if isinstance(spec, list) and spec:
         return np.asarray(spec)
     if isinstance(spec, dict) and set(spec) == {"start", "stop", "num"}:
-        return np.linspace(spec["start"], spec["stop"], int(spec["num"]))
-    raise invalid(f"sweep.axes.{name}", spec, "expected a list of values or a table {start, stop, num}")
+        start, stop = check_real(f"{field}.start", spec["start"]), check_real(f"{field}.stop", spec["stop"])
+        return np.linspace(start, stop, check_int(f"{field}.num", spec["num"], minimum=1))
+    raise invalid(field, spec, "expected a non-empty list of values or a table {start, stop, num}")
 
 
 def sweep_settings(document):
-    """The ``[sweep]`` table of a configuration as keyword arguments of :func:`dynloop.sweep`."""
-    options = dict(document.get("sweep", {}))
-    unknown = sorted(set(options) - set(_SWEEP_KEYS))
-    if unknown:
-        raise invalid(f"sweep.{unknown[0]}", options[unknown[0]], "allowed keys are " + ", ".join(_SWEEP_KEYS))
+    """The ``[sweep]`` table of a configuration as keyword arguments of :func:`dynloop.sweep`.
+
+    Examples
+    --------
+    >>> from dynloop.cli import sweep_settings
+    >>> settings = sweep_settings({"sweep": {"loops": 400, "axes": {"r": {"start": 2.5, "stop": 4, "num": 4}}}})
+    >>> settings["loops"], settings["axes"]["r"].tolist()
+    (400, [2.5, 3.0, 3.5, 4.0])
+    """
+    options = _check_keys("sweep", document.get("sweep", {}), _SWEEP_KEYS)
     axes = options.pop("axes", None)
     if not isinstance(axes, dict) or not axes:
-        raise invalid("sweep.axes", axes, "expected a table of axes, e.g. residual_scale = {start = 0, stop = 3, num = 64}")
-    options["axes"] = {name: _axis_values(name, values) for name, values in axes.items()}
+        raise invalid("sweep.axes", axes,
+                      "expected a table of axes, e.g. residual_scale = {start = 0, stop = 3, num = 64}")
+    options["axes"] = {name: _axis_values(f"sweep.axes.{name}", values) for name, values in axes.items()}
     if "dtype" in options:
         options["dtype"] = _dtype(options["dtype"], "sweep.dtype")
     return options
 
 
+def _settings(document, table, allowed):
+    return _check_keys(table, document.get(table, {}), allowed)
+
+
+# ----------------------------------------------------------------------------- output paths
+def _figure_suffixes():
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    return tuple("." + suffix for suffix in FigureCanvasBase.get_supported_filetypes())
+
+
+def _output(option, value, suffixes=None, directory=False):
+    """Check, before anything is computed, that ``value`` can be written; return it as a Path.
+
+    A file must end in one of ``suffixes`` and not be a directory; a directory must not be a
+    file. The nearest existing ancestor must be a writable directory (missing ones are created
+    when the output is written).
+    """
+    if value is None:
+        return None
+    path = Path(value)
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise invalid(option, value, "expected a file name ending in " + ", ".join(suffixes))
+    if directory and path.exists() and not path.is_dir():
+        raise invalid(option, value, "it exists and is not a directory")
+    if not directory and path.is_dir():
+        raise invalid(option, value, "it is a directory; expected a file name")
+    for ancestor in (path, *path.parents) if directory else path.parents:
+        if ancestor.exists() or ancestor.is_symlink():
+            if not ancestor.is_dir():
+                raise invalid(option, value, f"{str(ancestor)!r} is a file, not a directory")
+            if not os.access(ancestor, os.W_OK | os.X_OK):
+                raise invalid(option, value, f"cannot write in {str(ancestor)!r} (permission denied)")
+            break
+    return path
+
+
+def _written(path):
+    """Create the directories above ``path`` just before it is written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _figure_output(option, value):
+    return _output(option, value, _figure_suffixes()) if value is not None else None
+
+
+def _announce_compiling(system, *, sweeps=False):
+    """Say on stderr that kernels are being compiled, if those this command needs are not cached.
+
+    Every command iterates the system and classifies with the decision rules; ``sweeps``: the
+    sweep kernels of the system's kind as well.
+    """
+    from ._cache import announce_compiling
+    from .systems.block import BlockSpec
+
+    kind = "block" if isinstance(system, BlockSpec) else "map"
+    modules = [f"dynloop.systems._{kind}_kernels", "dynloop.dynamics.regimes"]
+    if sweeps:
+        modules.append(f"dynloop.sweep._kernels.sweep_{kind}")
+    announce_compiling(*modules)
+
+
+# ----------------------------------------------------------------------------- commands
+def _simulate(args):
+    from .dynamics.simulate import simulate
+
+    document = load_config(args.config)
+    system, x0, params = load_system(document)
+    options = _settings(document, "simulate", _SIMULATE_KEYS)
+    if args.loops is not None:
+        options["loops"] = args.loops
+    loops = check_int("loops", options.pop("loops", 100), minimum=1)
+    dtype = _dtype(options.pop("dtype", "float64"), "simulate.dtype")
+    if isinstance(options.get("record"), list):
+        options["record"] = tuple(options["record"])
+    out = _output("--out", args.out, (".npz",))
+    figure = _figure_output("--figure", args.figure)
+    _announce_compiling(system)
+    trajectory = simulate(system, loops, x0=x0, params=params, dtype=dtype, **options)
+    print(trajectory.summary())
+    print(regime_reached(system, trajectory, params=params))
+    if out is not None:
+        trajectory.save(_written(out))
+        print(f"trajectory written to {out}")
+    if figure is not None:
+        trajectory.plot(_written(figure))
+        print(f"figure written to {figure}")
+    return 0
+
+
+def regime_reached(system, trajectory, params=None, window=REGIME_WINDOW):
+    """One line: the regime a run ended in, by :func:`dynloop.classify` on ``window`` more loops.
+
+    The classification starts from the run's final state and runs one window, without an
+    adaptive transient, so it judges the end of the run, with the same decision rules as
+    :func:`dynloop.classify` and :func:`dynloop.sweep`.
+
+    Examples
+    --------
+    >>> import dynloop
+    >>> from dynloop.cli import regime_reached
+    >>> system = dynloop.maps.logistic(r=3.2)
+    >>> regime_reached(system, dynloop.simulate(system, 200))
+    'regime at the end of the run: periodic, period 2 (dynloop.classify on 64 more loops from the final state)'
+    """
+    from .dynamics.classify import classify
+
+    if trajectory.diverged:
+        return f"regime at the end of the run: divergent (a non-finite value at loop {trajectory.diverged_at})"
+    result = classify(system, x0=trajectory.final_state, params=params, transient=0, window=window,
+                      max_period=(window - 4) // 4)
+    period = f", period {result.period}" if result.period is not None and result.period > 1 else ""
+    return (f"regime at the end of the run: {result.regime.value}{period} (dynloop.classify on "
+            f"{result.evidence['loops']} more loops from the final state)")
+
+
+def _classify(args):
+    from .dynamics.classify import classify
+
+    document = load_config(args.config)
+    system, x0, params = load_system(document)
+    options = _settings(document, "classify", _CLASSIFY_KEYS)
+    figure = _figure_output("--figure", args.figure)
+    out = _output("--out", args.out, (".json",))
+    _announce_compiling(system)
+    result = classify(system, x0=x0, params=params, **options)
+    print(result.summary())
+    if out is not None:
+        result.save(_written(out))
+        print(f"classification written to {out}")
+    if figure is not None:
+        result.plot(_written(figure))
+        print(f"figure written to {figure}")
+    return 0
+
+
+def _count_chunks(directory):
+    """Finished chunk files in a sweep's store directory (0 if there is none)."""
+    from .sweep.store import _CHUNK
+
+    try:
+        return sum(1 for entry in os.scandir(directory) if _CHUNK.fullmatch(entry.name))
+    except OSError:
+        return 0
+
+
 def _sweep(args):
-    from pathlib import Path
-
     from .sweep import sweep
+    from .sweep._kernels import DIAGNOSTICS
+    from .sweep.store import ResumeRefused
 
-    document = load_toml(args.config)
+    document = load_config(args.config)
     system, x0, _ = load_system(document)
     options = sweep_settings(document)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    if args.loops is not None:
+        options["loops"] = args.loops
+    field = check_choice("--field", args.field, ("regime",) + tuple(DIAGNOSTICS))
+    out = _output("-o", args.out, directory=True)
+    chunks = _output("-o", out / "chunks", directory=True)
+    result = _output("-o", out / "phase.npz", (".npz",))
+    figure = _output("-o", out / ("phase.png" if field == "regime" else f"phase-{field}.png"), (".png",))
     axes = options.pop("axes")
-    diagram = sweep(system, axes, x0=x0, store=out / "chunks", resume=not args.fresh,
-                    progress=not args.no_progress, **options)
-    diagram.save(out / "phase.npz")
-    diagram.plot(out / "phase.png")
+    _announce_compiling(system, sweeps=True)
+    try:
+        diagram = sweep(system, axes, x0=x0, store=chunks, resume=not args.fresh,
+                        progress=not args.no_progress, **options)
+    except ResumeRefused as refused:
+        raise ValueError(f"{chunks} {refused.reason}. To keep its {refused.chunks} finished chunk(s), give this "
+                         "sweep another -o OUTDIR; to discard them and start over, add --fresh") from None
+    except BaseException as error:  # noqa: B036 - Ctrl-C may surface as another exception caused by it
+        if not caused_by_interrupt(error):
+            raise
+        kept = _count_chunks(chunks)
+        raise _Interrupted(f"{kept} finished chunk{'s' * (kept != 1)} kept in {chunks}; run the same command "
+                           + ("without --fresh " if args.fresh else "") + "again to resume") from error
+    diagram.save(_written(result))
+    diagram.plot(figure, field=field)
     print(diagram.summary())
-    print(f"phase diagram written to {out / 'phase.npz'} and {out / 'phase.png'}")
+    if diagram.meta.get("chunks_loaded"):
+        print(f"resumed: {diagram.meta['chunks_loaded']} of {diagram.meta['chunks']} chunks were loaded from {chunks} "
+              "(computed by an earlier run)")
+    print(f"phase diagram written to {result} and {figure}")
     return 0
+
+
+def _orbit(args):
+    from .sweep import orbit_diagram
+
+    document = load_config(args.config)
+    system, x0, _ = load_system(document)
+    if "orbit" not in document:
+        raise invalid("[orbit]", None, "dynloop orbit needs an [orbit] table, e.g. parameter = \"r\" and "
+                      "values = { start = 2.5, stop = 4.0, num = 600 }")
+    options = _settings(document, "orbit", _ORBIT_KEYS)
+    for key in ("parameter", "values"):
+        if key not in options:
+            raise invalid(f"orbit.{key}", None, "required: parameter = NAME and values = a list or {start, stop, num}")
+    parameter = options.pop("parameter")
+    values = _axis_values("orbit.values", options.pop("values"))
+    if args.loops is not None:
+        options["loops"] = args.loops
+    out = _output("--out", args.out, (".npz",))
+    figure = _figure_output("--figure", args.figure)
+    _announce_compiling(system, sweeps=True)
+    diagram = orbit_diagram(system, parameter, values, x0=x0, **options)
+    print(diagram.summary())
+    if out is not None:
+        diagram.save(_written(out))
+        print(f"orbit diagram written to {out}")
+    if figure is not None:
+        diagram.plot(_written(figure))
+        print(f"figure written to {figure}")
+    return 0
+
+
+_PLOT_ACCEPTS = ("plot draws a phase diagram (OUTDIR/phase.npz, written by 'dynloop sweep CONFIG.toml -o OUTDIR') "
+                 "or an orbit diagram (written by 'dynloop orbit CONFIG.toml --out FILE.npz')")
 
 
 def _plot(args):
-    from pathlib import Path
+    import zipfile
 
-    from .sweep import PhaseDiagram
+    from .sweep import OrbitDiagram, PhaseDiagram
 
     path = Path(args.file)
     if not path.is_file():
-        raise FileNotFoundError(f"phase diagram file {str(path)!r} does not exist")
-    diagram = PhaseDiagram.load(path)
-    figure_path = Path(args.out) if args.out else path.with_name(
-        path.stem + ("" if args.field == "regime" else f"-{args.field}") + ".png")
-    diagram.plot(figure_path, field=args.field)
-    print(f"figure written to {figure_path}")
+        raise FileNotFoundError(f"file {str(path)!r} does not exist")
+    if path.suffix.lower() != ".npz" or not zipfile.is_zipfile(path):
+        hint = "; to sweep a configuration, run 'dynloop sweep CONFIG.toml -o OUTDIR'" \
+            if path.suffix.lower() == ".toml" else ""
+        raise invalid("FILE", str(path), _PLOT_ACCEPTS + hint)
+    figure = _figure_output("-o", args.out)
+    try:
+        diagram = PhaseDiagram.load(path)
+    except ValueError:
+        try:
+            diagram = OrbitDiagram.load(path)
+        except ValueError:
+            raise invalid("FILE", str(path), _PLOT_ACCEPTS + "; this .npz file holds neither") from None
+    if isinstance(diagram, PhaseDiagram):
+        field = check_choice("--field", args.field, diagram.fields)
+    elif args.field != "regime":
+        raise invalid("--field", args.field, "an orbit diagram has no fields to choose from")
+    else:
+        field = "regime"
+    if figure is None:
+        figure = path.with_name(path.stem + ("" if field == "regime" else f"-{field}") + ".png")
+    if isinstance(diagram, PhaseDiagram):
+        diagram.plot(_written(figure), field=field)
+    else:
+        diagram.plot(_written(figure))
+    print(f"figure written to {figure}")
     return 0
 
 
-_THEORY_FIELDS = ("norm", "norm_kind", "injection", "mixer", "layers", "width", "map", "period")
+# ----------------------------------------------------------------------------- theory
+_THEORY_FIELDS = ("norm", "norm_kind", "injection", "mixer", "activation", "layers", "width", "map", "period")
 _THEORY_DEFAULTS = {"norm": "none", "norm_kind": "rms", "injection": "none", "mixer": "linear", "layers": "1"}
+_THEORY_MIXERS = ("linear", "mlp")  # attention couples tokens: no closed-form derivation
+
+
+def _smooth_activations():
+    """BlockSpec's activations that symbolic derivations take (relu is not differentiable at 0)."""
+    from .systems._block_kernels import ACTIVATIONS
+
+    return tuple(name for name in ACTIVATIONS if name != "relu")
+
+
+def _default_activation():
+    from .systems.block import BlockSpec
+
+    return next(f.default for f in dataclasses.fields(BlockSpec) if f.name == "activation")
 
 
 def theory_request(tokens):
     """A ``dynloop theory`` SCHEME (``key=value`` words) as the arguments of :func:`dynloop.symbolic.derive`.
 
-    Keys: ``norm``, ``norm_kind``, ``injection``, ``mixer`` (``linear`` or a smooth activation),
-    ``layers``, ``width`` (a block), or ``map`` (a catalogue map); ``period`` for either.
+    The words are BlockSpec's: ``norm``, ``norm_kind``, ``injection``, ``mixer`` (``linear`` or
+    ``mlp``), ``activation`` (with ``mixer=mlp``: a smooth one, ``tanh``, ``gelu`` or ``silu``;
+    BlockSpec's default otherwise), ``layers``, ``width`` (a block), or ``map`` (a catalogue map);
+    ``period`` for either. The older ``mixer=tanh`` (an activation as the mixer) still means
+    ``mixer=mlp activation=tanh``.
 
     Returns
     -------
@@ -172,10 +490,12 @@ def theory_request(tokens):
     >>> from dynloop.cli import theory_request
     >>> theory_request(["norm=pre", "injection=additive", "layers=2"])[0].layers
     2
+    >>> theory_request(["mixer=mlp", "activation=tanh"])[0].mixer  # the Scheme's name for this branch
+    'tanh'
     >>> theory_request(["nrom=pre"])
     Traceback (most recent call last):
     ...
-    ValueError: scheme field 'nrom'='pre' is not allowed: expected one of norm, norm_kind, injection, mixer, layers, width, map, period
+    ValueError: scheme field 'nrom'='pre' is not allowed: expected one of norm, norm_kind, injection, mixer, activation, layers, width, map, period; did you mean 'norm'?
     """
     from . import maps
     from .symbolic import Scheme
@@ -186,7 +506,8 @@ def theory_request(tokens):
         if not sep or not key or not value:
             raise invalid("scheme word", token, "expected key=value, e.g. norm=pre injection=additive layers=2")
         if key not in _THEORY_FIELDS:
-            raise invalid(f"scheme field {key!r}", value, "expected one of " + ", ".join(_THEORY_FIELDS))
+            raise invalid(f"scheme field {key!r}", value, "expected one of " + ", ".join(_THEORY_FIELDS)
+                          + did_you_mean(key, _THEORY_FIELDS))
         if key in fields:
             raise invalid(f"scheme field {key!r}", value, f"given twice (first {fields[key]!r})")
         fields[key] = value
@@ -197,14 +518,25 @@ def theory_request(tokens):
             raise invalid(f"scheme field {sorted(fields)[0]!r}", fields[sorted(fields)[0]],
                           "a map takes only map= and period=")
         catalogue = [n for n in maps.__all__ if n != "linear"]
-        if name not in catalogue:
-            raise invalid("map", name, "expected one of " + ", ".join(catalogue))
-        return getattr(maps, name)(), period
+        return getattr(maps, check_choice("map", name, catalogue))(), period
     values = {**_THEORY_DEFAULTS, **fields}
+    smooth = _smooth_activations()
+    mixer, activation = values.pop("mixer"), values.pop("activation", None)
+    if mixer in smooth and activation is None:  # the older words: an activation named as the mixer
+        mixer, activation = "mlp", mixer
+    if mixer in ("attention", "transformer"):
+        raise invalid("mixer", mixer, "symbolic derivations take mixer=linear or mixer=mlp (attention couples "
+                      "tokens; use the numeric tools)")
+    check_choice("mixer", mixer, _THEORY_MIXERS)
+    if mixer == "linear":
+        if activation is not None:
+            raise invalid("activation", activation, "only with mixer=mlp (the linear mixer has none)")
+    else:
+        activation = check_choice("activation", activation or _default_activation(), smooth)
     for key in ("layers", "width"):
         if key in values:
             values[key] = _theory_int(key, values[key])
-    return Scheme(**values), period
+    return Scheme(mixer="linear" if mixer == "linear" else activation, **values), period
 
 
 def _theory_int(key, value):
@@ -240,50 +572,102 @@ def _theory(args):
     return 0
 
 
+# ----------------------------------------------------------------------------- parser and main
+def _theory_help():
+    from .systems._block_kernels import INJECTIONS, NORM_KINDS, NORMS
+
+    def words(values):
+        return "(" + ", ".join(values) + ")"
+
+    return ("Print the symbolic derivation (fixed points, loop Jacobian, Jury conditions, fold/flip/"
+            "Neimark-Sacker boundaries) of a block scheme or a catalogue map. A SCHEME is key=value words, "
+            f"in BlockSpec's vocabulary: norm= {words(NORMS)}, norm_kind= {words(NORM_KINDS)}, injection= "
+            f"{words(INJECTIONS)}, mixer= {words(_THEORY_MIXERS)}, activation= {words(_smooth_activations())} "
+            f"with mixer=mlp (default {_default_activation()}), layers=, width=; or map= (a catalogue map); "
+            "period= for cycles. Unset fields: norm=none injection=none mixer=linear layers=1. Example: dynloop "
+            "theory norm=pre injection=additive mixer=mlp activation=tanh layers=2. With --build, regenerate the "
+            "theory/ documents instead.")
+
+
 def build_parser():
     """The argument parser of the ``dynloop`` command (one sub-parser per sub-command)."""
+    from . import __version__
+
     parser = argparse.ArgumentParser(
         prog="dynloop",
-        description="Looped transformer blocks as dynamical systems: simulate blocks and maps "
-                    "described in a TOML file.")
+        description="Looped transformer blocks as dynamical systems: simulate, classify, sweep and draw "
+                    "blocks and maps described in a TOML file, or derive their stability symbolically.",
+        epilog="A mistake in the input ends with one line, 'dynloop COMMAND: error: ...', and exit status 2; "
+               "Ctrl-C with exit status 130.")
+    parser.add_argument("--version", action="version", version=f"dynloop {__version__}")
+    parser.add_argument("--traceback", action="store_true",
+                        help="on an error, also show the Python traceback (or set DYNLOOP_DEBUG=1)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    config_help = "TOML file with a [block] or [map] table"
+
     simulate = commands.add_parser(
-        "simulate", help="iterate the system of a TOML config and print a summary",
+        "simulate", help="iterate the system of a TOML config, print a summary and the regime reached",
         description="Iterate the [block] or [map] of CONFIG for a number of loops, print per-stage "
-                    "norms and successive differences, and optionally save the trajectory (.npz) "
-                    "and a figure.")
-    simulate.add_argument("config", metavar="CONFIG.toml", help="TOML file with a [block] or [map] table "
-                          "and an optional [simulate] table (loops, record, stride, dtype)")
+                    "norms and successive differences, then the regime the run reached (dynloop.classify on "
+                    f"{REGIME_WINDOW} more loops from the final state), and optionally save the trajectory "
+                    "(.npz) and a figure.")
+    simulate.add_argument("config", metavar="CONFIG.toml", help=config_help +
+                          " and an optional [simulate] table (loops, record, stride, dtype)")
     simulate.add_argument("--loops", type=int, help="number of loops (overrides [simulate] loops; default 100)")
-    simulate.add_argument("--out", metavar="FILE.npz", help="save the trajectory there")
-    simulate.add_argument("--figure", metavar="FILE.png", help="save the trajectory figure there")
+    simulate.add_argument("--out", metavar="FILE.npz", help="save the trajectory there (a .npz file)")
+    simulate.add_argument("--figure", metavar="FILE.png",
+                          help="save the trajectory figure there (.png, .pdf, .svg, ...)")
     simulate.set_defaults(handler=_simulate)
+
+    classify = commands.add_parser(
+        "classify", help="say which regime the system of a TOML config ends up in, with the evidence",
+        description="Classify the [block] or [map] of CONFIG with dynloop.classify and print the regime and "
+                    "its evidence (Classification.summary()). An optional [classify] table takes transient, "
+                    "window, max_period, lyapunov and tol.")
+    classify.add_argument("config", metavar="CONFIG.toml", help=config_help + " and an optional [classify] table")
+    classify.add_argument("--figure", metavar="FILE.png", help="save the classification figure there")
+    classify.add_argument("--out", metavar="FILE.json", help="save the classification (regime and evidence) as JSON")
+    classify.set_defaults(handler=_classify)
+
     sweep = commands.add_parser(
         "sweep", help="classify the system of a TOML config over a parameter grid (a phase diagram)",
         description="Sweep the [block] or [map] of CONFIG over the axes of its [sweep] table, classify "
                     "every grid point, and write OUTDIR/phase.npz and OUTDIR/phase.png. Finished chunks "
                     "are kept in OUTDIR/chunks: running the same command again resumes an interrupted sweep.")
-    sweep.add_argument("config", metavar="CONFIG.toml", help="TOML file with a [block] or [map] table and a "
-                       "[sweep] table with [sweep.axes]")
+    sweep.add_argument("config", metavar="CONFIG.toml", help=config_help + " and a [sweep] table with [sweep.axes]")
     sweep.add_argument("-o", "--out", metavar="OUTDIR", required=True, help="output directory")
+    sweep.add_argument("--loops", type=int, help="loops per point (overrides [sweep] loops)")
+    sweep.add_argument("--field", default="regime",
+                       help="what the figure shows: 'regime' (default, written to OUTDIR/phase.png) or a "
+                            "diagnostic, e.g. convergence_rate (OUTDIR/phase-FIELD.png)")
     sweep.add_argument("--fresh", action="store_true", help="discard finished chunks in OUTDIR and start over")
     sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
     sweep.set_defaults(handler=_sweep)
-    plot = commands.add_parser("plot", help="draw a phase diagram file",
-                               description="Draw a phase diagram written by 'dynloop sweep' (or PhaseDiagram.save).")
-    plot.add_argument("file", metavar="FILE.npz", help="phase diagram file")
-    plot.add_argument("--field", default="regime", help="'regime' (default) or a diagnostic, e.g. convergence_rate")
+
+    orbit = commands.add_parser(
+        "orbit", help="draw the orbit (bifurcation) diagram of a TOML config",
+        description="For every value of the [orbit] table's parameter, iterate the [block] or [map] of CONFIG "
+                    "and keep the attractor's last points (dynloop.orbit_diagram); print a summary and save "
+                    "the diagram and its figure. [orbit]: parameter = NAME, values = a list or {start, stop, "
+                    "num}; optional loops, keep, coordinate, regimes.")
+    orbit.add_argument("config", metavar="CONFIG.toml", help=config_help + " and an [orbit] table")
+    orbit.add_argument("--loops", type=int, help="loops per value (overrides [orbit] loops; default 1000)")
+    orbit.add_argument("-o", "--out", metavar="FILE.npz", help="save the orbit diagram there (dynloop plot draws it)")
+    orbit.add_argument("--figure", metavar="FILE.png", help="save the figure there")
+    orbit.set_defaults(handler=_orbit)
+
+    plot = commands.add_parser("plot", help="draw a phase or orbit diagram file",
+                               description="Draw a phase diagram written by 'dynloop sweep' (OUTDIR/phase.npz) "
+                                           "or an orbit diagram written by 'dynloop orbit --out'.")
+    plot.add_argument("file", metavar="FILE.npz", help="phase or orbit diagram file")
+    plot.add_argument("--field", default="regime",
+                      help="phase diagrams: 'regime' (default) or a diagnostic, e.g. convergence_rate")
     plot.add_argument("-o", "--out", metavar="FIGURE.png", help="figure path (default: next to FILE)")
     plot.set_defaults(handler=_plot)
+
     theory = commands.add_parser(
         "theory", help="derive the stability conditions of a scheme symbolically, or rebuild theory/",
-        description="Print the symbolic derivation (fixed points, loop Jacobian, Jury conditions, fold/flip/"
-                    "Neimark-Sacker boundaries) of a block scheme or a catalogue map. A SCHEME is key=value "
-                    "words: norm= (none, pre, post, sandwich, peri, pre_outer, peri_outer, sphere), norm_kind= "
-                    "(rms, layer, l2), injection= (none, additive, concat, diagonal, convex), mixer= (linear, tanh, "
-                    "gelu, silu), layers=, width=; or map= (a catalogue map); period= for cycles. Unset fields: "
-                    "norm=none injection=none mixer=linear layers=1. Example: dynloop theory norm=pre "
-                    "injection=additive layers=2. With --build, regenerate the theory/ documents instead.")
+        description=_theory_help())
     theory.add_argument("scheme", nargs="*", metavar="SCHEME", help="key=value words, e.g. norm=post layers=2")
     theory.add_argument("--structure", default="scalar",
                         help="scalar (default), diagonal, commuting, 2x2 or general")
@@ -298,17 +682,55 @@ def build_parser():
     return parser
 
 
+#: What a user's mistake raises; anything else is a bug in dynloop and keeps its traceback.
+_USER_ERRORS = (ValueError, TypeError, KeyError, OSError, RuntimeError, MemoryError)
+
+
+def _message(error):
+    if isinstance(error, KeyError):
+        return f"missing key {error.args[0]!r}" if error.args else "missing key"
+    return str(error) or type(error).__name__
+
+
 def main(argv=None):
-    """Run the ``dynloop`` command; returns the exit status."""
+    """Run the ``dynloop`` command; returns the exit status.
+
+    0 on success, 1 without a command, 2 for a mistake in the input (one line on stderr, no
+    traceback unless ``--traceback`` or ``DYNLOOP_DEBUG=1``), 130 when interrupted (Ctrl-C).
+
+    Examples
+    --------
+    >>> from dynloop.cli import main
+    >>> main(["plot", "no-such-file.npz"])  # prints "dynloop plot: error: ..." on stderr
+    2
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 1
+    debug = args.traceback or os.environ.get("DYNLOOP_DEBUG", "").strip() not in ("", "0")
+    prog = f"dynloop {args.command}"
     try:
         return args.handler(args)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"dynloop {args.command}: error: {error}", file=sys.stderr)
+    except _Interrupted as interrupted:
+        print(f"{prog}: interrupted: {interrupted}", file=sys.stderr)
+        return 130
+    except BaseException as error:  # noqa: B036 - Ctrl-C and user mistakes end in one line, bugs do not
+        if caused_by_interrupt(error):
+            if debug:
+                import traceback
+
+                traceback.print_exc()
+            print(f"{prog}: interrupted", file=sys.stderr)
+            return 130
+        if not isinstance(error, _USER_ERRORS):
+            raise
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        print(f"{prog}: error: {_message(error)}", file=sys.stderr)
         return 2
 
 

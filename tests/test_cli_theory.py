@@ -64,3 +64,66 @@ def test_theory_help_documents_the_scheme_syntax():
     result = subprocess.run([sys.executable, "-m", "dynloop.cli", "theory", "--help"], capture_output=True, text=True)
     assert result.returncode == 0
     assert "key=value" in result.stdout and "--build" in result.stdout and "--format" in result.stdout
+
+
+def theory_help(capsys):
+    with pytest.raises(SystemExit):
+        main(["theory", "--help"])
+    return " ".join(capsys.readouterr().out.split())  # argparse wraps lines anywhere
+
+
+def listed(help_text, key):
+    import re
+
+    match = re.search(rf"\b{key}= \(([^)]*)\)", help_text)
+    assert match, f"theory --help lists no values for {key}="
+    return [value.strip() for value in match.group(1).split(",")]
+
+
+def test_theory_help_speaks_blockspecs_vocabulary(capsys):
+    from dynloop.systems import _block_kernels as kernels
+
+    text = theory_help(capsys)
+    assert set(listed(text, "mixer")) <= set(kernels.MIXERS)
+    assert set(listed(text, "activation")) <= set(kernels.ACTIVATIONS)
+    assert listed(text, "norm") == list(kernels.NORMS) and listed(text, "injection") == list(kernels.INJECTIONS)
+    assert listed(text, "norm_kind") == list(kernels.NORM_KINDS)
+
+
+def test_every_value_theory_help_lists_is_accepted(capsys):
+    text = theory_help(capsys)
+    for key in ("norm", "norm_kind", "injection", "mixer", "activation"):
+        for value in listed(text, key):
+            words = [f"{key}={value}"] + (["mixer=mlp"] if key == "activation" else [])
+            theory_request(words)  # raises if refused
+
+
+@pytest.mark.parametrize("words, mixer", [
+    (["mixer=mlp", "activation=tanh"], "tanh"),
+    (["mixer=mlp", "activation=silu"], "silu"),
+    (["mixer=mlp"], "gelu"),      # BlockSpec's default activation
+    (["mixer=tanh"], "tanh"),     # the older word still works
+    (["mixer=linear"], "linear"),
+])
+def test_theory_mixer_and_activation_as_in_blockspec(words, mixer):
+    import dynloop
+    from dynloop.symbolic import Scheme
+
+    scheme, _ = theory_request(words)
+    assert scheme.mixer == mixer
+    if "mixer=mlp" in words:
+        given = [w.split("=")[1] for w in words if w.startswith("activation=")]
+        activation = given[0] if given else dynloop.BlockSpec().activation
+        assert scheme.mixer == Scheme.from_spec(dynloop.BlockSpec(mixer="mlp", activation=activation)).mixer
+
+
+@pytest.mark.parametrize("words, message", [
+    (["mixer=transformer"], "attention couples tokens"),
+    (["mixer=mlp", "activation=relu"], "activation='relu'"),
+    (["mixer=linear", "activation=tanh"], "only with mixer=mlp"),
+    (["mixer=mpl"], "did you mean 'mlp'?"),
+    (["activaton=tanh"], "did you mean 'activation'?"),
+])
+def test_theory_vocabulary_errors(capsys, words, message):
+    assert main(["theory", *words]) == 2
+    assert message in capsys.readouterr().err

@@ -12,11 +12,11 @@ import sys
 import threading
 import time
 from collections import OrderedDict
-from pathlib import Path
 
 import numpy as np
 
-from .._errors import check_int, invalid
+from .._cache import announce_compiling
+from .._errors import caused_by_interrupt, check_int, did_you_mean, invalid
 from ..dynamics.regimes import Regime
 from ..dynamics.simulate import _DTYPES
 
@@ -64,7 +64,7 @@ def _check_axes(system, axes, kind):
         if name not in fields:
             raise invalid("axes", name, "not a sweepable " + ("BlockSpec field" if kind == "block" else
                                                             f"parameter of {system.name}") + "; allowed: "
-                          + ", ".join(fields))
+                          + ", ".join(fields) + did_you_mean(name, fields))
         field = f"axes[{name!r}]"
         array = np.asarray(values)
         if array.ndim != 1 or array.size == 0:
@@ -264,21 +264,12 @@ def _run_kernel(system, kind, tasks, settings):
         codes, diagnostics = kernels.sweep_map(system._step, system.jacobian_function, np.ascontiguousarray(values),
                                                start, loops, window, max_period, tolerances, early_exit, lyapunov)
     except Exception as error:
-        if _interrupted(error):
+        if caused_by_interrupt(error):
             raise
         _raise_map_failure(system, names, values, start, loops, error)
     if codes.size and not (0 <= codes.min() and codes.max() < len(Regime)):
         _raise_map_failure(system, names, values, start, loops, None)
     return codes, diagnostics
-
-
-def _interrupted(error):
-    """Whether ``error`` was caused by a ``KeyboardInterrupt`` (numba wraps it in a ``SystemError``)."""
-    while error is not None:
-        if isinstance(error, KeyboardInterrupt):
-            return True
-        error = error.__cause__ or error.__context__
-    return False
 
 
 def _raise_map_failure(system, names, values, start, loops, error):
@@ -401,8 +392,8 @@ def sweep(system, axes, *, loops=200, transient=None, tol=None, x0=None, chunk=N
     chunk_store = None if store is None else ChunkStore(store, manifest, len(tasks), resume=resume)
     done = chunk_store.done() if chunk_store is not None and resume else set()
     pending = [task for task in tasks if task.index not in done]
-    if pending and progress and not _kernels_cached(_kernel_names(system, kind, pending)):
-        print("compiling kernels (first run only, about a minute)", file=sys.stderr, flush=True)
+    if pending and progress:
+        announce_compiling(*(f"dynloop.sweep._kernels.{name}" for name in _kernel_names(system, kind, pending)))
     from . import _kernels as kernels  # the map kernel is compiled (or loaded) when this module is imported
 
     regimes = np.full(int(np.prod(shape)), Regime.UNDETERMINED.code, dtype=np.int8)
@@ -500,7 +491,7 @@ def _interrupts_between_calls():
         check()  # a Ctrl-C after the last check
     except SystemError as error:
         # the second Ctrl-C landed while a kernel ran: the user wants to stop, not a SystemError
-        if not _interrupted(error):
+        if not caused_by_interrupt(error):
             raise
         raise KeyboardInterrupt from None
     finally:
@@ -560,25 +551,6 @@ def _kernel_names(system, kind, tasks):
         return {"sweep_map"}
     mixers = {task.facet.get("mixer", system.mixer) for task in tasks}
     return {"sweep_block_columns" if mixer in ("linear", "mlp") else "sweep_block" for mixer in mixers}
-
-
-def _kernels_cached(names):
-    """Whether numba's cache holds every one of these sweep kernels for the current sources.
-
-    dynloop keys numba's cache directory by its sources (``dynloop/_cache.py``); in it, numba
-    keeps a kernel's index ``_kernels.<name>-<line>.<python>.nbi`` in a directory named after the
-    kernel module's directory. Without one, the first call compiles the kernel (about a minute).
-    """
-    import numba
-
-    kernels_file = Path(__file__).with_name("_kernels.py")
-    try:
-        from numba.core.caching import _CacheLocator
-
-        directories = [Path(numba.config.CACHE_DIR) / _CacheLocator.get_suitable_cache_subpath(kernels_file)]
-    except (ImportError, AttributeError):  # numba's layout changed: any directory of the cache will do
-        directories = list(Path(numba.config.CACHE_DIR).glob("*"))
-    return all(any(any(directory.glob(f"_kernels.{name}-*.nbi")) for directory in directories) for name in names)
 
 
 class _NoBar:

@@ -17,7 +17,7 @@ Layout of a store directory::
 Nothing else in the directory is ever touched.
 """
 
-__all__ = ["ChunkStore"]
+__all__ = ["ChunkStore", "ResumeRefused"]
 
 import errno
 import hashlib
@@ -70,9 +70,70 @@ def _fingerprint(canonical):
     return hashlib.sha256(canonical.encode("ascii")).hexdigest()
 
 
-def _short(value, width=60):
+_NOTHING = object()  # a key present on one side of a comparison only
+
+
+def _shown(value, width=60):
+    """A manifest value in a message: its JSON when short, else what kind of value it is."""
+    if value is _NOTHING:
+        return "nothing"
     text = json.dumps(value, sort_keys=True)
-    return text if len(text) <= width else text[: width - 3] + "..."
+    if len(text) <= width:
+        return text
+    if isinstance(value, list):
+        numbers = [v for v in value if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        span = f", {min(numbers):g} … {max(numbers):g}" if len(numbers) == len(value) else ""
+        return f"a list of {len(value)} values{span}"
+    if isinstance(value, dict):
+        return "a table with keys " + ", ".join(sorted(value))
+    return text[: width - 3] + "..."
+
+
+def _differences(stored, given, path=""):
+    """``(path, stored, given)`` for every field where two manifest values differ, recursively.
+
+    Tables are compared key by key (in the order of ``given``, then keys only ``stored`` has), lists
+    of equal length item by item; anything else that differs is one difference.
+    """
+    if isinstance(stored, dict) and isinstance(given, dict):
+        for key in list(given) + [key for key in stored if key not in given]:
+            where = f"{path}.{key}" if path else str(key)
+            yield from _differences(stored.get(key, _NOTHING), given.get(key, _NOTHING), where)
+    elif isinstance(stored, list) and isinstance(given, list) and len(stored) == len(given):
+        for index, (old, new) in enumerate(zip(stored, given)):
+            yield from _differences(old, new, f"{path}[{index}]")
+    elif stored is _NOTHING or given is _NOTHING or _canonical(stored) != _canonical(given):
+        yield path, stored, given
+
+
+def _describe_differences(stored, given, shown=4):
+    """``"(stored X, given Y)"`` for a top-level value, or its differing fields, e.g.
+    ``"(block.norm: stored "pre", given "post")"``."""
+    found = list(_differences(stored, given))
+    if len(found) == 1 and not found[0][0]:
+        return f"(stored {_shown(stored)}, given {_shown(given)})"
+    parts = [f"{path or 'value'}: stored {_shown(old)}, given {_shown(new)}" for path, old, new in found[:shown]]
+    more = f"; and {len(found) - shown} more" if len(found) > shown else ""
+    return "(" + "; ".join(parts) + more + ")"
+
+
+class ResumeRefused(ValueError):
+    """A store that cannot be resumed: it holds another sweep, or chunk files without a manifest.
+
+    Attributes
+    ----------
+    directory : Path
+        The store's directory.
+    reason : str
+        Why, e.g. ``"holds a different sweep: its manifest differs in 'loops' (stored 200, given 400)"``.
+    chunks : int
+        Chunk files the directory holds (what starting over would discard).
+    """
+
+    def __init__(self, directory, reason, chunks):
+        self.directory, self.reason, self.chunks = Path(directory), reason, chunks
+        super().__init__(f"chunk store {directory} {reason}. To keep its {chunks} finished chunk(s), give this "
+                         "sweep another directory; to discard them and start over here, pass resume=False")
 
 
 def _pid_alive(pid):
@@ -185,10 +246,13 @@ class ChunkStore:
 
     Raises
     ------
+    ResumeRefused
+        A ``ValueError``: ``resume`` is true and the directory holds a different sweep (the message
+        names the top-level manifest keys that differ and, within each, every differing field with
+        both values), or chunk files but no manifest.
     ValueError
-        If ``resume`` is true and the directory holds a different sweep (the message names the
-        top-level manifest keys that differ), if it holds chunk files but no manifest, if its
-        ``manifest.json`` is not a chunk-store manifest, or if ``n_chunks`` is not an integer >= 0.
+        If the directory's ``manifest.json`` is not a chunk-store manifest, or ``n_chunks`` is not
+        an integer >= 0.
     TypeError
         If ``manifest`` is not a dict of JSON-able values, or ``directory`` not a str or Path.
 
@@ -223,7 +287,7 @@ class ChunkStore:
     >>> ChunkStore(tmp.name, {"axes": {"r": [2.5, 3.0, 3.5]}, "loops": 400}, n_chunks=2)
     Traceback (most recent call last):
     ...
-    ValueError: chunk store ... holds a different sweep: its manifest differs in 'loops' (stored 200, given 400). ...
+    dynloop.sweep.store.ResumeRefused: chunk store ... holds a different sweep: its manifest differs in 'loops' (stored 200, given 400). ...
     >>> ChunkStore(tmp.name, {"axes": {"r": [2.5, 3.0, 3.5]}, "loops": 400}, n_chunks=2, resume=False).done()
     set()
     >>> tmp.cleanup()
@@ -593,11 +657,8 @@ class ChunkStore:
         if _fingerprint(_canonical(stored)) != self._fingerprint:
             keys = [key for key in self._manifest if key not in stored or _canonical(stored[key]) != _canonical(
                 self._manifest[key])] + [key for key in stored if key not in self._manifest]
-            details = []
-            for key in keys[:3]:
-                old = _short(stored[key]) if key in stored else "nothing"
-                new = _short(self._manifest[key]) if key in self._manifest else "nothing"
-                details.append(f"{key!r} (stored {old}, given {new})")
+            details = [f"{key!r} " + _describe_differences(stored.get(key, _NOTHING), self._manifest.get(key, _NOTHING))
+                       for key in keys[:3]]
             more = f" and {len(keys) - 3} more" if len(keys) > 3 else ""
             return f"its manifest differs in {', '.join(details)}{more}"
         if document.get("n_chunks") != self._n_chunks:
@@ -617,20 +678,14 @@ class ChunkStore:
                 if resume and reason is None:
                     return
                 if resume:
-                    count = len(self._chunk_files())
-                    raise ValueError(
-                        f"chunk store {self._directory} holds a different sweep: {reason}. To keep its "
-                        f"{count} finished chunk(s), give this sweep another directory; to discard them and start "
-                        "over here, pass resume=False")
+                    raise ResumeRefused(self._directory, f"holds a different sweep: {reason}", len(self._chunk_files()))
                 self._reset(path)  # resume=False: start over, whatever sweep was here
                 continue
             orphans = self._chunk_files()
             if orphans:
                 if resume:
-                    raise ValueError(
-                        f"chunk store {self._directory} holds {len(orphans)} chunk file(s) but no {MANIFEST}, so "
-                        "which sweep they belong to is unknown; use another directory, or pass resume=False to "
-                        "remove them and start over")
+                    raise ResumeRefused(self._directory, f"holds {len(orphans)} chunk file(s) but no {MANIFEST}, so "
+                                        "which sweep they belong to is unknown", len(orphans))
                 for orphan in orphans:
                     _unlink(orphan)
                 _fsync_directory(self._directory)

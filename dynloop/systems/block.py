@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._errors import check_choice, check_int, check_real, invalid
+from .._errors import check_choice, check_int, check_real, did_you_mean, invalid
 from ..dynamics._recording import record_capacity
 from . import _block_kernels as kernels
 from .base import RunOutput, System
@@ -529,8 +529,9 @@ class BlockSpec(System):
         """
         unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
         if unknown:
-            raise invalid(unknown[0], changes[unknown[0]],
-                          "not a BlockSpec field; fields are " + ", ".join(f.name for f in dataclasses.fields(self)))
+            names = [f.name for f in dataclasses.fields(self)]
+            raise invalid(unknown[0], changes[unknown[0]], "not a BlockSpec field; fields are " + ", ".join(names)
+                          + did_you_mean(unknown[0], names))
         return dataclasses.replace(self, **changes)
 
     def to_dict(self):
@@ -557,7 +558,8 @@ class BlockSpec(System):
         names = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(fields) - set(names))
         if unknown:
-            raise invalid(unknown[0], fields[unknown[0]], "not a BlockSpec field; fields are " + ", ".join(names))
+            raise invalid(unknown[0], fields[unknown[0]], "not a BlockSpec field; fields are " + ", ".join(names)
+                          + did_you_mean(unknown[0], names))
         return cls(**fields)
 
     def to_toml(self, path=None):

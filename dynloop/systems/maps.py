@@ -19,7 +19,7 @@ import numpy as np
 from numba import njit
 from numba.core.registry import CPUDispatcher
 
-from .._errors import check_int, check_real, invalid
+from .._errors import check_int, check_real, did_you_mean, invalid
 from ..dynamics._recording import record_capacity
 from ._map_kernels import (JACOBIAN_SIGNATURE, JIT_OPTIONS, STEP_SIGNATURE,
                            finite_difference_jacobian, run_map, tangent_run_map)
@@ -587,7 +587,8 @@ class Map(System):
             if name not in resolved:
                 allowed = ", ".join(repr(n) for n in resolved) if resolved else "none"
                 raise invalid(f"params[{name!r}]", value,
-                              f"{self.name} has no parameter {name!r}; its parameters are: {allowed}")
+                              f"{self.name} has no parameter {name!r}; its parameters are: {allowed}"
+                              + did_you_mean(name, resolved))
             resolved[name] = check_real(f"params[{name!r}]", value)
         missing = [name for name, value in resolved.items() if value is None]
         if missing:
