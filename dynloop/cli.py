@@ -696,7 +696,8 @@ def main(argv=None):
     """Run the ``dynloop`` command; returns the exit status.
 
     0 on success, 1 without a command, 2 for a mistake in the input (one line on stderr, no
-    traceback unless ``--traceback`` or ``DYNLOOP_DEBUG=1``), 130 when interrupted (Ctrl-C).
+    traceback unless ``--traceback`` or ``DYNLOOP_DEBUG=1``), 130 when interrupted (Ctrl-C),
+    141 when the reader of its output closed the pipe (``dynloop classify ... | head``).
 
     Examples
     --------
@@ -716,6 +717,11 @@ def main(argv=None):
     except _Interrupted as interrupted:
         print(f"{prog}: interrupted: {interrupted}", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader of our output went away (``dynloop classify ... | head``): stop quietly, as
+        # Unix tools do, with stdout pointed at /dev/null so that Python's exit flush cannot fail
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a tool killed by the broken pipe
     except BaseException as error:  # noqa: B036 - Ctrl-C and user mistakes end in one line, bugs do not
         if caused_by_interrupt(error):
             if debug:

@@ -199,3 +199,15 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as done:
         main(["--version"])
     assert done.value.code == 0 and capsys.readouterr().out == f"dynloop {dynloop.__version__}\n"
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path):
+    """``dynloop classify CONFIG | head`` must not end in an error: the reader went away, nothing is wrong."""
+    config = tmp_path / "logistic.toml"
+    config.write_text('[map]\nname = "logistic"\nparams = { r = 3.2 }\n')
+    process = subprocess.Popen([sys.executable, "-m", "dynloop.cli", "classify", str(config)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()  # the reader is gone before anything is written
+    stderr = process.communicate(timeout=300)[1].decode()
+    assert process.returncode == 141, stderr
+    assert "error" not in stderr and "Traceback" not in stderr
