@@ -31,7 +31,8 @@ def test_kernels_cached_looks_for_index_files_of_these_sources(tmp_path):
     assert not _cache.kernels_cached("dynloop.sweep._kernels", "dynloop.dynamics.regimes", directory=tmp_path)
     assert not _cache.kernels_cached("dynloop.sweep._kernels.sweep_map", directory=tmp_path)
     index_file(tmp_path, "dynloop.sweep._kernels", kernel="sweep_block_columns")
-    assert _cache.kernels_cached("dynloop.sweep._kernels.sweep_block", directory=tmp_path)
+    assert _cache.kernels_cached("dynloop.sweep._kernels.sweep_block_columns", directory=tmp_path)
+    assert not _cache.kernels_cached("dynloop.sweep._kernels.sweep_block", directory=tmp_path)  # another kernel
     assert not _cache.kernels_cached("dynloop.sweep._kernels.sweep_map", directory=tmp_path)
     (tmp_path / "elsewhere_0123").mkdir()
     (tmp_path / "elsewhere_0123" / "regimes.decide-1.py311.nbi").write_bytes(b"")  # another checkout's

@@ -219,20 +219,23 @@ def test_a_resumed_sweep_says_how_many_chunks_it_loaded(tmp_path):
 
 def test_a_cold_cache_is_announced_on_stderr(monkeypatch, capsys, tmp_path):
     # a first run compiled for a minute behind a frozen bar (or silently when piped, as here)
-    from dynloop.sweep import engine
+    from dynloop import _cache
 
     sweep(dynloop.maps.logistic(), {"r": [3.2]}, loops=50, progress=False)  # the kernel is now cached here
     sweep(BLOCK, {"residual_scale": [0.5]}, loops=50, progress=False)
-    assert engine._kernels_cached({"sweep_map", "sweep_block_columns"})
+    kernels = ("dynloop.sweep._kernels.sweep_map", "dynloop.sweep._kernels.sweep_block_columns")
+    assert _cache.kernels_cached(*kernels)
     with monkeypatch.context() as patch:
         patch.setattr(numba.config, "CACHE_DIR", str(tmp_path))  # an empty cache
-        assert not engine._kernels_cached({"sweep_map"}) and not engine._kernels_cached({"sweep_block_columns"})
+        assert not _cache.kernels_cached(kernels[0]) and not _cache.kernels_cached(kernels[1])
+    monkeypatch.setattr(_cache, "_announced", False)
     capsys.readouterr()
     sweep(dynloop.maps.logistic(), {"r": [3.2]}, loops=50)
     assert "compiling" not in capsys.readouterr().err
-    monkeypatch.setattr(engine, "_kernels_cached", lambda names: False)
+    monkeypatch.setattr(_cache, "kernels_cached", lambda *modules, directory=None: False)
     sweep(dynloop.maps.logistic(), {"r": [3.2]}, loops=50)
-    assert capsys.readouterr().err == "compiling kernels (first run only, about a minute)\n"
+    assert capsys.readouterr().err == "dynloop: compiling kernels (first run only, about a minute)\n"
+    monkeypatch.setattr(_cache, "_announced", False)
     sweep(dynloop.maps.logistic(), {"r": [3.2]}, loops=50, progress=False)
     assert capsys.readouterr().err == ""
 
