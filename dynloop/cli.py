@@ -322,15 +322,19 @@ def _classify(args):
     figure = _figure_output("--figure", args.figure)
     out = _output("--out", args.out, (".json",))
     _announce_compiling(system)
-    result = classify(system, x0=x0, params=params, **options)
+    _report(classify(system, x0=x0, params=params, **options), out, figure, "classification")
+    return 0
+
+
+def _report(result, out, figure, noun):
+    """Print a result's summary, then save it to ``out`` and draw it to ``figure`` where they are given."""
     print(result.summary())
     if out is not None:
         result.save(_written(out))
-        print(f"classification written to {out}")
+        print(f"{noun} written to {out}")
     if figure is not None:
         result.plot(_written(figure))
         print(f"figure written to {figure}")
-    return 0
 
 
 def _count_chunks(directory):
@@ -401,14 +405,7 @@ def _orbit(args):
     out = _output("--out", args.out, (".npz",))
     figure = _figure_output("--figure", args.figure)
     _announce_compiling(system, sweeps=True)
-    diagram = orbit_diagram(system, parameter, values, x0=x0, **options)
-    print(diagram.summary())
-    if out is not None:
-        diagram.save(_written(out))
-        print(f"orbit diagram written to {out}")
-    if figure is not None:
-        diagram.plot(_written(figure))
-        print(f"figure written to {figure}")
+    _report(orbit_diagram(system, parameter, values, x0=x0, **options), out, figure, "orbit diagram")
     return 0
 
 
