@@ -3,17 +3,18 @@
 The public names, nothing else; see the README for a tour.
 """
 
-from ._cache import configure_numba_cache
+from ._cache import configure_numba_cache, interrupts_end_the_command
 
 configure_numba_cache()  # before any kernel is compiled or loaded  # noqa: E402
 
-from . import maps  # noqa: E402
-from .dynamics import (Classification, Cycle, LyapunovSpectrum, Regime, Trajectory, classify, find_cycle,
-                       lyapunov_spectrum, simulate)
-from .systems.affine import AffineLoop
-from .systems.block import BlockSpec
-from .systems.maps import Map
-from .sweep import OrbitDiagram, PhaseDiagram, orbit_diagram, sweep
+with interrupts_end_the_command():  # a cold first import compiles kernels: Ctrl-C there is no error
+    from . import maps  # noqa: E402
+    from .dynamics import (Classification, Cycle, LyapunovSpectrum, Regime, Trajectory, classify, find_cycle,
+                           lyapunov_spectrum, simulate)
+    from .systems.affine import AffineLoop
+    from .systems.block import BlockSpec
+    from .systems.maps import Map
+    from .sweep import OrbitDiagram, PhaseDiagram, orbit_diagram, sweep
 
 __version__ = "0.1.0"
 

@@ -12,8 +12,10 @@ command says so on stderr before it starts compiling (:func:`announce_compiling`
 kernels it needs are not in the cache yet (:func:`kernels_cached`).
 """
 
-__all__ = ["configure_numba_cache", "kernels_cached", "announce_compiling", "COMPILING_MESSAGE"]
+__all__ = ["configure_numba_cache", "kernels_cached", "announce_compiling", "interrupts_end_the_command",
+           "COMPILING_MESSAGE"]
 
+import contextlib
 import hashlib
 import os
 import sys
@@ -48,6 +50,20 @@ def configure_numba_cache():
     if _invoked_as_command():
         announce_compiling(directory=directory)
     return directory
+
+
+@contextlib.contextmanager
+def interrupts_end_the_command():
+    """In the ``dynloop`` command, Ctrl-C within the block ends the process with status 130 and one
+    line on stderr (importing dynloop on a cold cache compiles kernels for many seconds, before the
+    command's own handling of Ctrl-C is in place); elsewhere ``KeyboardInterrupt`` goes on as usual."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        if not _invoked_as_command():
+            raise
+        print("dynloop: interrupted", file=sys.stderr, flush=True)
+        raise SystemExit(130) from None
 
 
 def _invoked_as_command():

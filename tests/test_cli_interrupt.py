@@ -91,3 +91,18 @@ def test_ctrl_c_in_any_command_exits_130(capsys, monkeypatch):
     config = Path(__file__).resolve().parents[1] / "examples/configs/logistic.toml"
     assert main(["simulate", str(config)]) == 130
     assert capsys.readouterr().err == "dynloop simulate: interrupted\n"
+
+
+@pytest.mark.skipif(os.name != "posix", reason="sends SIGINT")
+def test_ctrl_c_while_a_cold_import_compiles_exits_130_without_a_traceback(tmp_path):
+    # with an empty numba cache, importing dynloop compiles kernels for many seconds before main() runs
+    environment = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    process = subprocess.Popen([sys.executable, "-m", "dynloop.cli", "--version"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=environment)
+    first = process.stderr.readline()  # printed before compiling starts
+    assert first == "dynloop: compiling kernels (first run only, about a minute)\n"
+    time.sleep(1.0)
+    process.send_signal(signal.SIGINT)
+    stdout, rest = process.communicate(timeout=120)
+    assert process.returncode == 130, rest
+    assert rest == "dynloop: interrupted\n" and stdout == ""
