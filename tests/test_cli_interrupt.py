@@ -98,7 +98,8 @@ def test_ctrl_c_while_a_cold_import_compiles_exits_130_without_a_traceback(tmp_p
     # with an empty numba cache, importing dynloop compiles kernels for many seconds before main() runs
     environment = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
     process = subprocess.Popen([sys.executable, "-m", "dynloop.cli", "--version"], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env=environment)
+                               stderr=subprocess.PIPE, text=True, env=environment,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     first = process.stderr.readline()  # printed before compiling starts
     assert first == "dynloop: compiling kernels (first run only, about a minute)\n"
     time.sleep(1.0)

@@ -166,7 +166,16 @@ def test_ctrl_c_stops_cleanly_keeping_finished_chunks(tmp_path):
     assert_same_results(resumed, uninterrupted)
 
 
-def test_ctrl_c_is_raised_between_compiled_calls_and_the_handler_restored():
+@pytest.fixture
+def default_sigint():
+    """SIGINT raising KeyboardInterrupt, as in a terminal (a background job without job control
+    inherits SIGINT ignored, and the sweep then leaves the signal alone)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_is_raised_between_compiled_calls_and_the_handler_restored(default_sigint):
     from dynloop.sweep import engine
 
     before = signal.getsignal(signal.SIGINT)
