@@ -179,6 +179,14 @@ def test_replace_rejects_unknown_field():
         BlockSpec().replace(depth=3)
 
 
+@pytest.mark.parametrize("build", [lambda: BlockSpec(injecton="concat"), lambda: BlockSpec().replace(injecton="concat"),
+                                   lambda: BlockSpec.from_dict({"injecton": "concat"})])
+def test_a_mistyped_field_is_named_with_the_close_one(build):
+    with pytest.raises(ValueError, match=r"injecton='concat' is not allowed: not a BlockSpec field; .*"
+                                         r"did you mean 'injection'\?"):
+        build()
+
+
 def test_spec_is_frozen_and_arrays_read_only():
     spec = BlockSpec(width=4, tokens=2, weights={"mlp_in": np.ones((2, 16, 4))})
     with pytest.raises(AttributeError):

@@ -29,8 +29,25 @@ def _is_symbolic(value):
     return type(value).__module__.split(".")[0] == "sympy"
 
 
+class _FieldsChecked(type):
+    """Metaclass: ``BlockSpec(widht=8)`` names the unknown field and the close one, as ``replace`` does."""
+
+    def __call__(cls, *args, **fields):
+        return super().__call__(*args, **_known_fields(fields))
+
+
+def _known_fields(fields):
+    """``fields`` if every name is a BlockSpec field, else a ``ValueError`` naming it ("did you mean ...?")."""
+    names = [f.name for f in dataclasses.fields(BlockSpec)]
+    unknown = sorted(set(fields) - set(names))
+    if unknown:
+        raise invalid(unknown[0], fields[unknown[0]], "not a BlockSpec field; fields are " + ", ".join(names)
+                      + did_you_mean(unknown[0], names))
+    return fields
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
-class BlockSpec(System):
+class BlockSpec(System, metaclass=_FieldsChecked):
     """A recurrent block of ``layers`` transformer-style layers, applied loop after loop.
 
     Parameters
@@ -527,12 +544,7 @@ class BlockSpec(System):
         >>> dynloop.BlockSpec().replace(norm="post").norm
         'post'
         """
-        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
-        if unknown:
-            names = [f.name for f in dataclasses.fields(self)]
-            raise invalid(unknown[0], changes[unknown[0]], "not a BlockSpec field; fields are " + ", ".join(names)
-                          + did_you_mean(unknown[0], names))
-        return dataclasses.replace(self, **changes)
+        return dataclasses.replace(self, **_known_fields(changes))
 
     def to_dict(self):
         """The fields as plain Python values (arrays as nested lists), without unset optionals."""
@@ -555,11 +567,6 @@ class BlockSpec(System):
         """Build a spec from a dict of fields (as :meth:`to_dict` writes them)."""
         if not isinstance(fields, dict):
             raise invalid("block", type(fields).__name__, "expected a table of BlockSpec fields")
-        names = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(fields) - set(names))
-        if unknown:
-            raise invalid(unknown[0], fields[unknown[0]], "not a BlockSpec field; fields are " + ", ".join(names)
-                          + did_you_mean(unknown[0], names))
         return cls(**fields)
 
     def to_toml(self, path=None):
