@@ -99,3 +99,18 @@ def test_sweeps_do_not_read_slow_convergence_as_cycles():
     assert np.all(np.abs(r[labels == dynloop.Regime.UNDETERMINED] - 3.0) < 0.02)
     assert np.sum(labels[above] == dynloop.Regime.PERIODIC) >= 0.9 * np.sum(above)
     assert np.sum(labels[below] == dynloop.Regime.FIXED_POINT) >= 0.9 * np.sum(below)
+
+
+def test_sweeps_do_not_read_a_slow_spiral_as_a_cycle():
+    # a complex pair of modulus 0.99 at angle 2 pi / 5: every offset c has one fixed point
+    # (I - M)^-1 c, approached along a slow spiral that repeats with period 5 first
+    matrix = _rotation(0.99, 2 * np.pi / 5)
+    offsets = np.linspace(0.1, 2.0, 12)
+    for c in offsets[::4]:  # plain iteration converges to the fixed point
+        x = _iterate(lambda x: matrix @ x + np.array([c, 0.5]), np.ones(2), 20_000)
+        assert np.allclose(x, np.linalg.solve(np.eye(2) - matrix, [c, 0.5]), atol=1e-12)
+    diagram = dynloop.sweep(dynloop.maps.linear(matrix, c=[1.0, 0.5]), {"c[0]": offsets}, loops=4000,
+                            progress=False)
+    labels = {dynloop.Regime.from_code(code) for code in diagram.regimes}
+    assert labels == {dynloop.Regime.FIXED_POINT}
+    assert np.all(diagram.diagnostics["period"] == 1)
