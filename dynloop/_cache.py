@@ -54,16 +54,32 @@ def configure_numba_cache():
 
 @contextlib.contextmanager
 def interrupts_end_the_command():
-    """In the ``dynloop`` command, Ctrl-C within the block ends the process with status 130 and one
-    line on stderr (importing dynloop on a cold cache compiles kernels for many seconds, before the
-    command's own handling of Ctrl-C is in place); elsewhere ``KeyboardInterrupt`` goes on as usual."""
+    """In the ``dynloop`` command, Ctrl-C within the block ends the process at once with status 130
+    and one line on stderr; elsewhere nothing changes.
+
+    Importing dynloop on a cold cache compiles kernels for many seconds, before the command's own
+    handling of Ctrl-C is in place. A ``KeyboardInterrupt`` raised there can land in one of
+    llvmlite's ctypes callbacks, which swallows it and leaves numba's compiler broken (a
+    ``RuntimeError`` follows), so the signal ends the process from its handler instead: nothing
+    has been computed yet, and numba writes its cache files whole or not at all.
+    """
+    import signal
+    import threading
+
+    if (not _invoked_as_command() or threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield
+        return
+
+    def stop(signum, frame):
+        print("dynloop: interrupted", file=sys.stderr, flush=True)
+        os._exit(130)
+
+    previous = signal.signal(signal.SIGINT, stop)
     try:
         yield
-    except KeyboardInterrupt:
-        if not _invoked_as_command():
-            raise
-        print("dynloop: interrupted", file=sys.stderr, flush=True)
-        raise SystemExit(130) from None
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _invoked_as_command():
