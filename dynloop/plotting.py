@@ -201,13 +201,16 @@ def _regime_style():
     """Colour map and norm that give every regime code its fixed colour."""
     from matplotlib.colors import BoundaryNorm, ListedColormap
 
-    colours = [REGIME_COLOURS[regime.value] for regime in Regime]
+    # colour i is code i's (Regime.code, not the enum position); a code no regime declares gets none
+    codes = set(Regime.codes())
+    colours = [REGIME_COLOURS[Regime.from_code(code).value] if code in codes else "none"
+               for code in range(max(codes) + 1)]
     bounds = np.arange(len(colours) + 1) - 0.5
     return ListedColormap(colours, name="dynloop_regimes"), BoundaryNorm(bounds, len(colours))
 
 
 def _regime_handles(codes):
-    """Legend patches, in ``Regime`` order, for the regime codes present."""
+    """Legend patches, in ``Regime`` declaration order, for the regime codes present."""
     from matplotlib.patches import Patch
 
     present = {int(c) for c in np.unique(codes)}
@@ -403,9 +406,10 @@ def plot_phase_diagram(diagram, path=None, field="regime", *, ax=None, log=None,
     --------
     >>> import numpy as np
     >>> from dynloop.sweep.phase import PhaseDiagram
+    >>> from dynloop import Regime
     >>> from dynloop.plotting import plot_phase_diagram
     >>> rate = np.logspace(-4, -0.01, 12).reshape(3, 4)
-    >>> d = PhaseDiagram({"a": np.arange(3.0), "b": np.arange(4.0)}, np.ones((3, 4), dtype=np.int8),
+    >>> d = PhaseDiagram({"a": np.arange(3.0), "b": np.arange(4.0)}, np.full((3, 4), Regime.CYCLIC.code, np.int8),
     ...                  {"convergence_rate": rate})
     >>> fig = plot_phase_diagram(d, field="convergence_rate")
     >>> type(fig.axes[0].collections[0].norm).__name__          # 4 decades: log colour scale

@@ -1,6 +1,7 @@
 """PhaseDiagram and OrbitDiagram: numbers, look-ups, figures and files, on hand-made layouts."""
 
 import sys
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -441,3 +442,45 @@ def test_orbit_diagram_panels_per_stage_and_round_trip(tmp_path):
     assert back.regimes.dtype == np.int8
     with pytest.raises(ValueError, match="stage_names"):
         OrbitDiagram("r", r, points, ("x",), None, {})
+
+
+# ------------------------------------------------------------------------------ files saved before
+DATA = Path(__file__).parent / "data"
+# What dynloop at main 97e1333 (regime codes = enum positions) labelled the points of the files in
+# tests/data (recorded by name when they were made; tests/data/README.md says how).
+LOGISTIC_AT_97E1333 = (["fixed_point"] * 13 + ["undetermined"] + ["periodic"] * 14 + ["chaotic"] * 7 + ["periodic"]
+                       + ["chaotic"] * 4)
+AFFINE_AT_97E1333 = ["fixed_point", "drifting", "divergent", "periodic"]
+
+
+@pytest.mark.parametrize("name, axis, values, expected", [
+    ("logistic_phase_main_97e1333.npz", "r", np.linspace(2.5, 4.0, 40), LOGISTIC_AT_97E1333),
+    ("affine_phase_main_97e1333.npz", "a", np.array([0.5, 1.0, 1.5, -1.0]), AFFINE_AT_97E1333)])
+def test_a_phase_diagram_saved_before_explicit_codes_loads_with_the_same_regimes(name, axis, values, expected):
+    diagram = PhaseDiagram.load(DATA / name)
+    np.testing.assert_array_equal(diagram.axes[axis], values)
+    assert [Regime.from_code(code).value for code in diagram.regimes] == expected
+    assert [diagram.regime_at(**{axis: v}).value for v in values] == expected
+    assert {k: v for k, v in diagram.counts().items() if v} == {r: expected.count(r) for r in set(expected)}
+
+
+def _affine_step(x, p):
+    return np.array([p[0] * x[0] + 1.0])
+
+
+def test_the_same_sweeps_today_give_the_files_saved_before_bit_for_bit():
+    # codes keep their numbers: labels and every diagnostic as dynloop at 97e1333 saved them
+    import dynloop
+    from dynloop.sweep.engine import sweep
+
+    line = dynloop.Map(_affine_step, 1, params={"a": 0.5}, name="affine line")
+    for name, now in [
+            ("logistic_phase_main_97e1333.npz", sweep(dynloop.maps.logistic(), {"r": np.linspace(2.5, 4.0, 40)},
+                                                      loops=2000, lyapunov=True, progress=False)),
+            ("affine_phase_main_97e1333.npz", sweep(line, {"a": np.array([0.5, 1.0, 1.5, -1.0])}, loops=200,
+                                                    progress=False))]:
+        saved = PhaseDiagram.load(DATA / name)
+        np.testing.assert_array_equal(now.regimes, saved.regimes)
+        assert now.diagnostics.keys() == saved.diagnostics.keys()
+        for field in saved.diagnostics:
+            np.testing.assert_array_equal(now.diagnostics[field], saved.diagnostics[field], err_msg=f"{name} {field}")

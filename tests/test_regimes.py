@@ -97,3 +97,48 @@ def test_held_period_tells_a_cycle_from_a_slow_approach():
         stats = R.window_statistics(windows[name], 0.5, 24, 1e-6)
         assert R.held_period(stats, tolerances) == period, name
         assert R.settled(stats, tolerances)
+
+
+# ------------------------------------------------------------------------------ codes in files
+#: The codes files saved before codes were declared explicitly hold (they were the enum positions
+#: then). Frozen: changing one would change the meaning of every saved phase diagram and store.
+FROZEN_CODES = {"vanishing": 0, "cyclic": 1, "fixed_point": 2, "periodic": 3, "quasiperiodic": 4, "chaotic": 5,
+                "drifting": 6, "divergent": 7, "undetermined": 8}
+
+
+def test_every_regime_declares_its_frozen_code():
+    assert {regime.value: regime.code for regime in R.Regime} == FROZEN_CODES
+    assert all(type(regime.code) is int for regime in R.Regime)
+    assert all(R.Regime.from_code(regime.code) is regime for regime in R.Regime)
+    assert R.Regime.codes() == sorted(FROZEN_CODES.values())
+
+
+def test_compiled_constants_are_the_declared_codes():
+    # the kernels' plain-int globals (VANISHING, ..., UNDETERMINED) are the declared codes
+    for regime in R.Regime:
+        value = getattr(R, regime.name)
+        assert type(value) is int and value == regime.code, regime
+
+
+def test_code_table_does_not_depend_on_declaration_order():
+    members = list(R.Regime)
+    forward = R._code_table(members)
+    assert R._code_table(members[::-1]) == forward == R._code_table(members[3:] + members[:3])
+    assert {code: regime.value for code, regime in forward.items()} == {c: n for n, c in FROZEN_CODES.items()}
+
+
+@pytest.mark.parametrize("codes, message", [((0, 1, 1), "both declare code 1"), ((0, -1), "declares code -1"),
+                                            ((0, 2.0), "declares code 2.0")])
+def test_code_table_refuses_repeated_or_non_integer_codes(codes, message):
+    from types import SimpleNamespace
+
+    members = [SimpleNamespace(name=f"R{i}", code=code) for i, code in enumerate(codes)]
+    with pytest.raises(TypeError, match=message):
+        R._code_table(members)
+
+
+@pytest.mark.parametrize("code", [-1, 9, 127])
+def test_from_code_refuses_a_code_no_regime_declares(code):
+    # -1 used to index list(Regime) from the end and answer 'undetermined'
+    with pytest.raises(ValueError, match=rf"regime code={code} is not allowed: one of \[0, 1, .*8\]"):
+        R.Regime.from_code(code)

@@ -489,3 +489,23 @@ def test_chunk_files_are_zip_archives_with_a_checksum(tmp_path):
         assert archive.namelist() == ["x.npy"] and archive.testzip() is None
         info = archive.getinfo("x.npy")
         assert info.compress_type == zipfile.ZIP_STORED and info.date_time == (1980, 1, 1, 0, 0, 0)
+
+
+def test_a_store_written_before_explicit_codes_resumes_with_the_same_regimes(tmp_path):
+    # written by dynloop at main 97e1333 (regime codes = enum positions; tests/data/README.md);
+    # its chunks hold those codes, which keep their meaning: resuming reads them, computes nothing
+    import shutil
+
+    import dynloop
+    from dynloop import Regime
+    from dynloop.sweep.engine import sweep
+
+    store = tmp_path / "store"
+    shutil.copytree(Path(__file__).parent / "data" / "store_main_97e1333", store)
+    before = {p.name: p.read_bytes() for p in store.iterdir()}
+    diagram = sweep(dynloop.maps.logistic(), {"r": np.array([2.5, 3.2, 3.5, 4.0])}, loops=2000, lyapunov=True,
+                    chunk=2, store=store, progress=False)
+    assert diagram.meta["chunks_loaded"] == diagram.meta["chunks"] == 2
+    assert [Regime.from_code(code).value for code in diagram.regimes] == ["fixed_point", "periodic", "periodic",
+                                                                          "chaotic"]
+    assert {p.name: p.read_bytes() for p in store.iterdir()} == before

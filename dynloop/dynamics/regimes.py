@@ -15,11 +15,14 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from numba import njit
 
+from .._errors import invalid
+
 
 class Regime(str, enum.Enum):
     """What a system ends up doing, loop after loop.
 
-    Members (the string value is the name; ``Regime.code`` the integer used in arrays):
+    Members (the string value is the name; ``Regime.code`` the integer used in arrays and files,
+    declared with each member and independent of the order of the members):
 
     ``vanishing``
         The loop map converged and every stage's point is the same point: every layer acts as
@@ -52,31 +55,100 @@ class Regime(str, enum.Enum):
         was seen.
     """
 
-    VANISHING = "vanishing"
-    CYCLIC = "cyclic"
-    FIXED_POINT = "fixed_point"
-    PERIODIC = "periodic"
-    QUASIPERIODIC = "quasiperiodic"
-    CHAOTIC = "chaotic"
-    DRIFTING = "drifting"
-    DIVERGENT = "divergent"
-    UNDETERMINED = "undetermined"
+    # name, code: the code is what arrays and files store. Codes are declared here, once, and never
+    # change or get reused (files saved with them must keep their meaning); a new regime may go
+    # anywhere in this list with a new code. The compiled kernels read the constants derived below.
+    VANISHING = "vanishing", 0
+    CYCLIC = "cyclic", 1
+    FIXED_POINT = "fixed_point", 2
+    PERIODIC = "periodic", 3
+    QUASIPERIODIC = "quasiperiodic", 4
+    CHAOTIC = "chaotic", 5
+    DRIFTING = "drifting", 6
+    DIVERGENT = "divergent", 7
+    UNDETERMINED = "undetermined", 8
+
+    def __new__(cls, name, code):
+        member = str.__new__(cls, name)
+        member._value_ = name
+        member._code = code
+        return member
 
     @property
     def code(self):
-        """Integer code of the regime (its position in the enum), as stored in phase diagrams."""
-        return list(Regime).index(self)
+        """Integer code of the regime, as stored in arrays, phase diagrams and sweep stores.
+
+        Declared with the regime and fixed for good (not its position in the enum).
+
+        Examples
+        --------
+        >>> from dynloop import Regime
+        >>> Regime.from_code(Regime.CHAOTIC.code) is Regime.CHAOTIC
+        True
+        """
+        return self._code
 
     @classmethod
     def from_code(cls, code):
-        """The regime with integer code ``code``."""
-        return list(cls)[int(code)]
+        """The regime with integer code ``code``.
+
+        Raises
+        ------
+        ValueError
+            For an integer that is no regime's code.
+
+        Examples
+        --------
+        >>> from dynloop import Regime
+        >>> [Regime.from_code(r.code).value for r in (Regime.PERIODIC, Regime.DRIFTING)]
+        ['periodic', 'drifting']
+        """
+        try:
+            return _BY_CODE[int(code)]
+        except KeyError:
+            raise invalid("regime code", code, f"one of {sorted(_BY_CODE)} (Regime.from_code)") from None
+
+    @classmethod
+    def codes(cls):
+        """Every regime code, ascending (an array index ``0..max(codes)`` covers them all).
+
+        Examples
+        --------
+        >>> from dynloop import Regime
+        >>> Regime.codes() == sorted(r.code for r in Regime)
+        True
+        """
+        return sorted(_BY_CODE)
 
     def __str__(self):
         return self.value
 
 
-VANISHING, CYCLIC, FIXED_POINT, PERIODIC, QUASIPERIODIC, CHAOTIC, DRIFTING, DIVERGENT, UNDETERMINED = range(9)
+def _code_table(regimes):
+    """``{code: regime}`` for ``regimes``, refusing a missing, non-integer or repeated code."""
+    table = {}
+    for regime in regimes:
+        code = regime.code
+        if type(code) is not int or code < 0:
+            raise TypeError(f"Regime.{regime.name} declares code {code!r}; codes are non-negative integers")
+        if code in table:
+            raise TypeError(f"Regime.{regime.name} and Regime.{table[code].name} both declare code {code}")
+        table[code] = regime
+    return table
+
+
+_BY_CODE = _code_table(Regime)
+
+# The codes as plain ints for the compiled kernels (numba reads module globals as constants).
+VANISHING = Regime.VANISHING.code
+CYCLIC = Regime.CYCLIC.code
+FIXED_POINT = Regime.FIXED_POINT.code
+PERIODIC = Regime.PERIODIC.code
+QUASIPERIODIC = Regime.QUASIPERIODIC.code
+CHAOTIC = Regime.CHAOTIC.code
+DRIFTING = Regime.DRIFTING.code
+DIVERGENT = Regime.DIVERGENT.code
+UNDETERMINED = Regime.UNDETERMINED.code
 
 
 @dataclass(frozen=True)

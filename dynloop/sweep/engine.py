@@ -19,6 +19,7 @@ from .._cache import announce_compiling
 from .._errors import caused_by_interrupt, check_int, did_you_mean, invalid
 from ..dynamics.regimes import Regime
 from ..dynamics.simulate import _DTYPES
+from .phase import _valid_codes
 
 #: BlockSpec fields that vary per point inside one compiled call; every other field is a facet.
 POINT_FIELDS = ("residual_scale", "injection_scale", "norm_eps")
@@ -267,7 +268,7 @@ def _run_kernel(system, kind, tasks, settings):
         if caused_by_interrupt(error):
             raise
         _raise_map_failure(system, names, values, start, loops, error)
-    if codes.size and not (0 <= codes.min() and codes.max() < len(Regime)):
+    if not _valid_codes(codes):
         _raise_map_failure(system, names, values, start, loops, None)
     return codes, diagnostics
 

@@ -88,6 +88,24 @@ def _read_npz(path, expected):
     return header, arrays
 
 
+def _valid_codes(codes):
+    """Whether every entry of ``codes`` is a declared regime code (``Regime.code``, not an enum position)."""
+    codes = np.asarray(codes)
+    return bool(np.isin(codes, Regime.codes()).all()) if codes.size else True
+
+
+def _check_codes(codes):
+    """Refuse an array of regime codes holding a value that is no regime's code."""
+    if not _valid_codes(codes):
+        bad = sorted({int(c) for c in np.unique(codes)} - set(Regime.codes()))
+        raise invalid("regimes", f"<codes including {bad}>", "codes are " + ", ".join(map(str, Regime.codes())) + " (Regime.from_code)")
+
+
+def _count_codes(codes):
+    """Points per regime code: an array indexed by ``Regime.code``."""
+    return np.bincount(np.asarray(codes).ravel().astype(np.intp), minlength=max(Regime.codes()) + 1)
+
+
 @dataclass(eq=False)
 class PhaseDiagram:
     """The regime of a system at every point of a parameter grid, with per-point diagnostics.
@@ -113,9 +131,11 @@ class PhaseDiagram:
     --------
     >>> import numpy as np
     >>> from dynloop.sweep.phase import PhaseDiagram
-    >>> codes = np.array([[1, 1, 6], [1, 6, 6]], dtype=np.int8)     # cyclic | drifting
+    >>> from dynloop import Regime
+    >>> C, D = Regime.CYCLIC.code, Regime.DRIFTING.code
+    >>> codes = np.array([[C, C, D], [C, D, D]], dtype=np.int8)     # cyclic | drifting
     >>> diagram = PhaseDiagram(axes={"beta": np.array([0.0, 1.0]), "alpha": np.array([0.5, 1.0, 2.0])},
-    ...                        regimes=codes, diagnostics={"period": np.where(codes == 1, 1.0, 0.0)},
+    ...                        regimes=codes, diagnostics={"period": np.where(codes == C, 1.0, 0.0)},
     ...                        meta={"system_name": "toy"})
     >>> diagram.shape
     (2, 3)
@@ -149,9 +169,7 @@ class PhaseDiagram:
         if regimes.shape != shape:
             raise invalid("regimes", f"<array of shape {regimes.shape}>",
                           f"expected shape {shape}, one code per point of the axes {list(axes)}")
-        if regimes.size and (regimes.min() < 0 or regimes.max() >= len(Regime)):
-            raise invalid("regimes", f"<codes {regimes.min()}..{regimes.max()}>",
-                          f"codes are 0..{len(Regime) - 1} (Regime.from_code)")
+        _check_codes(regimes)
         self.regimes = regimes.astype(np.int8, copy=False)
         diagnostics = {}
         for name, values in dict(self.diagnostics or {}).items():
@@ -214,7 +232,7 @@ class PhaseDiagram:
 
         The keys are the regime values (``"cyclic"``, ...); ``Regime`` members work as keys too.
         """
-        counted = np.bincount(self.regimes.ravel().astype(np.intp), minlength=len(Regime))
+        counted = _count_codes(self.regimes)
         return _ByRegime((regime.value, int(counted[regime.code])) for regime in Regime)
 
     def fractions(self):
@@ -226,7 +244,9 @@ class PhaseDiagram:
         --------
         >>> import numpy as np
         >>> from dynloop.sweep.phase import PhaseDiagram
-        >>> d = PhaseDiagram({"r": np.arange(4.0)}, np.array([2, 2, 3, 5], dtype=np.int8), {})
+        >>> from dynloop import Regime
+        >>> F, P, X = Regime.FIXED_POINT.code, Regime.PERIODIC.code, Regime.CHAOTIC.code
+        >>> d = PhaseDiagram({"r": np.arange(4.0)}, np.array([F, F, P, X], dtype=np.int8), {})
         >>> {k: v for k, v in d.fractions().items() if v}
         {'fixed_point': 0.5, 'periodic': 0.25, 'chaotic': 0.25}
         """
@@ -240,7 +260,9 @@ class PhaseDiagram:
         --------
         >>> import numpy as np
         >>> from dynloop.sweep.phase import PhaseDiagram
-        >>> d = PhaseDiagram({"r": np.linspace(2.5, 4.0, 4)}, np.array([2, 3, 3, 5], dtype=np.int8), {},
+        >>> from dynloop import Regime
+        >>> F, P, X = Regime.FIXED_POINT.code, Regime.PERIODIC.code, Regime.CHAOTIC.code
+        >>> d = PhaseDiagram({"r": np.linspace(2.5, 4.0, 4)}, np.array([F, P, P, X], dtype=np.int8), {},
         ...                  meta={"system_name": "logistic", "loops": 400, "seconds": 0.25})
         >>> print(d.summary())
         Phase diagram of logistic: 4 points
@@ -277,7 +299,7 @@ class PhaseDiagram:
                 vwidth = max(len(v) for v in values)
                 for i, value in enumerate(values):
                     codes = np.take(self.regimes, i, axis=k).ravel()
-                    counted = np.bincount(codes.astype(np.intp), minlength=len(Regime))
+                    counted = _count_codes(codes)
                     order = sorted((r for r in Regime if counted[r.code]), key=lambda r: -counted[r.code])
                     shares = ", ".join(f"{r.value} {100.0 * counted[r.code] / codes.size:.0f} %" for r in order)
                     lines.append(f"  {value:<{vwidth}}  {shares}")
@@ -313,10 +335,10 @@ class PhaseDiagram:
 
         Examples
         --------
-        >>> import numpy as np
+        >>> import numpy as np, dynloop
         >>> from dynloop.sweep.phase import PhaseDiagram
         >>> d = PhaseDiagram({"norm": np.array(["pre", "post"]), "alpha": np.linspace(0, 1, 5)},
-        ...                  np.zeros((2, 5), dtype=np.int8), {})
+        ...                  np.full((2, 5), dynloop.Regime.CYCLIC.code, dtype=np.int8), {})
         >>> d.index_of(norm="post", alpha=0.3)
         (1, 1)
         """
@@ -358,10 +380,10 @@ class PhaseDiagram:
 
         Examples
         --------
-        >>> import numpy as np
+        >>> import numpy as np, dynloop
         >>> from dynloop.sweep.phase import PhaseDiagram
         >>> d = PhaseDiagram({"norm": np.array(["pre", "post"]), "alpha": np.linspace(0, 1, 5)},
-        ...                  np.zeros((2, 5), dtype=np.int8), {})
+        ...                  np.full((2, 5), dynloop.Regime.CYCLIC.code, dtype=np.int8), {})
         >>> d.select(norm="post").shape
         (5,)
         """
@@ -403,7 +425,9 @@ class PhaseDiagram:
         --------
         >>> import numpy as np
         >>> from dynloop.sweep.phase import PhaseDiagram
-        >>> d = PhaseDiagram({"r": np.arange(5.0)}, np.array([2, 2, 3, 3, 3], dtype=np.int8), {})
+        >>> from dynloop import Regime
+        >>> F, P = Regime.FIXED_POINT.code, Regime.PERIODIC.code
+        >>> d = PhaseDiagram({"r": np.arange(5.0)}, np.array([F, F, P, P, P], dtype=np.int8), {})
         >>> d.boundaries().astype(int)
         array([0, 1, 1, 0, 0])
         """
@@ -439,8 +463,10 @@ class PhaseDiagram:
         --------
         >>> import numpy as np
         >>> from dynloop.sweep.phase import PhaseDiagram
+        >>> from dynloop import Regime
+        >>> C, D = Regime.CYCLIC.code, Regime.DRIFTING.code
         >>> d = PhaseDiagram({"a": np.array([0.0, 1.0]), "b": np.array([10.0, 20.0, 30.0])},
-        ...                  np.array([[1, 1, 6], [1, 1, 6]], dtype=np.int8), {})
+        ...                  np.array([[C, C, D], [C, C, D]], dtype=np.int8), {})
         >>> d.boundary_points()
         array([[ 0., 20.],
                [ 0., 30.],
@@ -491,7 +517,9 @@ class PhaseDiagram:
         --------
         >>> import numpy as np
         >>> from dynloop.sweep.phase import PhaseDiagram
-        >>> codes = np.where(np.add.outer(np.arange(6), np.arange(8)) < 7, 1, 6).astype(np.int8)
+        >>> from dynloop import Regime
+        >>> codes = np.where(np.add.outer(np.arange(6), np.arange(8)) < 7, Regime.CYCLIC.code,
+        ...                  Regime.DRIFTING.code).astype(np.int8)
         >>> diagram = PhaseDiagram({"beta": np.linspace(0, 1, 6), "alpha": np.linspace(0, 2, 8)}, codes, {})
         >>> fig = diagram.plot()
         >>> [t.get_text() for t in fig.legends[0].get_texts()]
@@ -511,8 +539,10 @@ class PhaseDiagram:
         --------
         >>> import numpy as np, os, tempfile
         >>> from dynloop.sweep.phase import PhaseDiagram
+        >>> from dynloop import Regime
+        >>> C, D = Regime.CYCLIC.code, Regime.DRIFTING.code
         >>> d = PhaseDiagram({"norm": np.array(["pre", "post"]), "alpha": np.array([0.5, 1.0])},
-        ...                  np.array([[1, 6], [1, 1]], dtype=np.int8), {"lyapunov": np.full((2, 2), np.nan)},
+        ...                  np.array([[C, D], [C, C]], dtype=np.int8), {"lyapunov": np.full((2, 2), np.nan)},
         ...                  meta={"system_name": "toy"})
         >>> path = os.path.join(tempfile.mkdtemp(), "phase.npz")
         >>> d.save(path)
@@ -545,9 +575,9 @@ class PhaseDiagram:
 
         Examples
         --------
-        >>> import numpy as np
+        >>> import numpy as np, dynloop
         >>> from dynloop.sweep.phase import PhaseDiagram
-        >>> d = PhaseDiagram({"r": np.array([3.0, 3.5])}, np.array([3, 3], dtype=np.int8),
+        >>> d = PhaseDiagram({"r": np.array([3.0, 3.5])}, np.full(2, dynloop.Regime.PERIODIC.code, dtype=np.int8),
         ...                  {"period": np.array([2.0, 4.0])}, meta={"loops": 400})
         >>> try:
         ...     ds = d.to_xarray()
@@ -564,8 +594,8 @@ class PhaseDiagram:
         dims = tuple(self.axes)
         data_vars = {"regime": (dims, self.regimes, {
             "long_name": "regime code (dynloop.Regime.from_code)",
-            "flag_values": np.arange(len(Regime), dtype=np.int8),
-            "flag_meanings": " ".join(regime.value for regime in Regime)})}
+            "flag_values": np.array(Regime.codes(), dtype=np.int8),
+            "flag_meanings": " ".join(Regime.from_code(code).value for code in Regime.codes())})}
         data_vars.update({name: (dims, values) for name, values in self.diagnostics.items()})
         attrs = {}
         for key, value in self.meta.items():
@@ -640,9 +670,7 @@ class OrbitDiagram:
             regimes = np.asarray(self.regimes)
             if regimes.shape != values.shape:
                 raise invalid("regimes", f"<array of shape {regimes.shape}>", f"expected shape {values.shape}")
-            if regimes.size and (regimes.min() < 0 or regimes.max() >= len(Regime)):
-                raise invalid("regimes", f"<codes {regimes.min()}..{regimes.max()}>",
-                              f"codes are 0..{len(Regime) - 1} (Regime.from_code)")
+            _check_codes(regimes)
             self.regimes = regimes.astype(np.int8, copy=False)
         self.meta = dict(self.meta or {})
 
@@ -714,7 +742,7 @@ class OrbitDiagram:
                  f"{_describe_axis(self.values)}; {n} loops kept per value, {s} stage{'s' * (s != 1)} ({stages})"
                  + (f", coordinate {coordinate}" if coordinate else "")]
         if self.regimes is not None:
-            counted = np.bincount(self.regimes.astype(np.intp), minlength=len(Regime))
+            counted = _count_codes(self.regimes)
             order = sorted((r for r in Regime if counted[r.code]), key=lambda r: (-counted[r.code], r.code))
             lines.append("regimes: " + ", ".join(f"{r.value} {100.0 * counted[r.code] / v:.0f} %" for r in order))
         counts = self.distinct_points()
