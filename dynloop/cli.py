@@ -132,14 +132,14 @@ def load_system(document):
     """
     from . import maps
     from .systems.block import BlockSpec
+    from .systems.maps import catalogue_names
 
     if ("block" in document) == ("map" in document):
         raise invalid("configuration", sorted(document), "expected exactly one of the tables [block] or [map]")
     if "block" in document:
         return BlockSpec.from_dict(document["block"]), None, None
     table = _check_keys("map", document["map"], _MAP_KEYS)
-    catalogue = [n for n in maps.__all__ if n != "linear"]
-    name = check_choice("map.name", table.get("name"), catalogue)
+    name = check_choice("map.name", table.get("name"), catalogue_names())
     factory = getattr(maps, name)
     names = list(factory().param_names)
     params = table.get("params", {})
@@ -495,6 +495,7 @@ def theory_request(tokens):
     ValueError: scheme field 'nrom'='pre' is not allowed: expected one of norm, norm_kind, injection, mixer, activation, layers, width, map, period; did you mean 'norm'?
     """
     from . import maps
+    from .systems.maps import catalogue_names
     from .symbolic import Scheme
 
     fields = {}
@@ -514,8 +515,7 @@ def theory_request(tokens):
         if fields:
             raise invalid(f"scheme field {sorted(fields)[0]!r}", fields[sorted(fields)[0]],
                           "a map takes only map= and period=")
-        catalogue = [n for n in maps.__all__ if n != "linear"]
-        return getattr(maps, check_choice("map", name, catalogue))(), period
+        return getattr(maps, check_choice("map", name, catalogue_names()))(), period
     values = {**_THEORY_DEFAULTS, **fields}
     smooth = _smooth_activations()
     mixer, activation = values.pop("mixer"), values.pop("activation", None)

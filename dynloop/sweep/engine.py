@@ -103,15 +103,11 @@ def _check_finite(field, array):
 
 
 def _describe(system, kind):
+    from ..systems.maps import catalogue_names
+
     if kind == "block":
         return {"block": system.to_dict()}
-    return {"map": {"name": system.name, "params": dict(system.params), "catalogue": system.name in _catalogue()}}
-
-
-def _catalogue():
-    from .. import maps
-
-    return [name for name in maps.__all__ if name != "linear"]
+    return {"map": {"name": system.name, "params": dict(system.params), "catalogue": system.name in catalogue_names()}}
 
 
 @dataclasses.dataclass

@@ -10,32 +10,17 @@ __all__ = ["PhaseDiagram", "OrbitDiagram"]
 import json
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from .._errors import invalid
+from .._errors import did_you_mean, invalid
+from .._json import jsonable
 from ..dynamics.regimes import Regime
 from ..plotting import _ByRegime
 
 _PHASE_FORMAT = "dynloop.PhaseDiagram"
 _ORBIT_FORMAT = "dynloop.OrbitDiagram"
 _FILE_VERSION = 1
-#: Facet panels a figure holds at most (4 × 4).
-MAX_FACETS = 16
-
-
-def _jsonable(value):
-    """``json.dumps`` fallback: numpy scalars and arrays, paths, sets."""
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, (set, frozenset)):
-        return sorted(value)
-    raise TypeError(f"meta value {value!r} of type {type(value).__name__} is not JSON-able")
 
 
 def _axis_kind(values):
@@ -72,7 +57,7 @@ def _describe_axis(values):
 
 def _write_npz(path, header, arrays):
     with open(path, "wb") as handle:
-        np.savez_compressed(handle, header=np.array(json.dumps(header, default=_jsonable)), **arrays)
+        np.savez_compressed(handle, header=np.array(json.dumps(header, default=jsonable)), **arrays)
 
 
 def _read_npz(path, expected):
@@ -342,10 +327,7 @@ class PhaseDiagram:
         >>> d.index_of(norm="post", alpha=0.3)
         (1, 1)
         """
-        unknown = [name for name in coords if name not in self.axes]
-        if unknown:
-            raise invalid(unknown[0], coords[unknown[0]], "not an axis of this diagram; its axes are "
-                          + ", ".join(self.axes))
+        self._check_axis_names(coords)
         index = []
         for name, values in self.axes.items():
             if name not in coords:
@@ -369,6 +351,13 @@ class PhaseDiagram:
                 index.append(int(np.argmin(np.abs(values.astype(float) - number))))
         return tuple(index)
 
+    def _check_axis_names(self, coords):
+        """A ``ValueError`` naming the first of ``coords`` that is not an axis of the diagram."""
+        unknown = [name for name in coords if name not in self.axes]
+        if unknown:
+            raise invalid(unknown[0], coords[unknown[0]], "not an axis of this diagram; its axes are "
+                          + ", ".join(self.axes) + did_you_mean(unknown[0], list(self.axes)))
+
     def regime_at(self, **coords):
         """The :class:`~dynloop.Regime` of the grid cell nearest to ``coords`` (one keyword per axis)."""
         return Regime.from_code(self.regimes[self.index_of(**coords)])
@@ -389,10 +378,7 @@ class PhaseDiagram:
         """
         if not coords:
             return self
-        unknown = [name for name in coords if name not in self.axes]
-        if unknown:
-            raise invalid(unknown[0], coords[unknown[0]], "not an axis of this diagram; its axes are "
-                          + ", ".join(self.axes))
+        self._check_axis_names(coords)
         if len(coords) == self.ndim:
             raise ValueError("select() must leave at least one axis free; use regime_at() for a single point")
         full = {name: coords.get(name, values[0]) for name, values in self.axes.items()}
@@ -602,7 +588,7 @@ class PhaseDiagram:
             if isinstance(value, (str, int, float, np.integer, np.floating)) and not isinstance(value, bool):
                 attrs[key] = value
             else:
-                attrs[key] = json.dumps(value, default=_jsonable)
+                attrs[key] = json.dumps(value, default=jsonable)
         return xr.Dataset(data_vars, coords={name: values for name, values in self.axes.items()}, attrs=attrs)
 
 

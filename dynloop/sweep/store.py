@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from .._errors import check_int
+from .._json import jsonable
 
 FORMAT = "dynloop.sweep.ChunkStore"
 VERSION = 1
@@ -54,16 +55,9 @@ class _Corrupt(Exception):
     """A chunk file that exists but does not hold a complete, well-formed chunk."""
 
 
-def _jsonable(value):
-    """JSON form of the numpy values a manifest may hold."""
-    if isinstance(value, (np.ndarray, np.generic)):
-        return value.tolist()
-    raise TypeError(f"{type(value).__name__} {value!r} is not JSON-serialisable")
-
-
 def _canonical(manifest):
     """The canonical JSON text of ``manifest``: sorted keys, no whitespace, ASCII."""
-    return json.dumps(manifest, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=_jsonable)
+    return json.dumps(manifest, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=jsonable)
 
 
 def _fingerprint(canonical):
@@ -300,7 +294,7 @@ class ChunkStore:
         if not isinstance(manifest, Mapping):
             raise TypeError(f"manifest={manifest!r} is not allowed: expected a dict (JSON-able)")
         try:
-            self._manifest = json.loads(json.dumps(dict(manifest), default=_jsonable))  # given key order
+            self._manifest = json.loads(json.dumps(dict(manifest), default=jsonable))  # given key order
             self._fingerprint = _fingerprint(_canonical(self._manifest))
         except (TypeError, ValueError) as error:
             raise TypeError(f"the manifest for chunk store {self._directory} is not JSON-serialisable: "

@@ -8,7 +8,7 @@ functions are compiled with bounds checks inside a guard that checks the shape o
 and reports any failure with the state it happened at (:class:`MapFunctionError`).
 """
 
-__all__ = ["Map", "MapFunctionError"]
+__all__ = ["catalogue_names", "Map", "MapFunctionError"]
 
 import math
 import re
@@ -740,3 +740,17 @@ def _sympy_functions(exprs, state_symbols, param_symbols):
     namespace = {"math": math, "np": np}
     exec(compile(step_source + "\n\n" + jacobian_source, "<dynloop.Map.from_sympy>", "exec"), namespace)
     return namespace["sympy_step"], namespace["sympy_jacobian"]
+
+
+def catalogue_names():
+    """Names of the catalogue maps (:mod:`dynloop.maps`) that need no arguments: all but ``linear``.
+
+    Examples
+    --------
+    >>> from dynloop.systems.maps import catalogue_names
+    >>> "logistic" in catalogue_names(), "linear" in catalogue_names()
+    (True, False)
+    """
+    from .. import maps
+
+    return [name for name in maps.__all__ if name != "linear"]
