@@ -19,10 +19,8 @@ from .._cache import announce_compiling
 from .._errors import caused_by_interrupt, check_int, did_you_mean, invalid
 from ..dynamics.regimes import Regime
 from ..dynamics.simulate import _DTYPES
+from ..systems.block import POINT_FIELDS  # the fields that vary per point inside one compiled call
 from .phase import _valid_codes
-
-#: BlockSpec fields that vary per point inside one compiled call; every other field is a facet.
-POINT_FIELDS = ("residual_scale", "injection_scale", "norm_eps")
 
 # the row-wise kernel's groups of points: a state of _GROUP_BYTES, within _GROUP_COLUMNS token rows
 _GROUP_BYTES = 65536

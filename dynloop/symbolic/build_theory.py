@@ -467,7 +467,6 @@ def _family_document(family, outdir, figures, log):
              "is stable iff every root of its characteristic polynomial lies inside the unit circle (Jury).",
              "", "## Assumptions", "", _ASSUMPTIONS, "",
              "## What it means for architecture choices", "", family.meaning, ""]
-    figure_lines = []
     for norm, injections in family.placements:
         panels = []
         lines += [f"## `norm=\"{norm}\"`", ""]
@@ -486,7 +485,6 @@ def _family_document(family, outdir, figures, log):
                 _draw_panel(ax, diagram, derivation, title)
                 codes |= set(np.unique(diagram.regimes).tolist())
             _finish_figure(fig, codes, outdir / name, f"norm={norm}: sweep (colours) and derived boundaries")
-        figure_lines.append(name)
     return "\n".join(lines).rstrip() + "\n"
 
 

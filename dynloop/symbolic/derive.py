@@ -21,6 +21,7 @@ import sympy
 
 from .._errors import check_choice, check_int, invalid
 from ..dynamics.regimes import Regime
+from ..systems.block import POINT_FIELDS
 from .jury import boundary_equations, jury
 from .stages import STRUCTURES, Scheme, Stage, block_stages, rational
 
@@ -37,7 +38,6 @@ _V, _C, _F, _P, _D, _DR, _U = (Regime.VANISHING.code, Regime.CYCLIC.code, Regime
                                Regime.PERIODIC.code, Regime.DIVERGENT.code, Regime.DRIFTING.code,
                                Regime.UNDETERMINED.code)
 #: Block fields that are axes of a sweep, by the symbol names a Scheme gives them.
-FIELD_NAMES = ("residual_scale", "injection_scale", "norm_eps")
 
 
 class _Timeout(Exception):
@@ -1170,7 +1170,7 @@ def _derive_block(scheme, structure, params, period, weights, inputs, start):
     stages = _substitute(stages, values)
     if values:
         notes.append("fixed: " + ", ".join(f"{k} = {v}" for k, v in values.items()))
-    fields = {name: getattr(scheme, name) for name in FIELD_NAMES
+    fields = {name: getattr(scheme, name) for name in POINT_FIELDS
               if isinstance(getattr(scheme, name), sympy.Symbol)}
     start_vector = None
     if start == "inputs" and inputs is not None:

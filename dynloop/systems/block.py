@@ -3,7 +3,7 @@
 The exact equations are in ``MODEL.md`` beside this file (and in :class:`BlockSpec`'s Notes).
 """
 
-__all__ = ["BlockSpec"]
+__all__ = ["BlockSpec", "POINT_FIELDS"]
 
 import dataclasses
 import functools
@@ -27,6 +27,11 @@ _STATE_INITS = ("input", "zeros", "normal")
 
 def _is_symbolic(value):
     return type(value).__module__.split(".")[0] == "sympy"
+
+
+#: The BlockSpec fields that a compiled sweep varies from grid point to grid point inside one kernel
+#: call (the kernels take them per point); a sweep over any other field has one call per value.
+POINT_FIELDS = ("residual_scale", "injection_scale", "norm_eps")
 
 
 class _FieldsChecked(type):
