@@ -202,15 +202,11 @@ def _group_columns(width, dtype):
     """Token rows iterated together by the row-wise kernel: a 64 KiB state, within 256 to 512 rows.
 
     Every pass over a group's columns (a norm, each step of a product, the activation) has a
-    set-up cost of its own, about 3 µs per loop of a group in all at width 8 (float64), whatever
-    the group's size: a wider group shares it among more points. Past a 64 KiB state it was
-    slower (float64 d = 32 below), probably because the group's seven work arrays of that size
-    then outgrow a core's 512 KiB L2 cache (not measured: this machine has no counters).
-    Seconds at G = 256 (d = 8) and 128 (d = 32), two interleaved runs of 256 / 512 rows:
-    float64 d = 8: 0.67 / 0.56, 0.56 / 0.55; float32 d = 8: 0.43 / 0.34, 0.35 / 0.31;
-    float32 d = 32: 0.57 / 0.54, 0.57 / 0.53; float64 d = 32: 0.82 / 0.96, 0.99 / 1.08. At most
-    512, so that a default chunk (1024 points) is still two groups, one per core; at least 256,
-    so that BLAS products stay wide (float64 d = 128, G = 64: 0.91 / 0.96 and 1.03 / 1.14).
+    set-up cost of its own, whatever the group's size: a wider group shares it among more points.
+    Past a 64 KiB state it was slower (float64, d = 32), probably because the group's seven work
+    arrays then outgrow a core's L2 cache. At most 512, so that a default chunk (1024 points) is
+    still two groups, one per core; at least 256, so that BLAS products stay wide. The timings
+    behind these numbers are in benchmarks/README.md ("What makes it fast").
     """
     low, high = _GROUP_COLUMNS
     return int(min(high, max(low, _GROUP_BYTES // (width * np.dtype(dtype).itemsize))))
