@@ -1,4 +1,4 @@
-"""Regimes of textbook maps and affine loops, against answers known in closed form (ground-truth.md)."""
+"""Regimes of textbook maps and affine loops, against answers known in closed form (docs/background.md, Known answers)."""
 
 import warnings
 
