@@ -276,14 +276,7 @@ def _simulate(args):
     figure = _figure_output("--figure", args.figure)
     _announce_compiling(system)
     trajectory = simulate(system, loops, x0=x0, params=params, dtype=dtype, **options)
-    print(trajectory.summary())
-    print(regime_reached(system, trajectory, params=params))
-    if out is not None:
-        trajectory.save(_written(out))
-        print(f"trajectory written to {out}")
-    if figure is not None:
-        trajectory.plot(_written(figure))
-        print(f"figure written to {figure}")
+    _report(trajectory, out, figure, "trajectory", regime_reached(system, trajectory, params=params))
     return 0
 
 
@@ -326,9 +319,12 @@ def _classify(args):
     return 0
 
 
-def _report(result, out, figure, noun):
-    """Print a result's summary, then save it to ``out`` and draw it to ``figure`` where they are given."""
+def _report(result, out, figure, noun, *lines):
+    """Print a result's summary (and ``lines`` after it), then save it to ``out`` and draw it to
+    ``figure`` where they are given."""
     print(result.summary())
+    for line in lines:
+        print(line)
     if out is not None:
         result.save(_written(out))
         print(f"{noun} written to {out}")

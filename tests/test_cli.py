@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import dynloop
+from cli_configs import TINY_SWEEP
 from dynloop.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,30 +82,11 @@ def test_classify_example_prints_its_table_and_figures(tmp_path):
     assert (tmp_path / "classify_cyclic.png").stat().st_size > 10000
 
 
-SWEEP_CONFIG = """
-[block]
-width = 4
-tokens = 1
-layers = 2
-mixer = "mlp"
-hidden = 4
-activation = "tanh"
-norm = "pre"
-injection = "additive"
-
-[sweep]
-loops = 120
-chunk = 16
-
-[sweep.axes]
-residual_scale = { start = 0.0, stop = 3.0, num = 8 }
-injection_scale = [0.0, 1.0, 2.0]
-"""
 
 
 def test_sweep_writes_diagram_and_figure_and_resumes(tmp_path, capsys):
     config = tmp_path / "sweep.toml"
-    config.write_text(SWEEP_CONFIG)
+    config.write_text(TINY_SWEEP)
     out = tmp_path / "out"
     assert main(["sweep", str(config), "-o", str(out), "--no-progress"]) == 0
     printed = capsys.readouterr().out

@@ -8,38 +8,10 @@ import numpy as np
 import pytest
 
 import dynloop
+from cli_configs import TINY_SWEEP, tiny_block, write
 from dynloop.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
-
-TINY_BLOCK = """
-[block]
-width = 4
-tokens = 1
-layers = 2
-mixer = "mlp"
-hidden = 4
-activation = "tanh"
-norm = "pre"
-injection = "additive"
-"""
-
-TINY_SWEEP = TINY_BLOCK + """
-[sweep]
-loops = 120
-chunk = 16
-
-[sweep.axes]
-residual_scale = { start = 0.0, stop = 3.0, num = 8 }
-injection_scale = [0.0, 1.0, 2.0]
-"""
-
-
-def write(tmp_path, text, name="config.toml"):
-    path = tmp_path / name
-    path.write_text(text)
-    return str(path)
-
 
 def plain_iteration(r, x, loops):
     for _ in range(loops):
@@ -62,7 +34,7 @@ def test_simulate_prints_the_regime_the_run_reached(tmp_path, capsys, r, regime)
 
 
 def test_simulate_regime_of_a_block_and_of_a_divergent_run(tmp_path, capsys):
-    assert main(["simulate", write(tmp_path, TINY_BLOCK), "--loops", "50"]) == 0
+    assert main(["simulate", write(tmp_path, tiny_block()), "--loops", "50"]) == 0
     assert "regime at the end of the run: " in capsys.readouterr().out
     config = write(tmp_path, "[map]\nname = 'logistic'\nparams = {r = 4.5}\nx0 = [0.5]\n")
     assert main(["simulate", config, "--loops", "400"]) == 0
@@ -81,10 +53,10 @@ def test_classify_prints_the_summary_and_writes_figure_and_json(tmp_path, capsys
 
 
 def test_classify_settings_and_their_errors(tmp_path, capsys):
-    config = write(tmp_path, TINY_BLOCK + "[classify]\nmax_period = 4\nlyapunov = false\ntol = { period = 1e-6 }\n")
+    config = write(tmp_path, tiny_block() + "[classify]\nmax_period = 4\nlyapunov = false\ntol = { period = 1e-6 }\n")
     assert main(["classify", config]) == 0
     assert "window of 256 loops" in capsys.readouterr().out
-    config = write(tmp_path, TINY_BLOCK + "[classify]\nmax_priod = 4\n")
+    config = write(tmp_path, tiny_block() + "[classify]\nmax_priod = 4\n")
     assert main(["classify", config]) == 2
     err = capsys.readouterr().err
     assert "classify.max_priod=4" in err and "did you mean 'max_period'?" in err

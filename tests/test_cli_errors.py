@@ -9,37 +9,24 @@ import numpy as np
 import pytest
 
 import dynloop
+from cli_configs import tiny_block, write
 from dynloop.cli import main
 from dynloop.sweep.store import ChunkStore
 
 ROOT = Path(__file__).resolve().parents[1]
 LOGISTIC = str(ROOT / "examples/configs/logistic.toml")
 
-TINY_SWEEP = """
-[block]
-width = 4
-tokens = 1
-layers = 2
-mixer = "mlp"
-hidden = 4
-activation = "tanh"
-norm = "{norm}"
-injection = "additive"
-
+def tiny_sweep(norm):
+    """``tiny_block(norm)`` with a sweep of 4 × 3 points in chunks of 8."""
+    return tiny_block(norm) + """
 [sweep]
 loops = 64
 chunk = 8
 
 [sweep.axes]
-residual_scale = {{ start = 0.0, stop = 3.0, num = 4 }}
+residual_scale = { start = 0.0, stop = 3.0, num = 4 }
 injection_scale = [0.0, 1.0, 2.0]
 """
-
-
-def write(tmp_path, text, name="config.toml"):
-    path = tmp_path / name
-    path.write_text(text)
-    return str(path)
 
 
 def one_error_line(capsys, command):
@@ -110,13 +97,13 @@ def test_did_you_mean_in_the_python_api():
 
 
 def test_sweep_axis_typo_in_a_config_is_suggested_before_computing(tmp_path, capsys):
-    config = write(tmp_path, TINY_SWEEP.format(norm="pre").replace("injection_scale = [", "injection_scal = ["))
+    config = write(tmp_path, tiny_sweep("pre").replace("injection_scale = [", "injection_scal = ["))
     assert main(["sweep", config, "-o", str(tmp_path / "out"), "--no-progress"]) == 2
     assert "did you mean 'injection_scale'?" in one_error_line(capsys, "sweep")[0]
 
 
 def test_sweep_out_pointing_at_a_file_is_refused_before_computing(tmp_path, capsys):
-    config = write(tmp_path, TINY_SWEEP.format(norm="pre"))
+    config = write(tmp_path, tiny_sweep("pre"))
     target = tmp_path / "results.txt"
     target.write_text("mine")
     assert main(["sweep", config, "-o", str(target), "--no-progress"]) == 2
@@ -163,9 +150,9 @@ def test_plot_says_what_it_accepts(tmp_path, capsys):
 
 def test_a_different_sweep_in_outdir_names_fresh_and_every_differing_field(tmp_path, capsys):
     out = str(tmp_path / "out")
-    assert main(["sweep", write(tmp_path, TINY_SWEEP.format(norm="pre")), "-o", out, "--no-progress"]) == 0
+    assert main(["sweep", write(tmp_path, tiny_sweep("pre")), "-o", out, "--no-progress"]) == 0
     capsys.readouterr()
-    assert main(["sweep", write(tmp_path, TINY_SWEEP.format(norm="post")), "-o", out, "--no-progress"]) == 2
+    assert main(["sweep", write(tmp_path, tiny_sweep("post")), "-o", out, "--no-progress"]) == 2
     line, _ = one_error_line(capsys, "sweep")
     assert "--fresh" in line and "resume=False" not in line
     assert 'block.norm: stored "pre", given "post"' in line and "2 finished chunk" in line

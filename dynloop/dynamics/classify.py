@@ -245,29 +245,6 @@ def _distance_to_orbit(state, loop_points):
     return min(float(np.linalg.norm(state - point)) for point in loop_points)
 
 
-def _kink(system, points, params):
-    """Where a finite-difference Jacobian cannot be trusted: a point of ``points`` at which the
-    one-sided differences of the loop map disagree (the map is not differentiable there: a kink or
-    a jump, such as ``2x mod 1`` at 0). Returns ``(point, coordinate, forward, backward)`` or None.
-    Systems with an analytic Jacobian return None."""
-    if getattr(system, "jacobian_kind", "analytic") != "finite-difference":
-        return None
-    for point in points:
-        x = np.asarray(point, dtype=np.float64).ravel()
-        value = system.loop(x.reshape(point.shape), params).ravel()
-        for j in range(x.size):
-            h = 6.0554544523933395e-06 * max(1.0, abs(x[j]))  # the step of the central differences
-            shifted = x.copy()
-            shifted[j] = x[j] + h
-            forward = (system.loop(shifted.reshape(point.shape), params).ravel() - value) / h
-            shifted[j] = x[j] - h
-            backward = (value - system.loop(shifted.reshape(point.shape), params).ravel()) / h
-            if np.max(np.abs(forward - backward)) > 1e-2 * max(1.0, np.max(np.abs(forward)),
-                                                                np.max(np.abs(backward))):
-                return x, j, forward, backward
-    return None
-
-
 def _refine(system, stats, window_states, scale, tolerances, params, evidence, notes):
     """Newton's refinement of the orbit the window settled on (or is still approaching).
 
@@ -467,7 +444,8 @@ def classify(system, *, x0=None, params=None, transient=None, window=None, tol=N
                          "it cannot attract, so this is floating-point collapse, not a genuine fixed point")
         if not result["newton_agrees"]:
             notes.append("Newton's method did not converge to the point the iteration reached")
-        kink = _kink(system, cycle.loop_points if result["newton_agrees"] else run.loop_states[-period:], params)
+        orbit = cycle.loop_points if result["newton_agrees"] else run.loop_states[-period:]
+        kink = system.jacobian_kink(orbit, params)
         if kink is not None:
             point, coordinate, forward, backward = kink
             evidence["jacobian_reliable"] = False

@@ -69,6 +69,11 @@ def run_map(step, x0, p, loops, mode, stride, capacity, round_to_float32):
     return states, recorded_loops, count, norms, steps, cosines, loops_run, diverged_at, diverged_stage, x
 
 
+#: Relative step of the finite differences: the cube root of the float64 epsilon, so that truncation
+#: and rounding errors are both about eps**(2/3).
+FD_STEP = 6.0554544523933395e-06
+
+
 @njit(types.float64[:, ::1](StepFunction, _F64_1D, _F64_1D), cache=True, error_model="numpy")
 def finite_difference_jacobian(step, x, p):
     """Central-difference Jacobian of ``step`` at ``x``.
@@ -81,7 +86,7 @@ def finite_difference_jacobian(step, x, p):
     jacobian = np.empty((dim, dim))
     shifted = x.copy()
     for j in range(dim):
-        h = 6.0554544523933395e-06 * max(1.0, abs(x[j]))  # cube root of the float64 epsilon
+        h = FD_STEP * max(1.0, abs(x[j]))
         shifted[j] = x[j] + h
         forward = step(shifted, p)
         width = shifted[j]

@@ -92,6 +92,14 @@ class System:
             loop_jacobian = stage_jacobian @ loop_jacobian
         return loop_jacobian
 
+    def jacobian_kink(self, points, params=None):
+        """Where the loop map's Jacobian cannot be trusted among ``points``, or None.
+
+        Systems whose Jacobians are analytic return None; a map with a finite-difference Jacobian
+        (:class:`~dynloop.Map`) names a point where the map is not differentiable.
+        """
+        return None
+
     def _check_state(self, x, field="x0", dtype=np.float64):
         """A fresh, writable, C-ordered copy of the state ``x`` at ``dtype`` (one kernel type)."""
         x = np.array(x, dtype=dtype, order="C", copy=True)
@@ -123,9 +131,9 @@ def check_system(system, field="system"):
         return system
     allowed = "expected a dynloop system (dynloop.BlockSpec, dynloop.AffineLoop or dynloop.Map)"
     if isinstance(system, str):
-        from .. import maps
+        from .maps import catalogue_names
 
-        if system in getattr(maps, "__all__", ()):
+        if system in catalogue_names():
             allowed += f"; for the catalogue map of that name use dynloop.maps.{system}()"
         shown = repr(system)
     else:

@@ -21,7 +21,7 @@ from numba.core.registry import CPUDispatcher
 
 from .._errors import check_int, check_real, did_you_mean, invalid
 from ..dynamics._recording import record_capacity
-from ._map_kernels import (JACOBIAN_SIGNATURE, JIT_OPTIONS, STEP_SIGNATURE,
+from ._map_kernels import (FD_STEP, JACOBIAN_SIGNATURE, JIT_OPTIONS, STEP_SIGNATURE,
                            finite_difference_jacobian, run_map, tangent_run_map)
 from .base import RunOutput, System
 
@@ -492,6 +492,45 @@ class Map(System):
     def jacobian_kind(self):
         """``"analytic"`` when a Jacobian was given (or derived by sympy), else ``"finite-difference"``."""
         return "finite-difference" if self._jacobian is None else "analytic"
+
+    def jacobian_kink(self, points, params=None):
+        """A point of ``points`` where the finite-difference Jacobian cannot be trusted, or None.
+
+        With an analytic Jacobian, None. Otherwise the first point (and coordinate) at which the
+        one-sided differences of the step, with the step size of the central differences,
+        disagree: the map is not differentiable there (a kink or a jump, such as ``2x mod 1`` at
+        0), so neither are multipliers or Lyapunov exponents taken from its Jacobian.
+
+        Returns
+        -------
+        None or (point, coordinate, forward, backward)
+
+        Examples
+        --------
+        >>> import numpy as np, dynloop
+        >>> doubling = dynloop.Map.from_function(lambda x, p: np.array([(2.0 * x[0]) % 1.0]), 1)
+        >>> doubling.jacobian_kink([np.array([0.3])]) is None
+        True
+        >>> point, coordinate, forward, backward = doubling.jacobian_kink([np.array([0.0])])
+        >>> float(forward[0])
+        2.0
+        """
+        if self.jacobian_kind != "finite-difference":
+            return None
+        for point in points:
+            x = np.asarray(point, dtype=np.float64).ravel()
+            value = self.loop(x, params)
+            for j in range(x.size):
+                h = FD_STEP * max(1.0, abs(x[j]))
+                shifted = x.copy()
+                shifted[j] = x[j] + h
+                forward = (self.loop(shifted, params) - value) / h
+                shifted[j] = x[j] - h
+                backward = (value - self.loop(shifted, params)) / h
+                scale = max(1.0, np.max(np.abs(forward)), np.max(np.abs(backward)))
+                if np.max(np.abs(forward - backward)) > 1e-2 * scale:
+                    return x, j, forward, backward
+        return None
 
     @property
     def step_function(self):
