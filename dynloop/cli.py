@@ -52,6 +52,7 @@ import numpy as np
 
 from ._errors import caused_by_interrupt, check_choice, check_int, check_real, did_you_mean, invalid
 from ._toml import load_toml
+from .components import ACTIVATIONS, MIXERS
 
 _TABLES = ("block", "map", "simulate", "classify", "sweep", "orbit")
 _MAP_KEYS = ("name", "params", "x0")
@@ -448,14 +449,13 @@ def _plot(args):
 # ----------------------------------------------------------------------------- theory
 _THEORY_FIELDS = ("norm", "norm_kind", "injection", "mixer", "activation", "layers", "width", "map", "period")
 _THEORY_DEFAULTS = {"norm": "none", "norm_kind": "rms", "injection": "none", "mixer": "linear", "layers": "1"}
-_THEORY_MIXERS = ("linear", "mlp")  # attention couples tokens: no closed-form derivation
+# the mixers with a closed form (attention couples tokens: no closed-form derivation)
+_THEORY_MIXERS = tuple(name for name, mixer in MIXERS.items() if mixer.symbolic)
 
 
 def _smooth_activations():
     """BlockSpec's activations that symbolic derivations take (relu is not differentiable at 0)."""
-    from .systems._block_kernels import ACTIVATIONS
-
-    return tuple(name for name in ACTIVATIONS if name != "relu")
+    return tuple(name for name, activation in ACTIVATIONS.items() if activation.smooth)
 
 
 def _default_activation():
@@ -517,11 +517,11 @@ def theory_request(tokens):
     mixer, activation = values.pop("mixer"), values.pop("activation", None)
     if mixer in smooth and activation is None:  # the older words: an activation named as the mixer
         mixer, activation = "mlp", mixer
-    if mixer in ("attention", "transformer"):
-        raise invalid("mixer", mixer, "symbolic derivations take mixer=linear or mixer=mlp (attention couples "
-                      "tokens; use the numeric tools)")
+    if mixer in MIXERS and mixer not in _THEORY_MIXERS:
+        raise invalid("mixer", mixer, "symbolic derivations take mixer=" + " or mixer=".join(_THEORY_MIXERS)
+                      + " (attention couples tokens; use the numeric tools)")
     check_choice("mixer", mixer, _THEORY_MIXERS)
-    if mixer == "linear":
+    if "mlp" not in MIXERS[mixer].branches:
         if activation is not None:
             raise invalid("activation", activation, "only with mixer=mlp (the linear mixer has none)")
     else:
@@ -529,7 +529,7 @@ def theory_request(tokens):
     for key in ("layers", "width"):
         if key in values:
             values[key] = _theory_int(key, values[key])
-    return Scheme(mixer="linear" if mixer == "linear" else activation, **values), period
+    return Scheme(mixer=activation if "mlp" in MIXERS[mixer].branches else mixer, **values), period
 
 
 def _theory_int(key, value):
@@ -565,9 +565,21 @@ def _theory(args):
     return 0
 
 
+# ----------------------------------------------------------------------------- schemes
+def _schemes(args):
+    from .components import REGISTRIES
+
+    for field, registry in REGISTRIES.items():
+        print(f"{field}:")
+        width = max(len(name) for name in registry)
+        for name, component in registry.items():
+            print(f"  {name:<{width}}  {component.description}")
+    return 0
+
+
 # ----------------------------------------------------------------------------- parser and main
 def _theory_help():
-    from .systems._block_kernels import INJECTIONS, NORM_KINDS, NORMS
+    from .components import INJECTIONS, NORM_KINDS, NORMS
 
     def words(values):
         return "(" + ", ".join(values) + ")"
@@ -648,6 +660,12 @@ def build_parser():
     orbit.add_argument("-o", "--out", metavar="FILE.npz", help="save the orbit diagram there (dynloop plot draws it)")
     orbit.add_argument("--figure", metavar="FILE.png", help="save the figure there")
     orbit.set_defaults(handler=_orbit)
+
+    schemes = commands.add_parser(
+        "schemes", help="list the block components: norm placements, norm kinds, injections, mixers, activations",
+        description="List every value the [block] table's scheme fields take, with what it computes "
+                    "(dynloop.components; the exact equations are in dynloop/systems/MODEL.md).")
+    schemes.set_defaults(handler=_schemes)
 
     plot = commands.add_parser("plot", help="draw a phase or orbit diagram file",
                                description="Draw a phase diagram written by 'dynloop sweep' (OUTDIR/phase.npz) "

@@ -31,13 +31,17 @@ import math
 import numpy as np
 from scipy.special import erf
 
-MIXERS = ("linear", "mlp", "attention", "transformer")
-NORMS = ("none", "pre", "post", "sandwich", "peri", "pre_outer", "peri_outer", "sphere")
-INJECTIONS = ("none", "additive", "concat", "diagonal", "convex")
-NORM_KINDS = ("rms", "layer", "l2")
-ACTIVATIONS = ("tanh", "relu", "gelu", "silu")
+from dynloop import components
 
-#: every (mixer, norm, injection) triple: 4 x 8 x 5 = 160
+# The names come from dynloop's registries (the tests cover every component there is); the formulas
+# below do not: each is written out by name from MODEL.md, and a name without one raises.
+MIXERS = tuple(components.MIXERS)
+NORMS = tuple(components.NORMS)
+INJECTIONS = tuple(components.INJECTIONS)
+NORM_KINDS = tuple(components.NORM_KINDS)
+ACTIVATIONS = tuple(components.ACTIVATIONS)
+
+#: every (mixer, norm, injection) triple
 ALL_COMBINATIONS = list(itertools.product(MIXERS, NORMS, INJECTIONS))
 
 # norm placements that apply the input norm ``N(X; norm_in)`` before the branch

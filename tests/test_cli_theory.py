@@ -81,13 +81,14 @@ def listed(help_text, key):
 
 
 def test_theory_help_speaks_blockspecs_vocabulary(capsys):
-    from dynloop.systems import _block_kernels as kernels
+    from dynloop import components
 
     text = theory_help(capsys)
-    assert set(listed(text, "mixer")) <= set(kernels.MIXERS)
-    assert set(listed(text, "activation")) <= set(kernels.ACTIVATIONS)
-    assert listed(text, "norm") == list(kernels.NORMS) and listed(text, "injection") == list(kernels.INJECTIONS)
-    assert listed(text, "norm_kind") == list(kernels.NORM_KINDS)
+    assert set(listed(text, "mixer")) <= set(components.MIXERS)
+    assert set(listed(text, "activation")) <= set(components.ACTIVATIONS)
+    assert listed(text, "norm") == list(components.NORMS)
+    assert listed(text, "injection") == list(components.INJECTIONS)
+    assert listed(text, "norm_kind") == list(components.NORM_KINDS)
 
 
 def test_every_value_theory_help_lists_is_accepted(capsys):

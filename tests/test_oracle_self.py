@@ -14,6 +14,8 @@ from scipy.special import softmax
 
 import oracle as O
 
+from dynloop import components
+
 
 def _rng(*seed):
     return np.random.default_rng(list(seed) if seed else 0)
@@ -341,12 +343,14 @@ def test_oracle_attention_rejects_attentionless(mixer):
 # ============================================================================================
 
 
-def test_all_combinations_complete():
-    assert len(O.ALL_COMBINATIONS) == 4 * 8 * 5 == len(set(O.ALL_COMBINATIONS))
-    assert {c[0] for c in O.ALL_COMBINATIONS} == {"linear", "mlp", "attention", "transformer"}
-    assert {c[1] for c in O.ALL_COMBINATIONS} == {
-        "none", "pre", "post", "sandwich", "peri", "pre_outer", "peri_outer", "sphere"}
-    assert {c[2] for c in O.ALL_COMBINATIONS} == {"none", "additive", "concat", "diagonal", "convex"}
+@pytest.mark.parametrize("field, name", [(field, name) for field, registry in components.REGISTRIES.items()
+                                         for name in registry])
+def test_oracle_knows_every_component(field, name):
+    """Every registry entry has oracle lines: a component added without them fails here."""
+    rng = _rng(18, list(components.REGISTRIES).index(field), list(components.REGISTRIES[field]).index(name))
+    fields = O.random_fields(rng, **{field: name}, tokens=2)
+    arrays = O.random_arrays(fields, rng)
+    assert np.all(np.isfinite(O.oracle_stages(fields, arrays, arrays["start_state"])))
 
 
 def _combo_id(c):

@@ -13,7 +13,7 @@ import numpy as np
 from numba import njit, prange, types
 
 from ..dynamics import regimes as R
-from ..systems._block_kernels import BlockArrays, BlockConfig, stage_apply
+from ..systems._block_kernels import stage_apply, with_point
 from ..systems._column_kernels import column_buffers, column_stage
 from ..systems._map_kernels import JacobianFunction, StepFunction
 
@@ -128,14 +128,8 @@ def _block_loop(cfg, arrays, x, n_stages, tangent):
 @njit(**_JIT)
 def _point_system(cfg0, arrays0, unit_constant, alpha, beta, eps, dtype_like):
     """The configuration and arrays of one grid point (its residual scale, injection strength, ε)."""
-    cfg = BlockConfig(cfg0.mixer, cfg0.activation, cfg0.norm, cfg0.norm_kind, cfg0.inject_mode, cfg0.has_inject,
-                      cfg0.has_outer, cfg0.layers, cfg0.sublayers, cfg0.heads, cfg0.causal,
-                      dtype_like.dtype.type(alpha), eps)
-    arrays = BlockArrays(arrays0.linear, arrays0.attn_q, arrays0.attn_k, arrays0.attn_v, arrays0.attn_o,
-                         arrays0.mlp_in, arrays0.mlp_out, arrays0.norm_in, arrays0.norm_out, arrays0.norm_outer,
-                         arrays0.unit_gain, arrays0.inject_matrix, arrays0.inject_diagonal,
-                         (beta * unit_constant).astype(dtype_like.dtype))
-    return cfg, arrays
+    return with_point(cfg0, arrays0, dtype_like.dtype.type(alpha), eps,
+                      (beta * unit_constant).astype(dtype_like.dtype))
 
 
 @njit(**_JIT)

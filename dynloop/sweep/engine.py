@@ -232,7 +232,7 @@ def _run_kernel(system, kind, tasks, settings):
         layers = [i for i, name in enumerate(stage_names) if name.startswith("layer")]
         arguments = (config, arrays, unit, values, start, loops, window, max_period, tolerances, early_exit,
                      lyapunov, spec.n_stages, layers[0], len(layers))
-        if spec.mixer in ("linear", "mlp"):
+        if spec.components["mixer"].row_wise:
             # row-wise mixers: iterate groups of points together, a point's token rows as columns. Groups
             # never straddle two chunks, so that a chunk's results do not depend on its neighbours in a call
             points_per_group = max(1, _group_columns(spec.width, dtype) // spec.tokens)

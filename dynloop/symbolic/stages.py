@@ -14,12 +14,14 @@ import fractions
 import numpy as np
 import sympy
 
-from .._errors import check_choice, check_int, invalid
-from ..systems import _block_kernels as _kernels
+from .._errors import check_int, invalid
+from ..components import ACTIVATIONS, INJECTIONS, MIXERS, NORM_KINDS, NORMS
 
 STRUCTURES = ("scalar", "diagonal", "commuting", "2x2", "general")
-_SMOOTH = ("tanh", "gelu", "silu")
-_MIXERS = ("linear",) + _SMOOTH
+_SMOOTH = tuple(name for name, activation in ACTIVATIONS.items() if activation.smooth)
+# the branches with a closed form: a row-wise mixer without an activation by its name, or the MLP by its activation
+_PLAIN = tuple(name for name, mixer in MIXERS.items() if mixer.symbolic and "mlp" not in mixer.branches)
+_MIXERS = _PLAIN + _SMOOTH
 
 
 def _real(name):
@@ -67,12 +69,12 @@ class Scheme:
     norm_eps: object = sympy.Integer(0)
 
     def __post_init__(self):
-        check_choice("norm", self.norm, _kernels.NORMS)
-        check_choice("norm_kind", self.norm_kind, _kernels.NORM_KINDS)
-        check_choice("injection", self.injection, _kernels.INJECTIONS)
+        NORMS.check("norm", self.norm)
+        NORM_KINDS.check("norm_kind", self.norm_kind)
+        INJECTIONS.check("injection", self.injection)
         if self.mixer not in _MIXERS:
-            raise invalid("mixer", self.mixer, "symbolic derivations take 'linear' or a smooth activation: "
-                          + ", ".join(repr(m) for m in _SMOOTH))
+            raise invalid("mixer", self.mixer, "symbolic derivations take " + ", ".join(repr(m) for m in _PLAIN)
+                          + " or a smooth activation: " + ", ".join(repr(m) for m in _SMOOTH))
         check_int("layers", self.layers, minimum=1)
         check_int("width", self.width, minimum=1)
         for name in ("residual_scale", "injection_scale", "norm_eps"):
@@ -81,12 +83,13 @@ class Scheme:
     @classmethod
     def from_spec(cls, spec):
         """The scheme of a :class:`~dynloop.BlockSpec` (its numeric fields may be sympy symbols)."""
-        if spec.mixer in ("attention", "transformer"):
-            raise invalid("mixer", spec.mixer, "symbolic derivations take mixer='linear' or 'mlp' with a smooth "
-                          "activation (attention couples tokens; use the numeric tools)")
-        mixer = "linear" if spec.mixer == "linear" else spec.activation
-        if mixer == "relu":
-            raise invalid("activation", "relu", "expected a smooth activation: " + ", ".join(_SMOOTH))
+        if MIXERS[spec.mixer].symbolic is None:
+            raise invalid("mixer", spec.mixer, "symbolic derivations take a row-wise mixer: " + ", ".join(
+                repr(name) for name, mixer in MIXERS.items() if mixer.symbolic)
+                + " (attention couples tokens; use the numeric tools)")
+        mixer = spec.mixer if spec.mixer in _PLAIN else spec.activation
+        if mixer not in _MIXERS:
+            raise invalid("activation", spec.activation, "expected a smooth activation: " + ", ".join(_SMOOTH))
         return cls(norm=spec.norm, norm_kind=spec.norm_kind, injection=spec.injection, mixer=mixer,
                    layers=spec.layers, width=spec.width, residual_scale=spec.residual_scale,
                    injection_scale=spec.injection_scale, norm_eps=spec.norm_eps)
@@ -131,10 +134,11 @@ def norm(x, kind, eps, gain=None):
     """
     d = x.shape[0]
     g = _gain(gain, d)
-    if kind == "layer":
+    kind = NORM_KINDS[kind]
+    if kind.centred:
         x = x - sympy.ones(d, 1) * (sum(x) / d)
     square = sum(v**2 for v in x)
-    scale = sympy.sqrt(square / d + eps) if kind in ("rms", "layer") else sympy.sqrt(square + eps)
+    scale = sympy.sqrt(square / d + eps) if kind.mean_square else sympy.sqrt(square + eps)
     return sympy.Matrix([g[i] * x[i] / scale for i in range(d)])
 
 
@@ -160,15 +164,15 @@ def norm_jacobian(x, kind, eps, gain=None):
     d = x.shape[0]
     g = sympy.diag(*_gain(gain, d))
     eye = sympy.eye(d)
-    if kind == "layer":
-        c = x - sympy.ones(d, 1) * (sum(x) / d)
-        s = sympy.sqrt(sum(v**2 for v in c) / d + eps)
-        return g * (eye - sympy.ones(d, d) / d - c * c.T / (d * s**2)) / s
-    if kind == "rms":
+    kind = NORM_KINDS[kind]
+    if kind.centred:
+        x = x - sympy.ones(d, 1) * (sum(x) / d)
+        eye = eye - sympy.ones(d, d) / d
+    if kind.mean_square:
         r = sympy.sqrt(sum(v**2 for v in x) / d + eps)
         return g * (eye - x * x.T / (d * r**2)) / r
-    rho = sympy.sqrt(sum(v**2 for v in x) + eps)
-    return g * (eye - x * x.T / rho**2) / rho
+    r = sympy.sqrt(sum(v**2 for v in x) + eps)
+    return g * (eye - x * x.T / r**2) / r
 
 
 def activation(name):
@@ -182,16 +186,9 @@ def activation(name):
     >>> dphi(sympy.Integer(0))
     1
     """
-    if name == "tanh":
-        return sympy.tanh, lambda u: 1 - sympy.tanh(u) ** 2
-    if name == "gelu":
-        cdf = lambda u: (1 + sympy.erf(u / sympy.sqrt(2))) / 2  # noqa: E731
-        pdf = lambda u: sympy.exp(-u**2 / 2) / sympy.sqrt(2 * sympy.pi)  # noqa: E731
-        return (lambda u: u * cdf(u)), (lambda u: cdf(u) + u * pdf(u))
-    if name == "silu":
-        sigma = lambda u: 1 / (1 + sympy.exp(-u))  # noqa: E731
-        return (lambda u: u * sigma(u)), (lambda u: sigma(u) * (1 + u * (1 - sigma(u))))
-    raise invalid("activation", name, "expected one of " + ", ".join(repr(a) for a in _SMOOTH))
+    if name not in _SMOOTH:
+        raise invalid("activation", name, "expected one of " + ", ".join(repr(a) for a in _SMOOTH))
+    return ACTIVATIONS[name].sympy()
 
 
 # --------------------------------------------------------------------------- stages
@@ -268,85 +265,63 @@ def block_stages(scheme, structure, d, weights=None, inputs=None):
     a, beta, eps = scheme.residual_scale, scheme.injection_scale, scheme.norm_eps
     kind = scheme.norm_kind
     e = _vector("e", d, None if inputs is None else np.ravel(inputs)[:d])
-    eye = sympy.eye(d)
+    placement, injection = NORMS[scheme.norm], INJECTIONS[scheme.injection]
+    declared = {array.name: array for part in (MIXERS["linear"], MIXERS["mlp"], injection)
+                for array in part.arrays}
+
+    def array(name, layer=None):
+        """The sympy form of a weight: its given numbers, else its symbols (``Array.symbol``)."""
+        spec = declared[name]
+        value = None
+        if name in weights:
+            value = np.asarray(weights[name], dtype=float)
+            value = value[layer] if layer is not None else value
+        if spec.shape[-1:] == ("d",) and len(spec.shape) == 1:
+            return _vector(spec.symbol, d, value)
+        symbol = spec.eigen_symbol if spec.eigen_symbol and structure in ("diagonal", "commuting") else spec.symbol
+        return _matrix(symbol if layer is None else f"{symbol}{layer}", d, structure, value)
+
     stages = []
+    if injection.has_stage:
+        matrix, diagonal, term = injection.symbolic(array, e, beta)
+        lin = matrix if matrix is not None else sympy.diag(*diagonal) if diagonal is not None else sympy.eye(d)
+        stages.append(Stage("inject", x, lin * x + term, lin))
 
-    def given(name, layer=None):
-        if name not in weights:
-            return None
-        value = np.asarray(weights[name], dtype=float)
-        return value[layer] if layer is not None else value
-
-    if scheme.injection != "none":
-        if scheme.injection == "additive":
-            lin, const = eye, beta * e
-        elif scheme.injection == "concat":
-            lin = _matrix("h", d, structure, given("inject_h"))
-            const = beta * _matrix("u", d, structure, given("inject_e")) * e
-        elif scheme.injection == "diagonal":
-            dt = _vector("dt", d, given("inject_dt"))
-            alog = _vector("a_log", d, given("inject_a_log"))
-            delta = dt.applyfunc(lambda v: sympy.log(1 + sympy.exp(v)))
-            lin = sympy.diag(*[sympy.exp(-delta[i] * sympy.exp(alog[i])) for i in range(d)])
-            b = _matrix("b", d, structure, given("inject_b"))
-            const = beta * sympy.matrix_multiply_elementwise(delta, b * e)
-        else:  # convex
-            c_alpha = _vector("c_alpha", d, given("inject_alpha"))
-            c_beta = _vector("c_beta", d, given("inject_beta"))
-            lin = sympy.diag(*c_alpha)
-            const = beta * sympy.matrix_multiply_elementwise(c_beta, e)
-        stages.append(Stage("inject", x, lin * x + const, lin))
-
+    mixer_name = scheme.mixer if scheme.mixer in MIXERS else "mlp"
+    activation_ = ACTIVATIONS[scheme.mixer] if scheme.mixer in ACTIVATIONS else None
     for layer in range(scheme.layers):
-        if scheme.mixer == "linear":
-            w = _matrix(f"lambda{layer}" if structure in ("diagonal", "commuting") else f"w{layer}", d, structure,
-                        None if given("linear") is None else given("linear", layer))
-
-            def branch(y, w=w):
-                return w * y, w
-        else:
-            phi, dphi = activation(scheme.mixer)
-            u = _matrix(f"u{layer}", d, structure, None if given("mlp_in") is None else given("mlp_in", layer))
-            v = _matrix(f"v{layer}", d, structure, None if given("mlp_out") is None else given("mlp_out", layer))
-
-            def branch(y, u=u, v=v, phi=phi, dphi=dphi):
-                pre = u * y
-                return v * pre.applyfunc(phi), v * sympy.diag(*pre.applyfunc(dphi)) * u
-        value, jac = _sublayer(scheme.norm, kind, eps, a, x, branch)
+        branch = MIXERS[mixer_name].symbolic(array, layer, activation_)
+        value, jac = _sublayer(placement, kind, eps, a, x, branch)
         stages.append(Stage(f"layer{layer}", x, value, jac))
 
-    if scheme.norm.endswith("_outer"):
+    if placement.outer:
         stages.append(Stage("outer", x, norm(x, kind, eps), norm_jacobian(x, kind, eps)))
     return stages, x
 
 
 def _sublayer(placement, kind, eps, a, x, branch):
-    """Value and Jacobian of one sub-layer ``X + aF(X)`` etc. (MODEL.md, norm placement table)."""
+    """Value and Jacobian of one sub-layer, built from the placement's flags (``dynloop.components``)."""
     d = x.shape[0]
     eye = sympy.eye(d)
-    if placement == "none":
+    if placement.sphere:  # N(N(x; 1) + a (N(F(x); 1) − N(x; 1)); 1)
+        n, jn = norm(x, kind, eps), norm_jacobian(x, kind, eps)
         f, jf = branch(x)
-        return x + a * f, eye + a * jf
-    if placement in ("pre", "pre_outer"):
-        n, jn = norm(x, kind, eps), norm_jacobian(x, kind, eps)
-        f, jf = branch(n)
-        return x + a * f, eye + a * jf * jn
-    if placement == "post":
+        nf, jnf = norm(f, kind, eps), norm_jacobian(f, kind, eps) * jf
+        y = n + a * (nf - n)
+        return norm(y, kind, eps), norm_jacobian(y, kind, eps) * (jn + a * (jnf - jn))
+    if placement.branch_in:
+        f, jf = branch(norm(x, kind, eps))
+    else:
         f, jf = branch(x)
-        y = x + a * f
-        return norm(y, kind, eps), norm_jacobian(y, kind, eps) * (eye + a * jf)
-    if placement == "sandwich":
-        n, jn = norm(x, kind, eps), norm_jacobian(x, kind, eps)
-        f, jf = branch(n)
-        y = x + a * f
-        return norm(y, kind, eps), norm_jacobian(y, kind, eps) * (eye + a * jf * jn)
-    if placement in ("peri", "peri_outer"):
-        n, jn = norm(x, kind, eps), norm_jacobian(x, kind, eps)
-        f, jf = branch(n)
-        return x + a * norm(f, kind, eps), eye + a * norm_jacobian(f, kind, eps) * jf * jn
-    # sphere: N(N(x; 1) + a (N(F(x); 1) − N(x; 1)); 1)
-    n, jn = norm(x, kind, eps), norm_jacobian(x, kind, eps)
-    f, jf = branch(x)
-    nf, jnf = norm(f, kind, eps), norm_jacobian(f, kind, eps) * jf
-    y = n + a * (nf - n)
-    return norm(y, kind, eps), norm_jacobian(y, kind, eps) * (jn + a * (jnf - jn))
+    # the branch's Jacobian, in the order a ∂N(f) ∂F ∂N(x)
+    chain = a
+    if placement.branch_out:
+        chain = chain * norm_jacobian(f, kind, eps)
+        f = norm(f, kind, eps)
+    chain = chain * jf
+    if placement.branch_in:
+        chain = chain * norm_jacobian(x, kind, eps)
+    y, jy = x + a * f, eye + chain
+    if placement.after_residual:
+        return norm(y, kind, eps), norm_jacobian(y, kind, eps) * jy
+    return y, jy

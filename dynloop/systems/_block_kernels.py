@@ -19,31 +19,44 @@ from numba import njit
 from ..dynamics._recording import close_loop, new_records
 from ._fastmath import exp, tanh, tanh_native
 
-MIXERS = ("linear", "mlp", "attention", "transformer")
-ACTIVATIONS = ("tanh", "relu", "gelu", "silu")
-NORMS = ("none", "pre", "post", "sandwich", "peri", "pre_outer", "peri_outer", "sphere")
-NORM_KINDS = ("rms", "layer", "l2")
-INJECTIONS = ("none", "additive", "concat", "diagonal", "convex")
-
+# The operations the kernels implement. Components (dynloop.components) name the ones they lower to;
+# BlockSpec turns the names into these codes, and a code outside them raises.
+BRANCHES = ("linear", "mlp", "attention")
+BRANCH_LINEAR, BRANCH_MLP, BRANCH_ATTENTION = range(3)
+ACTIVATION_OPS = ("tanh", "relu", "gelu", "silu")
 # How the injection stage acts on the state: u = (identity | X W_hᵀ | D ⊙ X) + constant term.
-INJECT_IDENTITY, INJECT_MATRIX, INJECT_DIAGONAL = 0, 1, 2
-
-MIXER_LINEAR, MIXER_MLP, MIXER_ATTENTION, MIXER_TRANSFORMER = range(4)
-NORM_NONE, NORM_PRE, NORM_POST, NORM_SANDWICH, NORM_PERI, NORM_PRE_OUTER, NORM_PERI_OUTER, NORM_SPHERE = range(8)
-KIND_RMS, KIND_LAYER, KIND_L2 = range(3)
+INJECT_OPERATORS = ("identity", "matrix", "diagonal")
+INJECT_IDENTITY, INJECT_MATRIX, INJECT_DIAGONAL = range(3)
 
 BlockConfig = namedtuple("BlockConfig", [
-    "mixer", "activation", "norm", "norm_kind", "inject_mode", "has_inject", "has_outer",
-    "layers", "sublayers", "heads", "causal", "residual_scale", "norm_eps"])
-BlockConfig.__doc__ = "Integer codes and scalars of one block (all numba-typable)."
+    "activation", "norm_in", "norm_branch_out", "norm_after_residual", "sphere", "centred", "mean_square",
+    "inject_operator", "has_inject", "has_outer", "layers", "sublayers", "heads", "causal", "residual_scale",
+    "norm_eps"])
+BlockConfig.__doc__ = ("Flags, operation codes and scalars of one block (all numba-typable): what its "
+                       "components lower to (BlockSpec._kernel_inputs).")
 
 BlockArrays = namedtuple("BlockArrays", [
-    "linear", "attn_q", "attn_k", "attn_v", "attn_o", "mlp_in", "mlp_out",
+    "branches", "linear", "attn_q", "attn_k", "attn_v", "attn_o", "mlp_in", "mlp_out",
     "norm_in", "norm_out", "norm_outer", "unit_gain", "inject_matrix", "inject_diagonal",
     "inject_constant"])
-BlockArrays.__doc__ = "Every array a block kernel reads; unused ones are empty with the right rank."
+BlockArrays.__doc__ = ("Every array a block kernel reads (``branches``: the branch code of each sub-layer); "
+                       "unused ones are empty with the right rank.")
+
 
 _JIT = dict(cache=True, error_model="numpy")
+
+
+@njit(**_JIT)
+def with_point(cfg, arrays, residual_scale, norm_eps, inject_constant):
+    """``cfg`` and ``arrays`` with one grid point's residual scale, norm ε and injected term."""
+    point_cfg = BlockConfig(cfg.activation, cfg.norm_in, cfg.norm_branch_out, cfg.norm_after_residual, cfg.sphere,
+                            cfg.centred, cfg.mean_square, cfg.inject_operator, cfg.has_inject, cfg.has_outer,
+                            cfg.layers, cfg.sublayers, cfg.heads, cfg.causal, residual_scale, norm_eps)
+    point_arrays = BlockArrays(arrays.branches, arrays.linear, arrays.attn_q, arrays.attn_k, arrays.attn_v,
+                               arrays.attn_o, arrays.mlp_in, arrays.mlp_out, arrays.norm_in, arrays.norm_out,
+                               arrays.norm_outer, arrays.unit_gain, arrays.inject_matrix, arrays.inject_diagonal,
+                               inject_constant)
+    return point_cfg, point_arrays
 
 
 # --------------------------------------------------------------------------- linear algebra
@@ -66,21 +79,22 @@ def _apply_linear(x, dx, w):
 
 # --------------------------------------------------------------------------- norms
 @njit(**_JIT)
-def _apply_norm(x, dx, gain, kind, eps):
-    """Value and tangents of the row norm ``N(x; g)`` (MODEL.md, Norms).
+def _apply_norm(x, dx, gain, cfg):
+    """Value and tangents of the row norm ``N(x; g)`` of kind ``cfg`` (MODEL.md, Norms).
 
-    With ``c`` the (centred, for LayerNorm) row and ``r = sqrt(|c|²/q + ε)`` (``q = d`` for RMS
-    and LayerNorm, 1 for L2): ``y = g ⊙ c / r`` and ``dy = g ⊙ (dc/r − c (c·dc)/(q r³))``.
+    With ``c`` the row (centred when ``cfg.centred``) and ``r = sqrt(|c|²/q + ε)`` (``q = d`` when
+    ``cfg.mean_square``, else 1): ``y = g ⊙ c / r`` and ``dy = g ⊙ (dc/r − c (c·dc)/(q r³))``.
     """
     n_rows, d = x.shape
     m = dx.shape[0]
-    q = 1.0 if kind == KIND_L2 else float(d)
+    eps = cfg.norm_eps
+    q = float(d) if cfg.mean_square else 1.0
     y = np.empty_like(x)
     dy = np.empty_like(dx)
     dc = np.empty(d, dtype=x.dtype)
     for i in range(n_rows):
         mean = 0.0
-        if kind == KIND_LAYER:
+        if cfg.centred:
             for a in range(d):
                 mean += x[i, a]
             mean /= d
@@ -93,7 +107,7 @@ def _apply_norm(x, dx, gain, kind, eps):
             y[i, a] = gain[a] * ((x[i, a] - mean) * inv)
         for s in range(m):
             dmean = 0.0
-            if kind == KIND_LAYER:
+            if cfg.centred:
                 for a in range(d):
                     dmean += dx[s, i, a]
                 dmean /= d
@@ -110,7 +124,7 @@ def _apply_norm(x, dx, gain, kind, eps):
 # --------------------------------------------------------------------------- activations
 @njit(**_JIT)
 def _activation(z, code):
-    """Value and derivative of the activation at the scalar ``z``."""
+    """Value and derivative of the activation ``code`` (``ACTIVATION_OPS``) at the scalar ``z``."""
     if code == 0:  # tanh
         value = tanh(z)
         return value, 1.0 - value * value
@@ -120,8 +134,10 @@ def _activation(z, code):
         cdf = 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
         pdf = exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
         return z * cdf, cdf + z * pdf
-    sigmoid = 1.0 / (1.0 + exp(-z))  # silu
-    return z * sigmoid, sigmoid * (1.0 + z * (1.0 - sigmoid))
+    if code == 3:  # silu
+        sigmoid = 1.0 / (1.0 + exp(-z))
+        return z * sigmoid, sigmoid * (1.0 + z * (1.0 - sigmoid))
+    raise ValueError("unknown activation code")
 
 
 @njit(**_JIT)
@@ -222,40 +238,40 @@ def _apply_attention(x, dx, w_q, w_k, w_v, w_o, heads, causal):
 def _apply_mixer(cfg, arrays, layer, sub, x, dx):
     """Value, tangents and attention (empty if none) of the branch ``F`` of one sub-layer."""
     no_attention = np.zeros((0, 0, 0), dtype=x.dtype)
-    if cfg.mixer == MIXER_LINEAR:
+    branch = arrays.branches[sub]
+    if branch == BRANCH_LINEAR:
         y, dy = _apply_linear(x, dx, arrays.linear[layer])
         return y, dy, no_attention
-    if cfg.mixer == MIXER_MLP or (cfg.mixer == MIXER_TRANSFORMER and sub == 1):
+    if branch == BRANCH_MLP:
         y, dy = _apply_mlp(x, dx, arrays.mlp_in[layer], arrays.mlp_out[layer], cfg.activation)
         return y, dy, no_attention
-    return _apply_attention(x, dx, arrays.attn_q[layer], arrays.attn_k[layer], arrays.attn_v[layer],
-                            arrays.attn_o[layer], cfg.heads, cfg.causal)
+    if branch == BRANCH_ATTENTION:
+        return _apply_attention(x, dx, arrays.attn_q[layer], arrays.attn_k[layer], arrays.attn_v[layer],
+                                arrays.attn_o[layer], cfg.heads, cfg.causal)
+    raise ValueError("unknown branch code")
 
 
 # --------------------------------------------------------------------------- placements
 @njit(**_JIT)
 def _apply_sublayer(cfg, arrays, layer, sub, x, dx, a):
-    """One sub-layer with its norm placement (MODEL.md, Norm placement) and residual scale ``a``."""
-    kind = cfg.norm_kind
-    eps = cfg.norm_eps
-    placement = cfg.norm
-    if placement == NORM_SPHERE:
+    """One sub-layer with its norm placement's flags (MODEL.md, Norm placement) and residual scale ``a``."""
+    if cfg.sphere:
         unit = arrays.unit_gain
-        nx, dnx = _apply_norm(x, dx, unit, kind, eps)
+        nx, dnx = _apply_norm(x, dx, unit, cfg)
         f, df, attention = _apply_mixer(cfg, arrays, layer, sub, x, dx)
-        nf, dnf = _apply_norm(f, df, unit, kind, eps)
-        y, dy = _apply_norm(nx + a * (nf - nx), dnx + a * (dnf - dnx), unit, kind, eps)
+        nf, dnf = _apply_norm(f, df, unit, cfg)
+        y, dy = _apply_norm(nx + a * (nf - nx), dnx + a * (dnf - dnx), unit, cfg)
         return y, dy, attention
     branch_in, dbranch_in = x, dx
-    if placement in (NORM_PRE, NORM_SANDWICH, NORM_PERI, NORM_PRE_OUTER, NORM_PERI_OUTER):
-        branch_in, dbranch_in = _apply_norm(x, dx, arrays.norm_in[layer, sub], kind, eps)
+    if cfg.norm_in:
+        branch_in, dbranch_in = _apply_norm(x, dx, arrays.norm_in[layer, sub], cfg)
     f, df, attention = _apply_mixer(cfg, arrays, layer, sub, branch_in, dbranch_in)
-    if placement in (NORM_PERI, NORM_PERI_OUTER):
-        f, df = _apply_norm(f, df, arrays.norm_out[layer, sub], kind, eps)
+    if cfg.norm_branch_out:
+        f, df = _apply_norm(f, df, arrays.norm_out[layer, sub], cfg)
     y = x + a * f
     dy = dx + a * df
-    if placement in (NORM_POST, NORM_SANDWICH):
-        y, dy = _apply_norm(y, dy, arrays.norm_out[layer, sub], kind, eps)
+    if cfg.norm_after_residual:
+        y, dy = _apply_norm(y, dy, arrays.norm_out[layer, sub], cfg)
     return y, dy, attention
 
 
@@ -269,18 +285,20 @@ def stage_apply(cfg, arrays, stage, x, dx):
     no_attention = np.zeros((0, 0, 0), dtype=x.dtype)
     if cfg.has_inject:
         if stage == 0:
-            if cfg.inject_mode == INJECT_MATRIX:
+            if cfg.inject_operator == INJECT_MATRIX:
                 y, dy = _apply_linear(x, dx, arrays.inject_matrix)
-            elif cfg.inject_mode == INJECT_DIAGONAL:
+            elif cfg.inject_operator == INJECT_DIAGONAL:
                 y = x * arrays.inject_diagonal
                 dy = dx * arrays.inject_diagonal
-            else:
+            elif cfg.inject_operator == INJECT_IDENTITY:
                 y = x.copy()
                 dy = dx.copy()
+            else:
+                raise ValueError("unknown injection operator code")
             return y + arrays.inject_constant, dy, no_attention
         stage -= 1
     if stage == cfg.layers:  # the outer norm
-        y, dy = _apply_norm(x, dx, arrays.norm_outer, cfg.norm_kind, cfg.norm_eps)
+        y, dy = _apply_norm(x, dx, arrays.norm_outer, cfg)
         return y, dy, no_attention
     attention = no_attention
     for sub in range(cfg.sublayers):

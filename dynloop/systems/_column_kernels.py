@@ -27,8 +27,7 @@ from numba import njit
 from numba.extending import overload
 from numba.np.linalg import _BLAS, get_blas_kind
 
-from ._block_kernels import (INJECT_DIAGONAL, INJECT_MATRIX, KIND_L2, KIND_LAYER, MIXER_LINEAR, NORM_PERI,
-                             NORM_PERI_OUTER, NORM_POST, NORM_PRE, NORM_PRE_OUTER, NORM_SANDWICH, NORM_SPHERE,
+from ._block_kernels import (BRANCH_LINEAR, BRANCH_MLP, INJECT_DIAGONAL, INJECT_IDENTITY, INJECT_MATRIX,
                              activate)
 from ._fastmath import fma
 
@@ -57,14 +56,14 @@ def column_buffers(d, hidden, columns, dtype_like):
 
 
 @njit(**_JIT)
-def column_norm(x, gain, kind, eps, out, stats):
-    """``out = N(x; g)`` column by column (RMS, Layer or L2 norm, ε per column); ``out`` may be ``x``."""
+def column_norm(x, gain, cfg, eps, out, stats):
+    """``out = N(x; g)`` column by column (the norm kind of ``cfg``, ε per column); ``out`` may be ``x``."""
     d, c = x.shape
-    q = 1.0 if kind == KIND_L2 else float(d)
+    q = float(d) if cfg.mean_square else 1.0
     mean = stats[0]
     inverse = stats[1]
     inverse[:] = 0.0
-    if kind == KIND_LAYER:
+    if cfg.centred:
         mean[:] = 0.0
         for a in range(d):
             for p in range(c):
@@ -81,7 +80,7 @@ def column_norm(x, gain, kind, eps, out, stats):
                 inverse[p] = fma(x[a, p], x[a, p], inverse[p])
     for p in range(c):
         inverse[p] = 1.0 / math.sqrt(inverse[p] / q + eps[p])
-    if kind == KIND_LAYER:
+    if cfg.centred:
         for a in range(d):
             g = gain[a]
             for p in range(c):
@@ -212,46 +211,47 @@ def _two_rows(w, x, out, o, o1):
 
 @njit(**_JIT)
 def _column_mixer(cfg, arrays, layer, x, out, work):
-    """``out = F(x)``: the linear map or the MLP of ``layer``."""
-    if cfg.mixer == MIXER_LINEAR:
+    """``out = F(x)``: the linear map or the MLP of ``layer`` (a row-wise mixer's one sub-layer)."""
+    branch = arrays.branches[0]
+    if branch == BRANCH_LINEAR:
         column_product(arrays.linear[layer], x, out)
-        return
-    z, activated = work[3], work[4]
-    column_product(arrays.mlp_in[layer], x, z)
-    activate(z, activated, cfg.activation)
-    column_product(arrays.mlp_out[layer], activated, out)
+    elif branch == BRANCH_MLP:
+        z, activated = work[3], work[4]
+        column_product(arrays.mlp_in[layer], x, z)
+        activate(z, activated, cfg.activation)
+        column_product(arrays.mlp_out[layer], activated, out)
+    else:
+        raise ValueError("column kernels take row-wise branches only")
 
 
 @njit(**_JIT)
 def _column_sublayer(cfg, arrays, layer, x, alpha, eps, work):
     """One sub-layer with its norm placement, in place on ``x`` (residual scale per column)."""
     d, c = x.shape
-    kind = cfg.norm_kind
-    placement = cfg.norm
     branch, f, stats = work[0], work[1], work[5]
-    if placement == NORM_SPHERE:
+    if cfg.sphere:
         unit = arrays.unit_gain
         _column_mixer(cfg, arrays, layer, x, f, work)
-        column_norm(x, unit, kind, eps, branch, stats)
-        column_norm(f, unit, kind, eps, f, stats)
+        column_norm(x, unit, cfg, eps, branch, stats)
+        column_norm(f, unit, cfg, eps, f, stats)
         for a in range(d):
             for p in range(c):
                 x[a, p] = branch[a, p] + alpha[p] * (f[a, p] - branch[a, p])
-        column_norm(x, unit, kind, eps, x, stats)
+        column_norm(x, unit, cfg, eps, x, stats)
         return
     # a row-wise mixer's layer is one sub-layer: its gains are those of sub-layer 0
-    if placement in (NORM_PRE, NORM_SANDWICH, NORM_PERI, NORM_PRE_OUTER, NORM_PERI_OUTER):
-        column_norm(x, arrays.norm_in[layer, 0], kind, eps, branch, stats)
+    if cfg.norm_in:
+        column_norm(x, arrays.norm_in[layer, 0], cfg, eps, branch, stats)
         _column_mixer(cfg, arrays, layer, branch, f, work)
     else:
         _column_mixer(cfg, arrays, layer, x, f, work)
-    if placement in (NORM_PERI, NORM_PERI_OUTER):
-        column_norm(f, arrays.norm_out[layer, 0], kind, eps, f, stats)
+    if cfg.norm_branch_out:
+        column_norm(f, arrays.norm_out[layer, 0], cfg, eps, f, stats)
     for a in range(d):
         for p in range(c):
             x[a, p] = fma(alpha[p], f[a, p], x[a, p])
-    if placement in (NORM_POST, NORM_SANDWICH):
-        column_norm(x, arrays.norm_out[layer, 0], kind, eps, x, stats)
+    if cfg.norm_after_residual:
+        column_norm(x, arrays.norm_out[layer, 0], cfg, eps, x, stats)
 
 
 @njit(**_JIT)
@@ -265,21 +265,23 @@ def column_stage(cfg, arrays, stage, x, alpha, constant, eps, work):
     d, c = x.shape
     if cfg.has_inject:
         if stage == 0:
-            if cfg.inject_mode == INJECT_MATRIX:
+            if cfg.inject_operator == INJECT_MATRIX:
                 injected = work[2]
                 column_product(arrays.inject_matrix, x, injected)
                 x[:, :] = injected
-            elif cfg.inject_mode == INJECT_DIAGONAL:
+            elif cfg.inject_operator == INJECT_DIAGONAL:
                 for a in range(d):
                     diagonal = arrays.inject_diagonal[a]
                     for p in range(c):
                         x[a, p] *= diagonal
+            elif cfg.inject_operator != INJECT_IDENTITY:
+                raise ValueError("unknown injection operator code")
             for a in range(d):
                 for p in range(c):
                     x[a, p] += constant[a, p]
             return
         stage -= 1
     if stage == cfg.layers:
-        column_norm(x, arrays.norm_outer, cfg.norm_kind, eps, x, work[5])
+        column_norm(x, arrays.norm_outer, cfg, eps, x, work[5])
         return
     _column_sublayer(cfg, arrays, stage, x, alpha, eps, work)

@@ -12,13 +12,10 @@ from pathlib import Path
 import numpy as np
 
 from .._errors import check_choice, check_int, check_real, did_you_mean, invalid
+from ..components import ACTIVATIONS, INJECTIONS, MIXERS, NORM_KINDS, NORMS, STREAM_INPUTS, STREAM_START, draw_normal
 from ..dynamics._recording import record_capacity
 from . import _block_kernels as kernels
 from .base import RunOutput, System
-
-_STREAMS = {name: i for i, name in enumerate((
-    "inputs", "start_state", "linear", "attn_q", "attn_k", "attn_v", "attn_o", "mlp_in",
-    "mlp_out", "inject_h", "inject_e", "inject_dt", "inject_a_log", "inject_b", "inject_alpha"))}
 
 _REAL_FIELDS = ("norm_eps", "residual_scale", "injection_scale", "weight_gain", "init_scale")
 _NON_NEGATIVE = ("norm_eps", "weight_gain", "init_scale")
@@ -67,20 +64,22 @@ class BlockSpec(System, metaclass=_FieldsChecked):
         Attention heads; must divide ``width``.
     hidden : int, optional
         MLP hidden width (default ``4 * width``).
-    mixer : {"linear", "mlp", "attention", "transformer"}
-        The branch of each layer: ``X Wᵀ``, ``φ(X W1ᵀ) W2ᵀ``, multi-head softmax self-attention,
-        or an attention sub-layer followed by an MLP sub-layer.
-    activation : {"tanh", "relu", "gelu", "silu"}
-        MLP activation ``φ``.
-    norm : {"none", "pre", "post", "sandwich", "peri", "pre_outer", "peri_outer", "sphere"}
-        Norm placement (docs/background.md, Norm placements): ``"sandwich"`` is Huginn's,
-        ``"peri_outer"`` Ouro's, ``"sphere"`` nGPT-style; ``*_outer`` adds a norm after every loop.
-    norm_kind : {"rms", "layer", "l2"}
-        RMSNorm, LayerNorm (no bias) or L2 normalisation.
+    mixer : str
+        The branch of each layer, a name in ``dynloop.components.MIXERS``: the linear map
+        ``X Wᵀ``, the MLP ``φ(X W1ᵀ) W2ᵀ``, multi-head softmax self-attention, or the transformer
+        layer (attention, then MLP). ``dynloop schemes`` lists every choice of every scheme field.
+    activation : str
+        MLP activation ``φ``, a name in ``dynloop.components.ACTIVATIONS``.
+    norm : str
+        Norm placement, a name in ``dynloop.components.NORMS`` (docs/background.md, Norm
+        placements): ``"sandwich"`` is Huginn's, ``"peri_outer"`` Ouro's, ``"sphere"`` nGPT-style;
+        ``*_outer`` adds a norm after every loop.
+    norm_kind : str
+        RMSNorm, LayerNorm (no bias) or L2 normalisation: a name in ``dynloop.components.NORM_KINDS``.
     norm_eps : float
         The ``ε`` under the square root of every norm.
-    injection : {"none", "additive", "concat", "diagonal", "convex"}
-        How the input ``e`` enters, once per loop before the first layer (docs/background.md,
+    injection : str
+        How the input ``e`` enters, a name in ``dynloop.components.INJECTIONS`` (docs/background.md,
         Injection schemes).
     residual_scale : float
         Branch multiplier ``a`` (ReZero-style α; the ``α`` of the sphere update).
@@ -104,20 +103,11 @@ class BlockSpec(System, metaclass=_FieldsChecked):
 
     Notes
     -----
-    The state ``X`` is ``T × d``. One loop is a sequence of stages: the injection (if any), one
-    stage per layer, then the outer norm (``*_outer``). A sub-layer with branch ``F`` is, by
-    placement, ``X + aF(X)`` (none), ``X + aF(N(X))`` (pre), ``N(X + aF(X))`` (post),
-    ``N(X + aF(N(X)))`` (sandwich), ``X + aN(F(N(X)))`` (peri), ``N(N(X) + a(N(F(X)) − N(X)))``
-    (sphere). Injection: ``X + βe`` (additive), ``X W_hᵀ + β e W_eᵀ`` (concat),
-    ``D ⊙ X + β Δ ⊙ (e Bᵀ)`` with ``Δ = softplus(dt)``, ``D = exp(−Δ ⊙ exp(a_log))`` (diagonal),
-    ``α ⊙ X + β b ⊙ e`` (convex).
-
-    Array layout (``k`` layers, ``S`` sub-layers per layer: 2 for the transformer mixer, else 1):
-    ``linear`` (k, d, d); ``attn_q``, ``attn_k``, ``attn_v``, ``attn_o`` (k, d, d); ``mlp_in``
-    (k, hidden, d); ``mlp_out`` (k, d, hidden); ``norm_in``, ``norm_out`` (k, S, d) gains;
-    ``norm_outer`` (d,); ``inject_h``, ``inject_e`` (d, d); ``inject_dt``, ``inject_a_log`` (d,),
-    ``inject_b`` (d, d); ``inject_alpha``, ``inject_beta`` (d,). Only the arrays the scheme uses
-    exist. The full definition, with how each array is drawn, is ``dynloop/systems/MODEL.md``.
+    The state ``X`` is ``T × d``. One loop is a sequence of stages: the injection (if it has a
+    stage), one stage per layer, then the outer norm (placements with ``outer``). What each
+    component computes and which arrays it uses, with their shapes and random draws, is declared
+    in :mod:`dynloop.components` (``dynloop schemes`` prints it); ``dynloop/systems/MODEL.md``
+    writes every equation out. :meth:`weight_shapes` lists the arrays of a given block.
 
     Examples
     --------
@@ -162,11 +152,11 @@ class BlockSpec(System, metaclass=_FieldsChecked):
             raise invalid("heads", self.heads, f"heads must divide width={self.width}")
         if self.hidden is not None:
             set_("hidden", check_int("hidden", self.hidden, minimum=1))
-        check_choice("mixer", self.mixer, kernels.MIXERS)
-        check_choice("activation", self.activation, kernels.ACTIVATIONS)
-        check_choice("norm", self.norm, kernels.NORMS)
-        check_choice("norm_kind", self.norm_kind, kernels.NORM_KINDS)
-        check_choice("injection", self.injection, kernels.INJECTIONS)
+        MIXERS.check("mixer", self.mixer)
+        ACTIVATIONS.check("activation", self.activation)
+        NORMS.check("norm", self.norm)
+        NORM_KINDS.check("norm_kind", self.norm_kind)
+        INJECTIONS.check("injection", self.injection)
         check_choice("state_init", self.state_init, _STATE_INITS)
         for name in _REAL_FIELDS:
             value = getattr(self, name)
@@ -217,7 +207,20 @@ class BlockSpec(System, metaclass=_FieldsChecked):
     @property
     def sublayers(self):
         """Sub-layers per layer: 2 for the transformer mixer, else 1."""
-        return 2 if self.mixer == "transformer" else 1
+        return MIXERS[self.mixer].sublayers
+
+    @property
+    def components(self):
+        """The registry entries of this block's scheme (``dynloop.components``), by field name.
+
+        Examples
+        --------
+        >>> import dynloop
+        >>> dynloop.BlockSpec(norm="sandwich").components["norm"].after_residual
+        True
+        """
+        return {"mixer": MIXERS[self.mixer], "activation": ACTIVATIONS[self.activation], "norm": NORMS[self.norm],
+                "norm_kind": NORM_KINDS[self.norm_kind], "injection": INJECTIONS[self.injection]}
 
     @property
     def is_symbolic(self):
@@ -237,9 +240,9 @@ class BlockSpec(System, metaclass=_FieldsChecked):
 
     @property
     def stage_names(self):
-        names = ["inject"] if self.injection != "none" else []
+        names = ["inject"] if INJECTIONS[self.injection].has_stage else []
         names += [f"layer{i}" for i in range(self.layers)]
-        if self.norm.endswith("_outer"):
+        if NORMS[self.norm].outer:
             names.append("outer")
         return tuple(names)
 
@@ -257,27 +260,15 @@ class BlockSpec(System, metaclass=_FieldsChecked):
         ...                   injection="additive").weight_shapes()
         {'linear': (2, 4, 4)}
         """
-        k, d, h, s = self.layers, self.width, self.hidden_size, self.sublayers
-        shapes = {}
-        if self.mixer == "linear":
-            shapes["linear"] = (k, d, d)
-        if self.mixer in ("attention", "transformer"):
-            shapes.update({name: (k, d, d) for name in ("attn_q", "attn_k", "attn_v", "attn_o")})
-        if self.mixer in ("mlp", "transformer"):
-            shapes.update(mlp_in=(k, h, d), mlp_out=(k, d, h))
-        if self.norm in ("pre", "sandwich", "peri", "pre_outer", "peri_outer"):
-            shapes["norm_in"] = (k, s, d)
-        if self.norm in ("post", "sandwich", "peri", "peri_outer"):
-            shapes["norm_out"] = (k, s, d)
-        if self.norm.endswith("_outer"):
-            shapes["norm_outer"] = (d,)
-        if self.injection == "concat":
-            shapes.update(inject_h=(d, d), inject_e=(d, d))
-        elif self.injection == "diagonal":
-            shapes.update(inject_dt=(d,), inject_a_log=(d,), inject_b=(d, d))
-        elif self.injection == "convex":
-            shapes.update(inject_alpha=(d,), inject_beta=(d,))
-        return shapes
+        sizes = self._sizes()
+        return {array.name: array.concrete_shape(sizes) for array in self._arrays()}
+
+    def _arrays(self):
+        """The arrays this block's components declare (``dynloop.components.Array``), in drawing order."""
+        return MIXERS[self.mixer].arrays + NORMS[self.norm].arrays() + INJECTIONS[self.injection].arrays
+
+    def _sizes(self):
+        return {"k": self.layers, "S": self.sublayers, "d": self.width, "h": self.hidden_size}
 
     # ------------------------------------------------------------------ concrete arrays
     def _require_numeric(self, action):
@@ -285,16 +276,6 @@ class BlockSpec(System, metaclass=_FieldsChecked):
             if _is_symbolic(getattr(self, name)):
                 raise invalid(name, getattr(self, name),
                               f"{action} needs numbers; symbolic fields are for dynloop.symbolic")
-
-    def _draw(self, name, shape, layer=None):
-        key = [self.seed, _STREAMS[name]] + ([] if layer is None else [layer])
-        return np.random.default_rng(key).standard_normal(shape)
-
-    def _draw_weight(self, name, shape, fan_in):
-        scale = self.weight_gain / np.sqrt(fan_in)
-        if len(shape) == 3:  # per layer: layer i's weights do not depend on how many layers there are
-            return scale * np.stack([self._draw(name, shape[1:], layer) for layer in range(shape[0])])
-        return scale * self._draw(name, shape)
 
     def materialize(self):
         """Every concrete array the block uses, in the layout ``weights=`` and ``inputs=`` accept.
@@ -323,39 +304,23 @@ class BlockSpec(System, metaclass=_FieldsChecked):
     @functools.cached_property
     def _materialized(self):
         self._require_numeric("materialize()")
-        d, h = self.width, self.hidden_size
         given = self.weights or {}
+        sizes = self._sizes()
         weights = {}
-        for name, shape in self.weight_shapes().items():
-            if name in given:
-                weights[name] = given[name]
+        for array in self._arrays():
+            if array.name in given:
+                weights[array.name] = given[array.name]
                 continue
-            if name.startswith("norm_"):
-                value = np.ones(shape)
-            elif name == "mlp_out":
-                value = self._draw_weight(name, shape, h)
-            elif name in ("inject_h", "inject_e"):
-                value = self._draw_weight(name, shape, 2 * d)
-            elif name == "inject_dt":
-                value = self._draw(name, shape)
-            elif name == "inject_a_log":
-                value = 0.5 * self._draw(name, shape)
-            elif name == "inject_alpha":
-                value = np.random.default_rng([self.seed, _STREAMS[name]]).uniform(0.0, 1.0, shape)
-            elif name == "inject_beta":  # convex: beta = 1 - alpha (alpha comes first)
-                value = 1.0 - weights["inject_alpha"]
-            else:
-                value = self._draw_weight(name, shape, d)
-            value = np.asarray(value, dtype=np.float64)
+            value = np.asarray(array.draw_array(self.seed, sizes, self.weight_gain, weights), dtype=np.float64)
             value.flags.writeable = False
-            weights[name] = value
-        inputs = self.inputs if self.inputs is not None else self._draw("inputs", self.state_shape)
+            weights[array.name] = value
+        inputs = self.inputs if self.inputs is not None else draw_normal(self.seed, STREAM_INPUTS, self.state_shape)
         if self.state_init == "input":
             start = inputs.copy()
         elif self.state_init == "zeros":
             start = np.zeros(self.state_shape)
         else:
-            start = self.init_scale * self._draw("start_state", self.state_shape)
+            start = self.init_scale * draw_normal(self.seed, STREAM_START, self.state_shape)
         inputs = np.asarray(inputs)
         for array in (inputs, start):
             array.flags.writeable = False
@@ -369,47 +334,35 @@ class BlockSpec(System, metaclass=_FieldsChecked):
         return cache[dtype]
 
     def _kernel_inputs(self, dtype):
+        """What the components lower to: the kernels' flags and codes, and their arrays at ``dtype``."""
         arrays = self.materialize()
         w, e = arrays["weights"], arrays["inputs"]
         d, k, s = self.width, self.layers, self.sublayers
-        beta = self.injection_scale
-        inject_mode = kernels.INJECT_IDENTITY
-        inject_matrix = np.zeros((0, 0))
-        inject_diagonal = np.zeros(0)
-        inject_constant = np.zeros(self.state_shape)
-        if self.injection == "additive":
-            inject_constant = beta * e
-        elif self.injection == "concat":
-            inject_mode, inject_matrix = kernels.INJECT_MATRIX, w["inject_h"]
-            inject_constant = beta * (e @ w["inject_e"].T)
-        elif self.injection == "diagonal":
-            delta = np.logaddexp(0.0, w["inject_dt"])
-            inject_mode = kernels.INJECT_DIAGONAL
-            inject_diagonal = np.exp(-delta * np.exp(w["inject_a_log"]))
-            inject_constant = beta * delta * (e @ w["inject_b"].T)
-        elif self.injection == "convex":
-            inject_mode, inject_diagonal = kernels.INJECT_DIAGONAL, w["inject_alpha"]
-            inject_constant = beta * (w["inject_beta"] * e)
+        parts = self.components
+        mixer, norm, kind, injection = parts["mixer"], parts["norm"], parts["norm_kind"], parts["injection"]
+        matrix, diagonal, term = (injection.numeric(w, e, self.injection_scale) if injection.injects
+                                  else (None, None, None))
 
-        def get(name, shape):  # always a fresh writable C array: one numba type for every scheme
-            return np.array(w.get(name, np.zeros(shape)), dtype=dtype, order="C", copy=True)
+        def array(value, empty_shape):  # always a fresh writable C array: one numba type for every scheme
+            return np.array(np.zeros(empty_shape) if value is None else value, dtype=dtype, order="C", copy=True)
 
         empty3 = (0, 0, 0)
         block_arrays = kernels.BlockArrays(
-            linear=get("linear", empty3), attn_q=get("attn_q", empty3), attn_k=get("attn_k", empty3),
-            attn_v=get("attn_v", empty3), attn_o=get("attn_o", empty3), mlp_in=get("mlp_in", empty3),
-            mlp_out=get("mlp_out", empty3), norm_in=get("norm_in", (k, s, 0)),
-            norm_out=get("norm_out", (k, s, 0)), norm_outer=get("norm_outer", (0,)),
-            unit_gain=np.ones(d, dtype=dtype),
-            inject_matrix=np.array(inject_matrix, dtype=dtype, order="C", copy=True),
-            inject_diagonal=np.array(inject_diagonal, dtype=dtype, order="C", copy=True),
-            inject_constant=np.array(inject_constant, dtype=dtype, order="C", copy=True))
+            branches=np.array([kernels.BRANCHES.index(branch) for branch in mixer.branches], dtype=np.int64),
+            linear=array(w.get("linear"), empty3), attn_q=array(w.get("attn_q"), empty3),
+            attn_k=array(w.get("attn_k"), empty3), attn_v=array(w.get("attn_v"), empty3),
+            attn_o=array(w.get("attn_o"), empty3), mlp_in=array(w.get("mlp_in"), empty3),
+            mlp_out=array(w.get("mlp_out"), empty3), norm_in=array(w.get("norm_in"), (k, s, 0)),
+            norm_out=array(w.get("norm_out"), (k, s, 0)), norm_outer=array(w.get("norm_outer"), (0,)),
+            unit_gain=np.ones(d, dtype=dtype), inject_matrix=array(matrix, (0, 0)),
+            inject_diagonal=array(diagonal, (0,)), inject_constant=array(term, self.state_shape))
         config = kernels.BlockConfig(
-            mixer=kernels.MIXERS.index(self.mixer), activation=kernels.ACTIVATIONS.index(self.activation),
-            norm=kernels.NORMS.index(self.norm), norm_kind=kernels.NORM_KINDS.index(self.norm_kind),
-            inject_mode=inject_mode, has_inject=self.injection != "none",
-            has_outer=self.norm.endswith("_outer"), layers=k, sublayers=s, heads=self.heads,
-            causal=self.causal, residual_scale=dtype(self.residual_scale), norm_eps=float(self.norm_eps))
+            activation=kernels.ACTIVATION_OPS.index(self.activation), norm_in=norm.branch_in,
+            norm_branch_out=norm.branch_out, norm_after_residual=norm.after_residual, sphere=norm.sphere,
+            centred=kind.centred, mean_square=kind.mean_square,
+            inject_operator=kernels.INJECT_OPERATORS.index(injection.operator), has_inject=injection.has_stage,
+            has_outer=norm.outer, layers=k, sublayers=s, heads=self.heads, causal=self.causal,
+            residual_scale=dtype(self.residual_scale), norm_eps=float(self.norm_eps))
         return config, block_arrays
 
     # ------------------------------------------------------------------ System contract
