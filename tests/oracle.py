@@ -9,7 +9,7 @@ Conventions
 * A state ``X`` is a ``T x d`` array; per-token operations act on rows.
 * ``fields`` is a mapping (or any object with attributes) carrying the BlockSpec fields ``width,
   tokens, layers, heads, hidden, mixer, activation, norm, norm_kind, norm_eps, injection,
-  residual_scale, injection_scale, causal``.
+  residual_scale, injection_scale, causal`` and optionally ``skip_scale`` (default 1).
 * ``arrays`` is a ``BlockSpec.materialize()``-style dict
   ``{"weights": {name: array}, "inputs": e, "start_state": X0}``.
 * One loop = stages in the order: ``"inject"`` (if ``injection != "none"``), ``"layer0"`` ...
@@ -225,32 +225,40 @@ def sublayer_update(fields, weights, layer, sub, x):
     kind = _f(fields, "norm_kind")
     eps = float(_f(fields, "norm_eps"))
     a = _f(fields, "residual_scale")
+    s = _skip_scale(fields)
     F = branch(fields, weights, layer, sub)
 
     def N(y, g):
         return norm(y, g, kind, eps)
 
     if scheme == "none":
-        return x + a * F(x)
+        return s * x + a * F(x)
     if scheme in ("pre", "pre_outer"):
         gi = weights["norm_in"][layer, sub]
-        return x + a * F(N(x, gi))
+        return s * x + a * F(N(x, gi))
     if scheme == "post":
         go = weights["norm_out"][layer, sub]
-        return N(x + a * F(x), go)
+        return N(s * x + a * F(x), go)
     if scheme == "sandwich":
         gi = weights["norm_in"][layer, sub]
         go = weights["norm_out"][layer, sub]
-        return N(x + a * F(N(x, gi)), go)
+        return N(s * x + a * F(N(x, gi)), go)
     if scheme in ("peri", "peri_outer"):
         gi = weights["norm_in"][layer, sub]
         go = weights["norm_out"][layer, sub]
-        return x + a * N(F(N(x, gi)), go)
+        return s * x + a * N(F(N(x, gi)), go)
     if scheme == "sphere":
         ones = np.ones(x.shape[-1])
         nx = N(x, ones)
         return N(nx + a * (N(F(x), ones) - nx), ones)
     raise ValueError(f"unknown norm {scheme!r}")
+
+
+def _skip_scale(fields):
+    """``skip_scale`` (MODEL.md: the residual path is ``s X``); 1 when the fields do not set it."""
+    if isinstance(fields, Mapping):
+        return fields.get("skip_scale", 1.0)
+    return getattr(fields, "skip_scale", 1.0)
 
 
 def layer_update(fields, weights, layer, x):
@@ -395,6 +403,8 @@ def random_fields(rng, mixer=None, norm=None, injection=None, **overrides):
         "injection_scale": float(rng.uniform(0.5, 1.5)),
         "causal": bool(rng.integers(2)),
     }
+    # the skip scale s of every residual path (the sphere placement has none: s = 1)
+    fields["skip_scale"] = 1.0 if fields["norm"] == "sphere" else float(rng.uniform(0.5, 1.5))
     fields.update(overrides)
     if fields["width"] % fields["heads"] != 0:
         raise ValueError("width must be divisible by heads")

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 import dynloop
-from dynloop import BlockSpec
+from dynloop import BlockSpec, components
 
 from oracle import ALL_COMBINATIONS, fd_jacobian, oracle_attention, oracle_stage_functions, oracle_stages
 from oracle import random_arrays, random_fields
 
 ORACLE_FIELDS = ("width", "tokens", "layers", "heads", "mixer", "activation", "norm", "norm_kind",
-                 "norm_eps", "injection", "residual_scale", "injection_scale", "causal")
+                 "norm_eps", "injection", "residual_scale", "injection_scale", "causal", "skip_scale")
 
 
 def oracle_fields(spec):
@@ -76,8 +76,8 @@ def test_loop_jacobian_is_product_in_stage_order():
     assert np.max(np.abs(spec.jacobian(x) - numeric)) <= 1e-6 * max(1.0, np.max(np.abs(numeric)))
 
 
-@pytest.mark.parametrize("norm_kind", ["rms", "layer", "l2"])
-@pytest.mark.parametrize("activation", ["tanh", "relu", "gelu", "silu"])
+@pytest.mark.parametrize("norm_kind", components.NORM_KINDS)
+@pytest.mark.parametrize("activation", components.ACTIVATIONS)
 def test_every_norm_kind_and_activation(norm_kind, activation):
     spec, arrays = random_spec(3, mixer="transformer", norm="peri_outer", injection="diagonal")
     spec = spec.replace(norm_kind=norm_kind, activation=activation)

@@ -8,13 +8,12 @@ import pytest
 from numba import njit
 
 import dynloop
+from dynloop import components
 from dynloop.systems import _column_kernels as C
 from dynloop.systems._block_kernels import stage_apply
 from dynloop.systems._fastmath import fma
 
-NORMS = ("none", "pre", "post", "sandwich", "peri", "pre_outer", "peri_outer", "sphere")
-INJECTIONS = ("none", "additive", "concat", "diagonal", "convex")
-POINTS = [(0.3, 0.0, 1e-6), (1.1, 0.7, 1e-3), (2.4, 1.9, 0.5)]  # (residual scale, injection strength, ε)
+POINTS = [(0.3, 0.0, 1e-6, 1.0), (1.1, 0.7, 1e-3, 0.6), (2.4, 1.9, 0.5, 1.7)]  # (a, β, ε, skip scale)
 
 
 def _columns_against_points(spec, dtype, rtol):
@@ -24,31 +23,33 @@ def _columns_against_points(spec, dtype, rtol):
     n_tokens, d = spec.state_shape
     rng = np.random.default_rng(7)
     states = [rng.standard_normal((n_tokens, d)).astype(dtype) * scale for scale in (0.5, 2.0, 9.0)]
-    alpha = np.repeat([p[0] for p in POINTS], n_tokens).astype(dtype)
-    eps = np.repeat([p[2] for p in POINTS], n_tokens).astype(dtype)
+    points = [(a, b, e, s if spec.components["norm"].has_residual else 1.0) for a, b, e, s in POINTS]
+    alpha = np.repeat([p[0] for p in points], n_tokens).astype(dtype)
+    eps = np.repeat([p[2] for p in points], n_tokens).astype(dtype)
+    skip = np.repeat([p[3] for p in points], n_tokens).astype(dtype)
     constant = np.concatenate([p[1] * unit.T for p in POINTS], axis=1).astype(dtype)
     columns = np.ascontiguousarray(np.concatenate([s.T for s in states], axis=1))
     work = C.column_buffers(d, spec.hidden if spec.mixer == "mlp" else 0, columns.shape[1], columns)
     no_tangent = np.empty((0, n_tokens, d), dtype=dtype)
     for stage in range(spec.n_stages):
-        C.column_stage(cfg, arrays, stage, columns, alpha, constant, eps, work)
-        for i, (a, b, e) in enumerate(POINTS):
-            point = spec.replace(residual_scale=a, injection_scale=b, norm_eps=e)
+        C.column_stage(cfg, arrays, stage, columns, alpha, skip, constant, eps, work)
+        for i, (a, b, e, s) in enumerate(points):
+            point = spec.replace(residual_scale=a, injection_scale=b, norm_eps=e, skip_scale=s)
             states[i] = stage_apply(*point._compiled(dtype), stage, states[i], no_tangent)[0]
             ours = columns[:, i * n_tokens:(i + 1) * n_tokens].T
             np.testing.assert_allclose(ours, states[i], rtol=rtol, atol=rtol * np.abs(states[i]).max(),
                                        err_msg=f"{spec.norm}/{spec.injection} stage {spec.stage_names[stage]}")
 
 
-@pytest.mark.parametrize("norm,injection", list(itertools.product(NORMS, INJECTIONS)))
+@pytest.mark.parametrize("norm,injection", list(itertools.product(components.NORMS, components.INJECTIONS)))
 def test_every_placement_and_injection(norm, injection):
     spec = dynloop.BlockSpec(width=4, tokens=2, layers=2, mixer="mlp", hidden=6, norm=norm, injection=injection,
                              seed=2)
     _columns_against_points(spec, np.float64, 1e-13)
 
 
-@pytest.mark.parametrize("kind", ["rms", "layer", "l2"])
-@pytest.mark.parametrize("activation", ["tanh", "relu", "gelu", "silu"])
+@pytest.mark.parametrize("kind", components.NORM_KINDS)
+@pytest.mark.parametrize("activation", components.ACTIVATIONS)
 def test_norm_kinds_activations_and_the_linear_mixer(kind, activation):
     spec = dynloop.BlockSpec(width=5, tokens=1, layers=2, mixer="mlp", hidden=3, norm="sandwich", norm_kind=kind,
                              activation=activation, injection="additive", seed=4)
@@ -170,12 +171,14 @@ def test_a_columns_result_does_not_depend_on_the_other_columns(dtype, d):
         cfg, arrays = spec._compiled(dtype)
         hidden = spec.hidden if spec.mixer == "mlp" else 0
         alpha = rng.uniform(0.0, 3.0, 41).astype(dtype)
+        skip = (rng.uniform(0.5, 2.0, 41) if spec.components["norm"].has_residual else np.ones(41)).astype(dtype)
         eps = rng.uniform(1e-6, 0.5, 41).astype(dtype)
         constant = rng.standard_normal((d, 41)).astype(dtype)
         for stage in range(spec.n_stages):
-            def apply(x, alpha, constant, eps):
+            def apply(x, alpha, skip, constant, eps):
                 x = x.copy()
-                C.column_stage(cfg, arrays, stage, x, alpha, constant, eps, C.column_buffers(d, hidden, x.shape[1], x))
+                C.column_stage(cfg, arrays, stage, x, alpha, skip, constant, eps,
+                               C.column_buffers(d, hidden, x.shape[1], x))
                 return x
-            found = _each_column_alone_and_in_groups(apply, pool, [alpha, constant, eps], d)
+            found = _each_column_alone_and_in_groups(apply, pool, [alpha, skip, constant, eps], d)
             assert found is None, f"{spec.mixer}/{spec.norm}/{spec.injection} stage {spec.stage_names[stage]}: {found}"

@@ -54,6 +54,14 @@ def test_logistic_chaos_needs_the_lyapunov_exponent():
     assert abs(with_exponent.diagnostics["lyapunov"][2] - np.log(2)) < 0.05
 
 
+def test_the_kernels_read_point_values_in_point_fields_order():
+    from dynloop.sweep import _kernels
+    from dynloop.systems.block import POINT_FIELDS
+
+    columns = {name: getattr(_kernels, "P_" + name.upper()) for name in POINT_FIELDS}
+    assert list(columns.values()) == list(range(len(POINT_FIELDS))), columns
+
+
 def test_block_sweep_matches_classify_at_every_point():
     axes = {"residual_scale": np.linspace(0.0, 2.0, 4), "injection_scale": np.linspace(0.0, 1.5, 3)}
     diagram = sweep(BLOCK, axes, loops=240, progress=False, chunk=5)

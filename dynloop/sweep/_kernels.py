@@ -22,6 +22,9 @@ DIAGNOSTICS = ("period", "convergence_rate", "lyapunov", "final_norm", "distinct
 (D_PERIOD, D_RATE, D_LYAPUNOV, D_FINAL_NORM, D_DISTINCT, D_MIN_COS, D_MAX_STEP, D_TRANSIENT,
  D_LOOPS) = range(len(DIAGNOSTICS))
 
+# the columns of a block sweep's values: systems.block.POINT_FIELDS, in its order (tests/test_sweep.py checks)
+P_RESIDUAL_SCALE, P_INJECTION_SCALE, P_NORM_EPS, P_SKIP_SCALE = range(4)
+
 _JIT = dict(cache=True, error_model="numpy")
 
 
@@ -126,10 +129,12 @@ def _block_loop(cfg, arrays, x, n_stages, tangent):
 
 
 @njit(**_JIT)
-def _point_system(cfg0, arrays0, unit_constant, alpha, beta, eps, dtype_like):
-    """The configuration and arrays of one grid point (its residual scale, injection strength, ε)."""
-    return with_point(cfg0, arrays0, dtype_like.dtype.type(alpha), eps,
-                      (beta * unit_constant).astype(dtype_like.dtype))
+def _point_system(cfg0, arrays0, unit_constant, point, dtype_like):
+    """The configuration and arrays of one grid point, ``point`` its row of values (``POINT_FIELDS``)."""
+    kind = dtype_like.dtype.type
+    constant = (point[P_INJECTION_SCALE] * unit_constant).astype(dtype_like.dtype)
+    return with_point(cfg0, arrays0, kind(point[P_RESIDUAL_SCALE]), kind(point[P_SKIP_SCALE]), point[P_NORM_EPS],
+                      constant)
 
 
 @njit(**_JIT)
@@ -194,10 +199,10 @@ def _block_conclude(cfg, arrays, x, states, stats, t, window, tolerances, lyapun
 
 
 @njit(**_JIT)
-def _block_point(cfg0, arrays0, unit_constant, alpha, beta, eps, x0, loops, window, max_period, tolerances,
-                 early_exit, lyapunov, n_stages, first_layer, n_layers, row):
+def _block_point(cfg0, arrays0, unit_constant, point, x0, loops, window, max_period, tolerances, early_exit,
+                 lyapunov, n_stages, first_layer, n_layers, row):
     """Iterate one grid point on its own (any mixer), then conclude."""
-    cfg, arrays = _point_system(cfg0, arrays0, unit_constant, alpha, beta, eps, x0)
+    cfg, arrays = _point_system(cfg0, arrays0, unit_constant, point, x0)
     n_tokens, d = x0.shape
     ring = np.zeros((window, n_tokens * d), dtype=x0.dtype)
     no_tangent = np.empty((0, n_tokens, d), dtype=x0.dtype)
@@ -221,12 +226,12 @@ def _block_point(cfg0, arrays0, unit_constant, alpha, beta, eps, x0, loops, wind
 @njit(cache=True, error_model="numpy", parallel=True)
 def sweep_block(cfg, arrays, unit_constant, values, x0, loops, window, max_period, tolerances, early_exit,
                 lyapunov, n_stages, first_layer, n_layers):
-    """Classify every point of a chunk one by one; ``values[i] = (residual_scale, injection_scale, norm_eps)``."""
+    """Classify every point of a chunk one by one; ``values[i]`` holds point ``i``'s ``POINT_FIELDS``."""
     n_points = values.shape[0]
     codes = np.empty(n_points, dtype=np.int8)
     diagnostics = np.full((n_points, len(DIAGNOSTICS)), np.nan)
     for i in prange(n_points):
-        codes[i] = _block_point(cfg, arrays, unit_constant, values[i, 0], values[i, 1], values[i, 2], x0, loops,
+        codes[i] = _block_point(cfg, arrays, unit_constant, values[i], x0, loops,
                                 window, max_period, tolerances, early_exit, lyapunov, n_stages, first_layer,
                                 n_layers, diagnostics[i])
     return codes, diagnostics
@@ -234,7 +239,7 @@ def sweep_block(cfg, arrays, unit_constant, values, x0, loops, window, max_perio
 
 @njit(**_JIT)
 def _group_columns(values, unit_constant, active, dtype_like):
-    """Residual scale (c,), injected term (d, c) and norm ε (c,) of the columns of the ``active`` points.
+    """Residual scale (c,), skip scale (c,), injected term (d, c) and norm ε (c,) of the ``active`` points' columns.
 
     Column ``j·T + k`` is token ``k`` of point ``active[j]``.
     """
@@ -242,16 +247,18 @@ def _group_columns(values, unit_constant, active, dtype_like):
     columns = active.shape[0] * n_tokens
     kind = dtype_like.dtype
     alpha = np.empty(columns, dtype=kind)
+    skip = np.empty(columns, dtype=kind)
     eps = np.empty(columns, dtype=kind)
     constant = np.empty((d, columns), dtype=kind)
     for j in range(active.shape[0]):
         p = active[j]
         for k in range(n_tokens):
-            alpha[j * n_tokens + k] = values[p, 0]
-            eps[j * n_tokens + k] = values[p, 2]
+            alpha[j * n_tokens + k] = values[p, P_RESIDUAL_SCALE]
+            skip[j * n_tokens + k] = values[p, P_SKIP_SCALE]
+            eps[j * n_tokens + k] = values[p, P_NORM_EPS]
             for a in range(d):
-                constant[a, j * n_tokens + k] = values[p, 1] * unit_constant[k, a]
-    return alpha, constant, eps
+                constant[a, j * n_tokens + k] = values[p, P_INJECTION_SCALE] * unit_constant[k, a]
+    return alpha, skip, constant, eps
 
 
 @njit(**_JIT)
@@ -321,7 +328,7 @@ def _block_group(cfg, arrays, unit_constant, values, x0, loops, window, max_peri
     for j in range(n_points):
         for k in range(n_tokens):
             x[:, j * n_tokens + k] = x0[k]
-    alpha, constant, eps = _group_columns(values, unit_constant, active, x0)
+    alpha, skip, constant, eps = _group_columns(values, unit_constant, active, x0)
     work = column_buffers(d, hidden, x.shape[1], x0)
     batch = windows.shape[0]
     reference_scale = _norm(x0)
@@ -335,7 +342,7 @@ def _block_group(cfg, arrays, unit_constant, values, x0, loops, window, max_peri
     t = 0
     while t < loops and active.shape[0] > 0:
         for stage in range(n_stages):
-            column_stage(cfg, arrays, stage, x, alpha, constant, eps, work)
+            column_stage(cfg, arrays, stage, x, alpha, skip, constant, eps, work)
         m = active.shape[0]
         slot = ring[t % window]
         # only the loops a decision examines go into the ring: without early exit, the last window
@@ -378,7 +385,7 @@ def _block_group(cfg, arrays, unit_constant, values, x0, loops, window, max_peri
                         compact[a, j * n_tokens + k] = x[a, staying[j] * n_tokens + k]
             x = compact
             active = active[staying]
-            alpha, constant, eps = _group_columns(values, unit_constant, active, x0)
+            alpha, skip, constant, eps = _group_columns(values, unit_constant, active, x0)
             work = column_buffers(d, hidden, x.shape[1], x0)
     # conclude the points in batches of those that stopped at the same loop (one ring transpose each)
     stopped = np.minimum(loops_at, t)
@@ -389,8 +396,7 @@ def _block_group(cfg, arrays, unit_constant, values, x0, loops, window, max_peri
             _fill_windows(ring, t_p, points[start:stop], windows)
             for j in range(start, stop):
                 p = points[j]
-                point_cfg, point_arrays = _point_system(cfg, arrays, unit_constant, values[p, 0], values[p, 1],
-                                                        values[p, 2], x0)
+                point_cfg, point_arrays = _point_system(cfg, arrays, unit_constant, values[p], x0)
                 states = windows[j - start]
                 final = states[window - 1].astype(x0.dtype).reshape(n_tokens, d)
                 if has_stats[p]:

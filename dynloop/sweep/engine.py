@@ -290,9 +290,10 @@ def sweep(system, axes, *, loops=200, transient=None, tol=None, x0=None, chunk=N
     system : BlockSpec or Map
         The system at the grid's reference point; axes override its fields (or map parameters).
     axes : mapping
-        Ordered mapping from a field or map-parameter name to a 1-D array of values. Numeric
-        ``residual_scale``, ``injection_scale`` and ``norm_eps`` (and every map parameter) vary per
-        point inside one compiled call; any other BlockSpec field (``norm``, ``injection``,
+        Ordered mapping from a field or map-parameter name to a 1-D array of values. The numeric
+        fields of ``dynloop.systems.block.POINT_FIELDS`` (``residual_scale``, ``injection_scale``,
+        ``norm_eps``, ``skip_scale``) and every map parameter vary per point inside one compiled
+        call; any other BlockSpec field (``norm``, ``injection``,
         ``mixer``, ``layers``, ``width``, ``weight_gain``, ``seed``, ...) is a facet: one compiled
         call per value.
     loops : int

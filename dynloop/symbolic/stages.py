@@ -48,6 +48,8 @@ class Scheme:
         State width ``d`` for ``structure="general"`` (other structures fix it: 1 or 2).
     residual_scale, injection_scale, norm_eps : number or sympy expression
         Default: the real symbols ``alpha`` and ``beta``, and ``ε = 0`` (exact scale invariance).
+    skip_scale : number or sympy expression
+        Multiplier ``s`` of every residual path (``BlockSpec.skip_scale``); default 1.
 
     Examples
     --------
@@ -67,6 +69,7 @@ class Scheme:
     residual_scale: object = _real("alpha")
     injection_scale: object = _real("beta")
     norm_eps: object = sympy.Integer(0)
+    skip_scale: object = sympy.Integer(1)
 
     def __post_init__(self):
         NORMS.check("norm", self.norm)
@@ -77,7 +80,7 @@ class Scheme:
                           + " or a smooth activation: " + ", ".join(repr(m) for m in _SMOOTH))
         check_int("layers", self.layers, minimum=1)
         check_int("width", self.width, minimum=1)
-        for name in ("residual_scale", "injection_scale", "norm_eps"):
+        for name in ("residual_scale", "injection_scale", "norm_eps", "skip_scale"):
             object.__setattr__(self, name, _exact(getattr(self, name), name))
 
     @classmethod
@@ -92,7 +95,7 @@ class Scheme:
             raise invalid("activation", spec.activation, "expected a smooth activation: " + ", ".join(_SMOOTH))
         return cls(norm=spec.norm, norm_kind=spec.norm_kind, injection=spec.injection, mixer=mixer,
                    layers=spec.layers, width=spec.width, residual_scale=spec.residual_scale,
-                   injection_scale=spec.injection_scale, norm_eps=spec.norm_eps)
+                   injection_scale=spec.injection_scale, norm_eps=spec.norm_eps, skip_scale=spec.skip_scale)
 
 
 def _exact(value, field):
@@ -291,7 +294,7 @@ def block_stages(scheme, structure, d, weights=None, inputs=None):
     activation_ = ACTIVATIONS[scheme.mixer] if scheme.mixer in ACTIVATIONS else None
     for layer in range(scheme.layers):
         branch = MIXERS[mixer_name].symbolic(array, layer, activation_)
-        value, jac = _sublayer(placement, kind, eps, a, x, branch)
+        value, jac = _sublayer(placement, kind, eps, a, x, branch, scheme.skip_scale)
         stages.append(Stage(f"layer{layer}", x, value, jac))
 
     if placement.outer:
@@ -299,10 +302,15 @@ def block_stages(scheme, structure, d, weights=None, inputs=None):
     return stages, x
 
 
-def _sublayer(placement, kind, eps, a, x, branch):
-    """Value and Jacobian of one sub-layer, built from the placement's flags (``dynloop.components``)."""
+def _sublayer(placement, kind, eps, a, x, branch, skip=1):
+    """Value and Jacobian of one sub-layer, built from the placement's flags (``dynloop.components``).
+
+    The residual path is ``skip · x`` (written ``x`` when ``skip`` is 1, so that the expressions
+    are those of the plain residual).
+    """
     d = x.shape[0]
     eye = sympy.eye(d)
+    residual, residual_jacobian = (x, eye) if skip == 1 else (skip * x, skip * eye)
     if placement.sphere:  # N(N(x; 1) + a (N(F(x); 1) − N(x; 1)); 1)
         n, jn = norm(x, kind, eps), norm_jacobian(x, kind, eps)
         f, jf = branch(x)
@@ -321,7 +329,7 @@ def _sublayer(placement, kind, eps, a, x, branch):
     chain = chain * jf
     if placement.branch_in:
         chain = chain * norm_jacobian(x, kind, eps)
-    y, jy = x + a * f, eye + chain
+    y, jy = residual + a * f, residual_jacobian + chain
     if placement.after_residual:
         return norm(y, kind, eps), norm_jacobian(y, kind, eps) * jy
     return y, jy

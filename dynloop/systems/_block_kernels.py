@@ -31,7 +31,7 @@ INJECT_IDENTITY, INJECT_MATRIX, INJECT_DIAGONAL = range(3)
 BlockConfig = namedtuple("BlockConfig", [
     "activation", "norm_in", "norm_branch_out", "norm_after_residual", "sphere", "centred", "mean_square",
     "inject_operator", "has_inject", "has_outer", "layers", "sublayers", "heads", "causal", "residual_scale",
-    "norm_eps"])
+    "skip_scale", "norm_eps"])
 BlockConfig.__doc__ = ("Flags, operation codes and scalars of one block (all numba-typable): what its "
                        "components lower to (BlockSpec._kernel_inputs).")
 
@@ -47,11 +47,11 @@ _JIT = dict(cache=True, error_model="numpy")
 
 
 @njit(**_JIT)
-def with_point(cfg, arrays, residual_scale, norm_eps, inject_constant):
-    """``cfg`` and ``arrays`` with one grid point's residual scale, norm ε and injected term."""
+def with_point(cfg, arrays, residual_scale, skip_scale, norm_eps, inject_constant):
+    """``cfg`` and ``arrays`` with one grid point's residual and skip scales, norm ε and injected term."""
     point_cfg = BlockConfig(cfg.activation, cfg.norm_in, cfg.norm_branch_out, cfg.norm_after_residual, cfg.sphere,
                             cfg.centred, cfg.mean_square, cfg.inject_operator, cfg.has_inject, cfg.has_outer,
-                            cfg.layers, cfg.sublayers, cfg.heads, cfg.causal, residual_scale, norm_eps)
+                            cfg.layers, cfg.sublayers, cfg.heads, cfg.causal, residual_scale, skip_scale, norm_eps)
     point_arrays = BlockArrays(arrays.branches, arrays.linear, arrays.attn_q, arrays.attn_k, arrays.attn_v,
                                arrays.attn_o, arrays.mlp_in, arrays.mlp_out, arrays.norm_in, arrays.norm_out,
                                arrays.norm_outer, arrays.unit_gain, arrays.inject_matrix, arrays.inject_diagonal,
@@ -254,7 +254,10 @@ def _apply_mixer(cfg, arrays, layer, sub, x, dx):
 # --------------------------------------------------------------------------- placements
 @njit(**_JIT)
 def _apply_sublayer(cfg, arrays, layer, sub, x, dx, a):
-    """One sub-layer with its norm placement's flags (MODEL.md, Norm placement) and residual scale ``a``."""
+    """One sub-layer with its norm placement's flags (MODEL.md, Norm placement), residual scale ``a``.
+
+    The residual path is ``s X`` (``s = cfg.skip_scale``; ``1.0 * X`` is ``X`` to the bit).
+    """
     if cfg.sphere:
         unit = arrays.unit_gain
         nx, dnx = _apply_norm(x, dx, unit, cfg)
@@ -268,8 +271,9 @@ def _apply_sublayer(cfg, arrays, layer, sub, x, dx, a):
     f, df, attention = _apply_mixer(cfg, arrays, layer, sub, branch_in, dbranch_in)
     if cfg.norm_branch_out:
         f, df = _apply_norm(f, df, arrays.norm_out[layer, sub], cfg)
-    y = x + a * f
-    dy = dx + a * df
+    s = cfg.skip_scale
+    y = s * x + a * f
+    dy = s * dx + a * df
     if cfg.norm_after_residual:
         y, dy = _apply_norm(y, dy, arrays.norm_out[layer, sub], cfg)
     return y, dy, attention

@@ -225,8 +225,8 @@ def _column_mixer(cfg, arrays, layer, x, out, work):
 
 
 @njit(**_JIT)
-def _column_sublayer(cfg, arrays, layer, x, alpha, eps, work):
-    """One sub-layer with its norm placement, in place on ``x`` (residual scale per column)."""
+def _column_sublayer(cfg, arrays, layer, x, alpha, skip, eps, work):
+    """One sub-layer with its norm placement, in place on ``x`` (residual and skip scales per column)."""
     d, c = x.shape
     branch, f, stats = work[0], work[1], work[5]
     if cfg.sphere:
@@ -249,16 +249,16 @@ def _column_sublayer(cfg, arrays, layer, x, alpha, eps, work):
         column_norm(f, arrays.norm_out[layer, 0], cfg, eps, f, stats)
     for a in range(d):
         for p in range(c):
-            x[a, p] = fma(alpha[p], f[a, p], x[a, p])
+            x[a, p] = fma(alpha[p], f[a, p], skip[p] * x[a, p])
     if cfg.norm_after_residual:
         column_norm(x, arrays.norm_out[layer, 0], cfg, eps, x, stats)
 
 
 @njit(**_JIT)
-def column_stage(cfg, arrays, stage, x, alpha, constant, eps, work):
+def column_stage(cfg, arrays, stage, x, alpha, skip, constant, eps, work):
     """Apply stage ``stage`` to the columns ``x`` (d, c) in place, values only.
 
-    ``alpha`` (c,) is each column's residual scale, ``constant`` (d, c) its injected term and
+    ``alpha`` (c,) is each column's residual scale, ``skip`` (c,) its skip scale, ``constant`` (d, c) its injected term and
     ``eps`` (c,) its norm ε; ``work`` comes from :func:`column_buffers` with at least ``c``
     columns. Stages run as in ``stage_apply``: injection (if any), the layers, the outer norm.
     """
@@ -284,4 +284,4 @@ def column_stage(cfg, arrays, stage, x, alpha, constant, eps, work):
     if stage == cfg.layers:
         column_norm(x, arrays.norm_outer, cfg, eps, x, work[5])
         return
-    _column_sublayer(cfg, arrays, stage, x, alpha, eps, work)
+    _column_sublayer(cfg, arrays, stage, x, alpha, skip, eps, work)

@@ -17,9 +17,10 @@ from ..dynamics._recording import record_capacity
 from . import _block_kernels as kernels
 from .base import RunOutput, System
 
-_REAL_FIELDS = ("norm_eps", "residual_scale", "injection_scale", "weight_gain", "init_scale")
+_REAL_FIELDS = ("norm_eps", "residual_scale", "skip_scale", "injection_scale", "weight_gain", "init_scale")
 _NON_NEGATIVE = ("norm_eps", "weight_gain", "init_scale")
 _STATE_INITS = ("input", "zeros", "normal")
+_OMITTED_AT_DEFAULT = ("skip_scale",)
 
 
 def _is_symbolic(value):
@@ -28,7 +29,7 @@ def _is_symbolic(value):
 
 #: The BlockSpec fields that a compiled sweep varies from grid point to grid point inside one kernel
 #: call (the kernels take them per point); a sweep over any other field has one call per value.
-POINT_FIELDS = ("residual_scale", "injection_scale", "norm_eps")
+POINT_FIELDS = ("residual_scale", "injection_scale", "norm_eps", "skip_scale")
 
 
 class _FieldsChecked(type):
@@ -83,6 +84,10 @@ class BlockSpec(System, metaclass=_FieldsChecked):
         Injection schemes).
     residual_scale : float
         Branch multiplier ``a`` (ReZero-style α; the ``α`` of the sphere update).
+    skip_scale : float
+        Multiplier ``s`` of the residual path of every sub-layer: ``s X + a F(…)`` inside the
+        placement's norms. ``norm="post"`` with ``s = (2k)^(1/4)`` is DeepNorm. The sphere
+        placement has no residual path and takes only 1.
     injection_scale : float
         Multiplier ``β`` of the injected input.
     weight_gain : float
@@ -132,6 +137,7 @@ class BlockSpec(System, metaclass=_FieldsChecked):
     norm_eps: float = 1e-6
     injection: str = "concat"
     residual_scale: float = 1.0
+    skip_scale: float = 1.0
     injection_scale: float = 1.0
     weight_gain: float = 1.0
     state_init: str = "input"
@@ -162,6 +168,9 @@ class BlockSpec(System, metaclass=_FieldsChecked):
             value = getattr(self, name)
             if not _is_symbolic(value):
                 set_(name, check_real(name, value, 0.0 if name in _NON_NEGATIVE else None))
+        if NORMS[self.norm].sphere and not _is_symbolic(self.skip_scale) and self.skip_scale != 1.0:
+            raise invalid("skip_scale", self.skip_scale, f"norm={self.norm!r} has no residual path to scale; "
+                                                         "it takes skip_scale=1 only")
         set_("seed", check_int("seed", self.seed, minimum=0))
         if not isinstance(self.causal, (bool, np.bool_)):
             raise invalid("causal", self.causal, "expected True or False")
@@ -362,7 +371,8 @@ class BlockSpec(System, metaclass=_FieldsChecked):
             centred=kind.centred, mean_square=kind.mean_square,
             inject_operator=kernels.INJECT_OPERATORS.index(injection.operator), has_inject=injection.has_stage,
             has_outer=norm.outer, layers=k, sublayers=s, heads=self.heads, causal=self.causal,
-            residual_scale=dtype(self.residual_scale), norm_eps=float(self.norm_eps))
+            residual_scale=dtype(self.residual_scale), skip_scale=dtype(self.skip_scale),
+            norm_eps=float(self.norm_eps))
         return config, block_arrays
 
     # ------------------------------------------------------------------ System contract
@@ -505,11 +515,15 @@ class BlockSpec(System, metaclass=_FieldsChecked):
         return dataclasses.replace(self, **_known_fields(changes))
 
     def to_dict(self):
-        """The fields as plain Python values (arrays as nested lists), without unset optionals."""
+        """The fields as plain Python values (arrays as nested lists), without unset optionals.
+
+        Fields added since files were first written (``skip_scale``) are left out at their default,
+        so that the text of a spec, and the manifest of a sweep store, is what it was before them.
+        """
         out = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if value is None:
+            if value is None or (f.name in _OMITTED_AT_DEFAULT and value == f.default):
                 continue
             if _is_symbolic(value):
                 raise invalid(f.name, value, "a symbolic spec cannot be written to TOML")

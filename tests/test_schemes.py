@@ -1,0 +1,82 @@
+"""Schemes added as registry entries (dynloop.components), each checked where it acts.
+
+The generic checks (kernels against the numpy oracle, analytic Jacobians against finite
+differences, column kernels against stage_apply, every scheme in a sweep) cover every registry
+entry by parametrisation (tests/test_block.py, tests/test_column_kernels.py, tests/test_oracle_self.py).
+Here each scheme's defining equation is checked on its own.
+"""
+
+import numpy as np
+import pytest
+import sympy
+
+import dynloop
+from dynloop.symbolic.stages import Scheme, block_stages
+
+
+def _symbolic_stage(spec, stage, x):
+    """Value and Jacobian of ``stage`` at ``x`` (one token) from dynloop.symbolic, with the block's weights."""
+    arrays = spec.materialize()
+    stages, _ = block_stages(Scheme.from_spec(spec), "general", spec.width, arrays["weights"], arrays["inputs"])
+    value, jacobian = stages[stage].at([sympy.Float(v, 30) for v in x.ravel()])
+    return np.array(value.evalf(), dtype=float).ravel(), np.array(jacobian.evalf(), dtype=float)
+
+
+def _agrees_with_kernels(spec, x):
+    """Every stage of dynloop.symbolic equals the compiled one along the loop from ``x`` (one token)."""
+    states, jacobians = spec.stage_maps(x), spec.stage_jacobians(x)
+    for stage in range(spec.n_stages):
+        value, jacobian = _symbolic_stage(spec, stage, states[stage])
+        assert np.allclose(value, states[stage + 1].ravel(), rtol=1e-12, atol=1e-13), stage
+        assert np.allclose(jacobian, jacobians[stage], rtol=1e-11, atol=1e-12), stage
+
+
+# ----------------------------------------------------------------------------- skip_scale
+def test_skip_scale_multiplies_the_residual_path():
+    spec = dynloop.BlockSpec(width=3, tokens=2, layers=1, mixer="linear", norm="none", injection="none",
+                             residual_scale=0.4, skip_scale=0.7, seed=1)
+    x = spec.start_state()
+    w = spec.materialize()["weights"]["linear"][0]
+    np.testing.assert_allclose(spec.stage_maps(x)[1], 0.7 * x + 0.4 * x @ w.T, rtol=1e-15)
+    np.testing.assert_allclose(spec.jacobian(x), np.kron(np.eye(2), 0.7 * np.eye(3) + 0.4 * w), rtol=1e-14)
+
+
+def test_deepnorm_is_post_norm_with_a_scaled_skip():
+    k = 3
+    s = (2 * k) ** 0.25
+    spec = dynloop.BlockSpec(width=4, tokens=1, layers=k, mixer="mlp", hidden=4, norm="post", norm_kind="layer",
+                             injection="none", skip_scale=s, seed=2)
+    x = spec.start_state()
+    w = spec.materialize()["weights"]
+    branch = dynloop.BlockSpec(width=4, tokens=1, layers=k, mixer="mlp", hidden=4, norm="none", injection="none",
+                               skip_scale=0.0, seed=2)  # its stage is a F(X) alone
+    y = s * x + branch.stage_maps(x)[1]
+    centred = y - y.mean(axis=-1, keepdims=True)
+    expected = centred / np.sqrt((centred ** 2).mean(axis=-1, keepdims=True) + spec.norm_eps)
+    np.testing.assert_allclose(spec.stage_maps(x)[1], expected * w["norm_out"][0, 0], rtol=1e-13)
+    _agrees_with_kernels(spec, x)
+
+
+def test_sphere_refuses_a_skip_scale():
+    with pytest.raises(ValueError, match=r"skip_scale=0\.5 .*no residual path"):
+        dynloop.BlockSpec(norm="sphere", skip_scale=0.5)
+    assert dynloop.BlockSpec(norm="sphere", skip_scale=1.0).skip_scale == 1.0
+
+
+def test_skip_scale_is_left_out_of_files_at_its_default():
+    """Specs and sweep manifests written before skip_scale existed read the same text."""
+    assert "skip_scale" not in dynloop.BlockSpec().to_dict()
+    spec = dynloop.BlockSpec(skip_scale=1.25)
+    assert spec.to_dict()["skip_scale"] == 1.25
+    assert dynloop.BlockSpec.from_toml(spec.to_toml()) == spec
+
+
+@pytest.mark.parametrize("mixer", ["mlp", "attention"])  # the column kernels, and the point-by-point kernel
+def test_skip_scale_is_a_per_point_sweep_axis(mixer):
+    spec = dynloop.BlockSpec(width=4, tokens=2, layers=2, heads=2, mixer=mixer, hidden=5, norm="pre",
+                             injection="additive", residual_scale=0.6, seed=3)
+    skips = np.array([0.5, 0.9, 1.0, 1.3])
+    diagram = dynloop.sweep(spec, {"skip_scale": skips}, loops=25, early_exit=False, progress=False)
+    for i, s in enumerate(skips):
+        final = dynloop.simulate(spec.replace(skip_scale=s), 25).final_state
+        assert diagram.diagnostics["final_norm"][i] == pytest.approx(np.linalg.norm(final), rel=1e-10), s
