@@ -1,7 +1,6 @@
 """dynloop.symbolic: Jury conditions, derivations against known closed forms, Jacobians against sympy and
 the compiled kernels, and predicted regimes against numeric sweeps of the same models."""
 
-import importlib
 import time
 
 import numpy as np
@@ -10,8 +9,9 @@ import sympy
 
 import dynloop
 from dynloop import Regime
-from dynloop.symbolic import Scheme, derive, jury
-from dynloop.symbolic.derive import CheckResult, _near_changes
+from dynloop.sweep.phase import near_changes
+from dynloop.symbolic import Budget, Scheme, derive, jury
+from dynloop.symbolic.compare import CheckResult
 from dynloop.symbolic.jury import boundary_equations
 
 z = sympy.Symbol("z")
@@ -210,18 +210,48 @@ def test_reports_and_errors():
 
 @pytest.mark.parametrize("scheme", [Scheme(norm="sandwich", injection="concat", mixer="tanh", layers=2),
                                     Scheme(norm="sphere", injection="none", layers=2)], ids=["sandwich", "sphere"])
-def test_unclosed_derivations_fall_back_quickly(scheme, monkeypatch):
-    # sympy cannot solve these fixed-point equations; with the default limits (20 s per solve, 40 s per
-    # derivation) giving up costs ~10 s and ~20 s, so the limits are shrunk to show the same fallback fast
-    module = importlib.import_module("dynloop.symbolic.derive")  # the package attribute `derive` is the function
-    monkeypatch.setattr(module, "_SOLVE_SECONDS", 2)
-    monkeypatch.setattr(module, "_BUDGET_SECONDS", 4)
+def test_unclosed_derivations_fall_back_quickly(scheme):
+    # sympy cannot solve these fixed-point equations: giving up takes up to the time limits, so a small
+    # budget shows the same fallback fast
     start = time.monotonic()
-    d = derive(scheme)
+    d = derive(scheme, budget=Budget(solve=2, total=4))
     assert time.monotonic() - start < 10
     assert not d.closed and d.branch.numeric
     assert any("numeric" in note for note in d.notes)
+    assert d.budget == Budget(solve=2, total=4)
+    assert any("within 2 s" in note or "within 4 s" in note for note in d.notes)  # the limits of this budget
     assert d.conditions[0].lhs.func.__name__ == "rho"   # the spectral condition rho(J) < 1
+
+
+def test_budget_is_checked():
+    assert Budget() == Budget(solve=20, simplify=4, total=40)
+    with pytest.raises(ValueError, match=r"budget\.total=-1 .*positive"):
+        Budget(total=-1)
+    with pytest.raises(ValueError, match=r"budget\.simplify=True"):
+        Budget(simplify=True)
+    with pytest.raises(ValueError, match="budget=5 .*Budget"):
+        derive(Scheme(), budget=5)
+
+
+def test_one_predictor_for_numeric_branches_grids_and_points():
+    # a numeric branch is predicted on a whole grid at once (check, predicate) and at one point (regime)
+    # by the same rule
+    d = derive(Scheme(norm="none", injection="additive", mixer="tanh"),
+               params={"u0": 0.5, "v0": -1.0, "e": 1.0})
+    assert any(b.numeric for b in d.branches)
+    alphas, betas = np.linspace(0.2, 3.0, 5), np.array([-1.0, 0.5, 1.0])
+    grid = d.predicate()(alpha=alphas[:, None], beta=betas[None, :])
+    assert grid.shape == (5, 3)
+    assert [[d.regime(alpha=a, beta=b) for b in betas] for a in alphas] == grid.tolist()
+    assert d.regime(alpha=3.0, beta=1.0) == Regime.CYCLIC.code
+
+
+def test_near_changes_band_and_undefined_signs():
+    codes = np.array([[0, 0, 0, 0, 1], [0, 0, 0, 0, 1]])
+    assert near_changes(codes, 1).astype(int).tolist() == [[0, 0, 0, 1, 1], [0, 0, 0, 1, 1]]
+    assert near_changes(codes, 2).astype(int).tolist() == [[0, 0, 1, 1, 1], [0, 0, 1, 1, 1]]
+    signs = np.array([np.nan, np.nan, 1.0, 1.0, -1.0])   # NaN next to NaN is no change
+    assert near_changes(signs, 1).astype(int).tolist() == [0, 1, 1, 1, 1]
 
 
 def test_transcendental_fixed_point_falls_back_to_the_numeric_condition():
@@ -314,7 +344,7 @@ def test_residual_block_eigenvalues_agree_with_sweep():
     spec = dynloop.BlockSpec(width=2, tokens=1, layers=1, mixer="linear", norm="none", injection="none",
                              weights={"linear": [[[-1.0, 1.0], [0.0, -3.0]]]}, seed=1)
     diagram = dynloop.sweep(spec, {"residual_scale": alphas}, loops=3000, progress=False)
-    _agree(CheckResult(predicted, diagram.regimes.astype(np.int64), _near_changes(predicted, 2), 2))
+    _agree(CheckResult(predicted, diagram.regimes.astype(np.int64), near_changes(predicted, 2), 2))
 
 
 def test_power_method_agrees_with_sweep(power):

@@ -1,19 +1,52 @@
-"""theory/ never goes stale: regenerating its Markdown gives exactly the committed files."""
+"""theory/ never goes stale: regenerating its Markdown gives exactly the committed files.
 
+The generator is a tool of the repository (tools/build_theory.py), not part of the library: it is
+imported from tools/ here (on sys.path, so that its worker processes can import it too).
+"""
+
+import doctest
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from dynloop.symbolic import build_theory
+ROOT = Path(__file__).resolve().parents[1]
+THEORY = ROOT / "theory"
+sys.path.insert(0, str(ROOT / "tools"))
+import build_theory  # noqa: E402
 
-THEORY = Path(__file__).resolve().parents[1] / "theory"
-HINT = "theory/ is stale: run python -m dynloop.symbolic.build_theory (then commit theory/)"
+HINT = "theory/ is stale: run python tools/build_theory.py theory (then commit theory/)"
 
 
 def test_theory_was_generated_from_the_current_symbolic_sources():
     index = (THEORY / "README.md").read_text(encoding="utf-8")
     assert f"Source digest: `{build_theory.source_digest()}`." in index, \
-        f"{HINT}: dynloop/symbolic changed since theory/ was generated"
+        f"{HINT}: dynloop/symbolic or tools/build_theory.py changed since theory/ was generated"
+
+
+def test_the_digest_reads_every_symbolic_source_and_the_tool():
+    # a module added to dynloop/symbolic is digested too: changing it without regenerating fails the
+    # test above
+    expected = set((ROOT / "dynloop" / "symbolic").glob("*.py")) | {ROOT / "tools" / "build_theory.py"}
+    assert set(build_theory.digested_files()) == expected
+    assert {"solve.py", "derivation.py", "render.py", "compare.py"} <= {p.name for p in expected}
+
+
+def test_the_tool_is_not_part_of_the_library_and_needs_an_output_folder():
+    code = ("import sys, dynloop, dynloop.symbolic, dynloop.cli; "
+            "print(any('build_theory' in m for m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False"]
+    result = subprocess.run([sys.executable, str(ROOT / "tools" / "build_theory.py")], capture_output=True,
+                            text=True)
+    assert result.returncode == 2 and "OUTDIR" in result.stderr
+
+
+def test_the_tools_examples_run():
+    flags = doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS
+    failures, tried = doctest.testmod(build_theory, optionflags=flags)
+    assert tried >= 4 and failures == 0
 
 
 # Regenerating every document runs ~35 derivations and their sweeps (minutes): the exhaustive
@@ -56,9 +89,6 @@ def test_documents_cover_every_injection_and_quote_agreement():
 
 
 def test_symbolic_is_reachable_from_the_package_without_importing_it_first():
-    import subprocess
-    import sys
-
     code = ("import sys, dynloop; assert 'dynloop.symbolic' not in sys.modules; "
             "print(dynloop.symbolic.jury.__name__, 'sympy' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()

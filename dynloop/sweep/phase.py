@@ -5,7 +5,7 @@ themselves in words, draw themselves (:mod:`dynloop.plotting`) and round-trip ex
 ``.npz`` file each (no pickles: the arrays are stored as they are, the rest as a JSON header).
 """
 
-__all__ = ["PhaseDiagram", "OrbitDiagram"]
+__all__ = ["PhaseDiagram", "OrbitDiagram", "near_changes"]
 
 import json
 import math
@@ -71,6 +71,60 @@ def _read_npz(path, expected):
             raise ValueError(f"{str(path)!r} was written by a newer dynloop (file version {header['version']})")
         arrays = {name: data[name] for name in data.files if name != "header"}
     return header, arrays
+
+
+def near_changes(values, band=1, axes=None):
+    """Cells within ``band`` cells of a place where ``values`` differs between neighbours.
+
+    Parameters
+    ----------
+    values : ndarray
+        A value per grid cell (regime codes, a diagnostic, signs); NaN next to NaN is no change.
+    band : int
+        1 (or less): the cells on either side of a change; each further unit adds the cells one
+        more step away along an axis (so the band is ``band - 1`` steps wide, counted along the axes,
+        around those cells).
+    axes : sequence of int, optional
+        The axes along which neighbours are compared and the band grows (default: every axis).
+
+    Returns
+    -------
+    ndarray of bool
+        The shape of ``values``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dynloop.sweep.phase import near_changes
+    >>> near_changes(np.array([0, 0, 0, 1, 1, 1, 1])).astype(int)
+    array([0, 0, 1, 1, 0, 0, 0])
+    >>> near_changes(np.array([0, 0, 0, 1, 1, 1, 1]), band=2).astype(int)
+    array([0, 1, 1, 1, 1, 0, 0])
+    """
+    values = np.asarray(values)
+    axes = range(values.ndim) if axes is None else list(axes)
+
+    def shifted(k, upper):
+        return tuple(slice(1, None) if j == k and upper else slice(0, -1) if j == k else slice(None)
+                     for j in range(values.ndim))
+
+    out = np.zeros(values.shape, dtype=bool)
+    for k in axes:
+        if values.shape[k] < 2:
+            continue
+        a, b = values[shifted(k, True)], values[shifted(k, False)]
+        differ = a != b
+        if values.dtype.kind in "fc":
+            differ &= ~(np.isnan(a) & np.isnan(b))
+        out[shifted(k, True)] |= differ
+        out[shifted(k, False)] |= differ
+    for _ in range(max(band - 1, 0)):
+        grown = out.copy()
+        for k in axes:
+            grown[shifted(k, True)] |= out[shifted(k, False)]
+            grown[shifted(k, False)] |= out[shifted(k, True)]
+        out = grown
+    return out
 
 
 def _valid_codes(codes):
@@ -422,22 +476,7 @@ class PhaseDiagram:
         for name in names:
             if name not in self.axes:
                 raise invalid("along", name, "expected axis names among " + ", ".join(self.axes))
-        out = np.zeros(self.shape, dtype=bool)
-        for name in names:
-            k = list(self.axes).index(name)
-            n = self.shape[k]
-            if n < 2:
-                continue
-            upper = [slice(None)] * self.ndim
-            lower = [slice(None)] * self.ndim
-            upper[k], lower[k] = slice(1, None), slice(0, n - 1)
-            a, b = data[tuple(upper)], data[tuple(lower)]
-            differ = a != b
-            if data.dtype.kind == "f":
-                differ &= ~(np.isnan(a) & np.isnan(b))
-            out[tuple(upper)] |= differ
-            out[tuple(lower)] |= differ
-        return out
+        return near_changes(data, axes=[list(self.axes).index(name) for name in names])
 
     def boundary_points(self, field="regime"):
         """Axis values of the boundary cells of a numeric 2-D diagram: an ``(N, 2)`` array.

@@ -4,7 +4,13 @@
 fixed points and per-stage points, the loop Jacobian, its characteristic polynomial, Jury's
 stability conditions and the fold / flip / Neimark–Sacker boundaries; the resulting
 :class:`Derivation` predicts regimes numerically (``predicate``), draws its boundaries on a phase
-diagram (``overlay``) and checks itself against a sweep (``check``).
+diagram (``overlay``) and checks itself against a sweep (``check``). sympy works within the time
+limits of a :class:`Budget`.
+
+Modules: ``stages`` (each stage of a scheme and its Jacobian), ``jury`` (Jury's conditions),
+``solve`` (fixed points and cycles within the budget), ``derivation`` (the :class:`Derivation` and
+its regime predictor), ``render`` (Markdown, LaTeX, overlays), ``compare`` (checks against sweeps)
+and ``derive`` (the front end).
 
 Examples
 --------
@@ -14,8 +20,8 @@ Examples
 [Abs(alpha*lambda0 + 1) < 1]
 """
 
-from .derive import Boundary, Branch, Derivation, derive
+from .derive import Boundary, Branch, Budget, Derivation, derive
 from .jury import jury
 from .stages import Scheme
 
-__all__ = ["derive", "jury", "Derivation", "Scheme", "Branch", "Boundary"]
+__all__ = ["derive", "jury", "Derivation", "Scheme", "Branch", "Boundary", "Budget"]

@@ -1,11 +1,21 @@
 """Generate the ``theory/`` folder: one Markdown document per norm family, the known answers, an index.
 
-Run ``python -m dynloop.symbolic.build_theory [OUTDIR]`` (default: the repository's ``theory/``)
-or ``dynloop theory --build [OUTDIR]``. Every document is produced by :func:`dynloop.symbolic.derive`
-on the model it describes and checked against a small numeric sweep of the same model
-(:func:`dynloop.sweep`); the agreement numbers quoted in the text are computed, not typed in. The
-output is deterministic (fixed weights and grids, no timestamps, numbers rounded), so
-``tests/test_theory.py`` regenerates the Markdown and fails when the committed ``theory/`` is stale.
+Run from the repository's root::
+
+    python tools/build_theory.py theory          # --no-figures: Markdown only; --jobs N: N processes
+
+The output folder is a required argument: nothing is written into the source tree unless it is
+named. Every document is produced by :func:`dynloop.symbolic.derive` on the model it describes and
+checked against a small numeric sweep of the same model (:func:`dynloop.sweep`,
+``Derivation.check``); the agreement numbers quoted in the text are computed, not typed in. The
+output is deterministic (fixed weights and grids, generous sympy time limits, no timestamps,
+numbers rounded), so ``tests/test_theory.py`` regenerates the Markdown and fails when the committed
+``theory/`` is stale.
+
+This is a tool of the repository, not part of the library: ``dynloop`` never imports it (it is
+not in the installed package, and ``dynloop theory`` only prints derivations), because what it
+writes (the repository's ``theory/`` and its links to MODEL.md and docs/) exists only in a source
+checkout. The tests import it from ``tools/``.
 
 Layout of one document: the model (equations of MODEL.md), the assumptions, what the derivations
 mean for architecture choices, then one section per injection scheme with the derivation
@@ -13,9 +23,8 @@ mean for architecture choices, then one section per injection scheme with the de
 overlays the derived boundaries (``Derivation.overlay``) on the numeric phase diagram.
 """
 
-__all__ = ["build", "FAMILIES", "section_model", "agreement", "source_digest"]
+__all__ = ["build", "FAMILIES", "section_model", "source_digest", "BUDGET"]
 
-import contextlib
 import dataclasses
 import hashlib
 import sys
@@ -24,12 +33,19 @@ from pathlib import Path
 import numpy as np
 import sympy
 
-from .._errors import invalid
-from ..dynamics.regimes import Regime
+from dynloop import maps, sweep
+from dynloop._errors import invalid
+from dynloop.dynamics.regimes import Regime
+from dynloop.symbolic import Budget, Scheme, derive
+from dynloop.symbolic.jury import boundary_equations, jury
+from dynloop.symbolic.render import COLOURS
+from dynloop.systems.block import BlockSpec
 
-ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_OUT = ROOT / "theory"
-COMMAND = "python -m dynloop.symbolic.build_theory"
+ROOT = Path(__file__).resolve().parents[1]
+COMMAND = "python tools/build_theory.py"
+#: Six times ``derive``'s default limits: past a limit ``derive`` leaves an expression unsimplified,
+#: so with the default limits a busy machine could produce different (equivalent) Markdown.
+BUDGET = Budget(solve=120, simplify=24, total=240)
 
 ALPHA, BETA = sympy.symbols("alpha beta", real=True)
 INJECTIONS = ("none", "additive", "concat", "diagonal", "convex")
@@ -199,13 +215,9 @@ def section_model(norm, injection, residual_scale=ALPHA, injection_scale=BETA):
 
     Examples
     --------
-    >>> from dynloop.symbolic import derive
-    >>> from dynloop.symbolic.build_theory import section_model
     >>> derive(section_model("none", "additive")).conditions
     [Abs(3*alpha**2/4 + alpha - 1) < 1]
     """
-    from ..systems.block import BlockSpec
-
     if injection not in INJECTION_WEIGHTS:
         raise invalid("injection", injection, "expected one of " + ", ".join(repr(i) for i in INJECTIONS))
     weights = {"linear": [[[w]] for w in LAYER_WEIGHTS], **INJECTION_WEIGHTS[injection]}
@@ -221,127 +233,6 @@ def _axes(injection):
 
 
 # ----------------------------------------------------------------------------- theory against numerics
-def _numeric_codes(derivation, args, size):
-    """Regime codes of a numeric branch at every cell at once (vectorised fixed-point iteration).
-
-    The same rule as the derivation's own per-cell evaluation: iterate the loop map from the start
-    state up to 2000 loops, stop a cell once its step is below 1e-12 of its norm, call it stable when
-    the spectral radius of the loop Jacobian there is below 1, and vanishing or cyclic by the spread
-    of its stage points; −1 elsewhere.
-    """
-    from .derive import _compose, _loop_jacobian
-
-    state, params = list(derivation.state), derivation.parameters
-    n = len(state)
-    loop = sympy.lambdify([state, params], list(_compose(derivation.stages, derivation.state, derivation.period)),
-                          "numpy")
-    jacobian = sympy.lambdify([state, params], _loop_jacobian(derivation.stages, derivation.state,
-                                                               derivation.period).tolist(), "numpy")
-    start = np.full(n, 0.1) if derivation.start_vector is None else np.asarray(derivation.start_vector, float)
-
-    def column(values):
-        return np.array([np.broadcast_to(np.asarray(v, dtype=float), (size,)) for v in values])
-
-    x = np.repeat(start[:, None], size, axis=1)
-    running = np.ones(size, dtype=bool)
-    converged = np.zeros(size, dtype=bool)
-    for _ in range(2000):
-        if not running.any():
-            break
-        nx = column(loop(list(x), args))
-        step_norm = np.linalg.norm(nx, axis=0)
-        bad = ~np.all(np.isfinite(nx), axis=0) | (step_norm > 1e12)
-        running &= ~bad
-        done = running & (np.linalg.norm(nx - x, axis=0) <= 1e-12 * np.maximum(1.0, step_norm))
-        x = np.where(running, nx, x)
-        converged |= done
-        running &= ~done
-    code = np.full(size, -1, dtype=np.int64)
-    if not converged.any():
-        return code
-    entries = jacobian(list(x), args)
-    jac = np.array([[np.broadcast_to(np.asarray(v, dtype=float), (size,)) for v in row]
-                    for row in entries])  # (n, n, size)
-    finite = np.all(np.isfinite(jac), axis=(0, 1))
-    radius = np.full(size, np.inf)
-    ok = converged & finite
-    if ok.any():
-        radius[ok] = np.max(np.abs(np.linalg.eigvals(np.moveaxis(jac[:, :, ok], -1, 0))), axis=1)
-    stable = ok & (radius < 1.0)
-    if derivation.kind == "map" or derivation.period > 1:
-        return np.where(stable, Regime.PERIODIC.code if derivation.period > 1 else Regime.FIXED_POINT.code, code)
-    points, current = [], x
-    for stage in derivation.stages:
-        f = sympy.lambdify([list(stage.x), params], list(stage.expr), "numpy")
-        current = column(f(list(current), args))
-        points.append(current)
-    spread = np.max([np.linalg.norm(p - x, axis=0) for p in points], axis=0)
-    scale = np.maximum(np.linalg.norm(x, axis=0), derivation.start if derivation.start is not None else 1.0)
-    fixed = np.where(spread <= 1e-6 * scale, Regime.VANISHING.code, Regime.CYCLIC.code)
-    return np.where(stable, fixed, code)
-
-
-def _predict(derivation, grids):
-    """Predicted codes on a grid, as ``Derivation.predicate`` but with numeric branches vectorised."""
-    values = derivation._values(grids)
-    arrays = np.broadcast_arrays(*[np.asarray(values[s.name], dtype=float) for s in derivation.parameters])
-    shape = arrays[0].shape
-    args = [a.ravel() for a in arrays]
-    size = int(np.prod(shape))
-    code = np.full(size, -1, dtype=np.int64)
-    with np.errstate(all="ignore"):
-        for branch, functions in zip(derivation.branches, derivation._functions()):
-            found = _numeric_codes(derivation, args, size) if branch.numeric else functions.codes(args, size)
-            code = np.where((code < 0) & (found >= 0), found, code)
-        if derivation.drift is not None:
-            holds = np.zeros(size, dtype=bool)
-            for condition in derivation.drift["condition"].values():
-                f = sympy.lambdify(derivation.parameters, condition, "numpy")
-                holds |= np.broadcast_to(np.asarray(f(*args), dtype=bool), (size,))
-            code = np.where((code < 0) & holds, Regime.DRIFTING.code, code)
-    return np.where(code < 0, derivation.otherwise, code).reshape(shape)
-
-
-def agreement(derivation, diagram, band=BAND):
-    """Theory against a sweep: ``Derivation.check``, with numeric branches evaluated on the whole grid at once.
-
-    A derivation whose branches are all closed forms is checked by ``derivation.check(diagram)``
-    itself. One with a numeric branch (sympy could not solve for the fixed point) is predicted by
-    the same rules vectorised over the grid (``Derivation.check`` evaluates such a branch one cell
-    at a time, about 40 s for 24 × 24 cells), and the band around the predicted boundaries is
-    computed as ``check`` does.
-
-    Parameters
-    ----------
-    derivation : Derivation
-    diagram : PhaseDiagram
-        One or two numeric axes, named by the derivation's parameters or sweep fields.
-    band : int
-
-    Returns
-    -------
-    CheckResult
-
-    Examples
-    --------
-    >>> import numpy as np, dynloop
-    >>> from dynloop.symbolic import derive
-    >>> from dynloop.symbolic.build_theory import agreement
-    >>> diagram = dynloop.sweep(dynloop.maps.logistic(), {"r": np.linspace(0.5, 2.9, 9)}, loops=2000,
-    ...                         progress=False)
-    >>> agreement(derive(dynloop.maps.logistic()), diagram).agreement_outside_band
-    1.0
-    """
-    if not any(b.numeric for b in derivation.branches):
-        return derivation.check(diagram, band=band)
-    axes = diagram.axes
-    names = derivation._axis_names(*list(axes)[:2]) if len(axes) == 2 else derivation._axis_names(list(axes)[0],
-                                                                                                  None)[:1]
-    grids = np.meshgrid(*[np.asarray(v, dtype=float) for v in axes.values()], indexing="ij")
-    values = derivation._values(dict(zip(names, grids)))
-    return derivation._compare(_predict(derivation, values), values, diagram, band)
-
-
 def _percent(x):
     return "n/a" if not np.isfinite(x) else f"{100 * x:.1f} %"
 
@@ -357,29 +248,6 @@ def _check_text(result):
 def _regime_counts(codes):
     values, counts = np.unique(np.asarray(codes), return_counts=True)
     return ", ".join(f"{Regime.from_code(int(v)).value} {c}" for v, c in zip(values, counts))
-
-
-# ----------------------------------------------------------------------------- deterministic sympy
-@contextlib.contextmanager
-def _generous_time_limits(factor=6):
-    """Raise ``derive``'s time limits while building, so load on the machine cannot change the output.
-
-    ``derive`` leaves an expression unsimplified when ``sympy.simplify`` exceeds its limit, so a
-    busy machine could otherwise produce different (equivalent) Markdown.
-    """
-    import importlib
-
-    module = importlib.import_module(__package__ + ".derive")  # the module, not the function of that name
-
-    saved = (module._SOLVE_SECONDS, module._SIMPLIFY_SECONDS, module._BUDGET_SECONDS, module._tidy.__defaults__)
-    module._SOLVE_SECONDS *= factor
-    module._SIMPLIFY_SECONDS *= factor
-    module._BUDGET_SECONDS *= factor
-    module._tidy.__defaults__ = (module._SIMPLIFY_SECONDS,)
-    try:
-        yield
-    finally:
-        (module._SOLVE_SECONDS, module._SIMPLIFY_SECONDS, module._BUDGET_SECONDS, module._tidy.__defaults__) = saved
 
 
 # ----------------------------------------------------------------------------- figures
@@ -418,13 +286,13 @@ def _finish_figure(fig, codes, path, title):
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    from ..plotting import REGIME_COLOURS
+    from dynloop.plotting import REGIME_COLOURS
 
     present = {int(c) for c in codes}
     handles = [Patch(facecolor=REGIME_COLOURS[r.value], edgecolor="0.35", linewidth=0.5, label=r.value)
                for r in Regime if r.code in present]
     handles += [Line2D([], [], color=c, ls=ls, label=f"{k} boundary")
-                for k, c, ls in (("fold", "black", "-"), ("flip", "crimson", "-"))]
+                for k, c, ls in (("fold", COLOURS["fold"], "-"), ("flip", COLOURS["flip"], "-"))]
     fig.legend(handles=handles, loc="outside right upper", frameon=False, fontsize="small")
     fig.suptitle(title, fontsize="medium")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -437,14 +305,11 @@ def _demote(markdown, levels=1):
     return "\n".join(("#" * levels + line) if line.startswith("#") else line for line in markdown.splitlines())
 
 
-def _section(norm, injection, figures, log):
-    from ..sweep import sweep
-    from .derive import derive
-
-    derivation = derive(section_model(norm, injection))
+def _section(norm, injection, log):
+    derivation = derive(section_model(norm, injection), budget=BUDGET)
     numeric_spec = section_model(norm, injection, 0.0, 0.0)
     diagram = sweep(numeric_spec, _axes(injection), loops=LOOPS, progress=False)
-    result = agreement(derivation, diagram)
+    result = derivation.check(diagram, band=BAND)
     log(f"  {norm}/{injection}: closed={derivation.closed}, {result.summary().splitlines()[-1].strip()}")
     lines = [f"### `norm=\"{norm}\"`, injection `{injection}`", "",
              f"Injection: {_INJECTION_TEXT[injection]}.", "",
@@ -471,7 +336,7 @@ def _family_document(family, outdir, figures, log):
         panels = []
         lines += [f"## `norm=\"{norm}\"`", ""]
         for injection in injections:
-            section, panel = _section(norm, injection, figures, log)
+            section, panel = _section(norm, injection, log)
             lines += section
             panels.append(panel)
         name = f"figures/{norm}.png"
@@ -509,12 +374,6 @@ _ASSUMPTIONS = """\
 
 # ----------------------------------------------------------------------------- known answers
 def _known_answers(outdir, figures, log):
-    from .. import maps
-    from ..sweep import sweep
-    from .derive import derive
-    from .jury import boundary_equations, jury
-    from .stages import Scheme
-
     z, tau, delta = sympy.Symbol("z"), *sympy.symbols("tau delta", real=True)
     lines = ["# Known answers", "", _GENERATED, "",
              "The closed forms dynloop's derivations must reproduce exactly (symbolic equality; the tests in",
@@ -528,14 +387,14 @@ def _known_answers(outdir, figures, log):
               + ", ".join(f"{k} ${sympy.latex(sympy.Eq(v, 0))}$"
                           for k, v in boundary_equations(z**2 - tau * z + delta, z).items()) + ".", ""]
 
-    affine = derive(Scheme(norm="none", injection="concat", layers=2))
+    affine = derive(Scheme(norm="none", injection="concat", layers=2), budget=BUDGET)
     lines += ["## Affine loop: converges iff ρ(Π_j A_j) < 1", "",
               "A linear block without norms is an affine loop; its loop Jacobian is the product of the stage",
               "Jacobians in stage order, and it converges iff that product's spectral radius is below 1. With",
               "the concat adapter (`h` its state weight, `u` its input weight) and two scalar layers:", "",
               _demote(affine.markdown()), ""]
 
-    residual = derive(Scheme(norm="none", injection="none"), structure="diagonal")
+    residual = derive(Scheme(norm="none", injection="none"), structure="diagonal", budget=BUDGET)
     lines += ["## Residual block: |1 + α a| < 1 per eigenvalue", "",
               "The block `x + α A x` converges iff `|1 + α a| < 1` for every eigenvalue `a` of `A`",
               "(`structure=\"diagonal\"`, one eigenvalue `lambda0`):", "",
@@ -543,7 +402,7 @@ def _known_answers(outdir, figures, log):
 
     try:
         power_text = _demote(derive(Scheme(norm="post", injection="none"), structure="diagonal",
-                                    params={"lambda0_1": 1, "lambda0_2": -3}).markdown())
+                                    params={"lambda0_1": 1, "lambda0_2": -3}, budget=BUDGET).markdown())
     except TypeError as error:  # sympy's charpoly cannot order an Abs in the power-method branch
         power_text = ("*Not derived: `derive(Scheme(norm=\"post\"), structure=\"diagonal\")` currently raises "
                       f"`TypeError: {error}` inside sympy's characteristic polynomial. The expected result: the "
@@ -558,7 +417,7 @@ def _known_answers(outdir, figures, log):
               "representable by real eigenvalues, rotates).", "",
               power_text, ""]
 
-    parcae = derive(Scheme(norm="none", injection="diagonal"))
+    parcae = derive(Scheme(norm="none", injection="diagonal"), budget=BUDGET)
     decay = parcae.stages[0].jacobian[0]
     exponent = sympy.log(1 + sympy.exp(sympy.Symbol("dt", real=True))) * sympy.exp(sympy.Symbol("a_log", real=True))
     lines += ["## Parcae's diagonal injection always contracts", "",
@@ -567,10 +426,10 @@ def _known_answers(outdir, figures, log):
               f"(sympy: `is_positive` = {exponent.is_positive}), so `0 < Ā < 1` and ρ(Ā) < 1 by construction.",
               "The whole loop still needs the layers not to undo it (see [no_norm](no_norm.md)).", ""]
 
-    logistic1 = derive(maps.logistic())
-    logistic2 = derive(maps.logistic(), period=2)
-    henon1 = derive(maps.henon())
-    henon2 = derive(maps.henon(), period=2)
+    logistic1 = derive(maps.logistic(), budget=BUDGET)
+    logistic2 = derive(maps.logistic(), period=2, budget=BUDGET)
+    henon1 = derive(maps.henon(), budget=BUDGET)
+    henon2 = derive(maps.henon(), period=2, budget=BUDGET)
     lines += ["## Logistic map: fixed point and 2-cycle", "",
               "Known: the fixed point `(r − 1)/r` is stable for `1 < r < 3`; the 2-cycle exists for `r > 3`",
               "and is stable for `3 < r < 1 + √6`, its multiplier is `4 + 2r − r²`.", "",
@@ -588,7 +447,7 @@ def _known_answers(outdir, figures, log):
               ("Hénon, fixed point and 2-cycle", henon2, henon_diagram)]
     lines += ["## Against the numerics", ""]
     for title, derivation, diagram in checks:
-        result = agreement(derivation, diagram)
+        result = derivation.check(diagram, band=BAND)
         log(f"  {title}: {result.summary().splitlines()[-1].strip()}")
         lines += [f"- {title} ({' × '.join(str(len(v)) for v in diagram.axes.values())} cells, "
                   + ", ".join(f"`{k}` ∈ [{v[0]:g}, {v[-1]:g}]" for k, v in diagram.axes.items())
@@ -614,11 +473,22 @@ def _known_answers(outdir, figures, log):
     return "\n".join(lines).rstrip() + "\n"
 
 
-def source_digest():
-    """Digest of the sources the documents are derived by (``dynloop/symbolic/*.py``).
+def digested_files():
+    """The files :func:`source_digest` reads: ``dynloop/symbolic/*.py`` and this tool.
 
-    The index records it, so a fast test can tell that the symbolic code changed since theory/
-    was generated without regenerating it (the full byte-for-byte check is a slow test).
+    Examples
+    --------
+    >>> [p.name for p in digested_files()][-1], "derive.py" in [p.name for p in digested_files()]
+    ('build_theory.py', True)
+    """
+    return sorted((ROOT / "dynloop" / "symbolic").glob("*.py")) + [Path(__file__).resolve()]
+
+
+def source_digest():
+    """Digest of the sources the documents are derived and written by (:func:`digested_files`).
+
+    The index records it, so a fast test can tell that the symbolic code (or this tool) changed
+    since theory/ was generated without regenerating it (the full byte-for-byte check is a slow test).
 
     Examples
     --------
@@ -626,8 +496,8 @@ def source_digest():
     16
     """
     digest = hashlib.sha256()
-    for path in sorted(Path(__file__).resolve().parent.glob("*.py")):
-        digest.update(path.name.encode())
+    for path in digested_files():
+        digest.update(path.relative_to(ROOT).as_posix().encode())
         digest.update(path.read_bytes().replace(b"\r\n", b"\n"))
     return digest.hexdigest()[:16]
 
@@ -648,7 +518,8 @@ def _index(documents):
               "logistic, Hénon, 2-D Jury triangle |", "",
               "The model is defined exactly in [`dynloop/systems/MODEL.md`](../dynloop/systems/MODEL.md);",
               "the norms', injections' and regimes' background is in [`docs/background.md`](../docs/background.md).",
-              "Regenerate everything with", "", "```bash", f"{COMMAND} [OUTDIR]      # or: dynloop theory --build",
+              "Regenerate everything from the repository's root with", "", "```bash",
+              f"{COMMAND} theory      # --no-figures: Markdown only; --jobs N: N processes",
               "```", "",
               "and print one derivation with `dynloop theory norm=pre injection=additive layers=2` (see `dynloop",
               "theory --help`).", ""]
@@ -657,22 +528,21 @@ def _index(documents):
 
 def _build_one(task):
     """One document (runs in a worker process when ``jobs > 1``): its text and its log lines."""
-    slug, outdir, figures, verbose = task
+    slug, outdir, figures = task
     messages = [f"{slug}:"]
-    with _generous_time_limits():
-        if slug == "known_answers":
-            return _known_answers(outdir, figures, messages.append), messages
-        family = next(f for f in FAMILIES if f.slug == slug)
-        return _family_document(family, outdir, figures, messages.append), messages
+    if slug == "known_answers":
+        return _known_answers(outdir, figures, messages.append), messages
+    family = next(f for f in FAMILIES if f.slug == slug)
+    return _family_document(family, outdir, figures, messages.append), messages
 
 
-def build(outdir=None, *, figures=True, verbose=False, jobs=1):
+def build(outdir, *, figures=True, verbose=False, jobs=1):
     """Generate the theory documents (and figures) into ``outdir``.
 
     Parameters
     ----------
-    outdir : str or Path, optional
-        Output folder (default: the repository's ``theory/``); figures go to ``outdir/figures``.
+    outdir : str or Path
+        Output folder (the repository's ``theory/`` to update it); figures go to ``outdir/figures``.
     figures : bool
         Render the PNG figures. The Markdown is the same either way (the sweeps behind the quoted
         agreement numbers always run), so a staleness check can skip them.
@@ -688,16 +558,14 @@ def build(outdir=None, *, figures=True, verbose=False, jobs=1):
 
     Examples
     --------
-    >>> from dynloop.symbolic.build_theory import FAMILIES
     >>> [f.slug for f in FAMILIES]
     ['no_norm', 'pre_norm', 'post_norm', 'sandwich', 'peri_norm', 'sphere']
     """
-    outdir = Path(DEFAULT_OUT if outdir is None else outdir)
+    outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     log = print if verbose else (lambda *a, **k: None)
     written = {}
-    tasks = [(family.slug, outdir, figures, verbose) for family in FAMILIES] + [("known_answers", outdir, figures,
-                                                                                  verbose)]
+    tasks = [(family.slug, outdir, figures) for family in FAMILIES] + [("known_answers", outdir, figures)]
     if jobs > 1:
         import concurrent.futures
         import multiprocessing
@@ -733,17 +601,18 @@ def _family_summary(text):
 
 
 def main(argv=None):
-    """``python -m dynloop.symbolic.build_theory [OUTDIR] [--no-figures]``; returns the exit status."""
+    """``python tools/build_theory.py OUTDIR [--no-figures] [--jobs N]``; returns the exit status."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog=COMMAND, description="Generate the theory/ documents and figures.")
-    parser.add_argument("outdir", nargs="?", default=None, help=f"output folder (default: {DEFAULT_OUT})")
+    parser = argparse.ArgumentParser(prog=COMMAND, description="Generate the theory/ documents and figures "
+                                     "into OUTDIR (the repository's theory/ to update it).")
+    parser.add_argument("outdir", metavar="OUTDIR", help="output folder, e.g. theory (required: nothing is "
+                        "written into the source tree unless named)")
     parser.add_argument("--no-figures", action="store_true", help="write the Markdown only")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
     args = parser.parse_args(argv)
     written = build(args.outdir, figures=not args.no_figures, verbose=True, jobs=args.jobs)
-    out = Path(DEFAULT_OUT if args.outdir is None else args.outdir)
-    print(f"wrote {len(written)} documents to {out}")
+    print(f"wrote {len(written)} documents to {args.outdir}")
     return 0
 
 
