@@ -325,6 +325,8 @@ INJECTIONS = Registry("injection", [
               arrays=(Array("inject_alpha", ("d",), "uniform", stream=14, symbol="c_alpha"),
                       Array("inject_beta", ("d",), "complement", of="inject_alpha", symbol="c_beta")),
               operator="diagonal"),
+    Injection("gate", "X ⊙ (β e) (Huginn's multiplicative injection)", _additive, _additive_symbolic,
+              combine="multiply"),
 ])
 
 

@@ -286,6 +286,8 @@ def injection_update(fields, arrays, x):
         return decay * x + beta * delta * (e @ w["inject_b"].T)
     if kind == "convex":
         return w["inject_alpha"] * x + beta * (w["inject_beta"] * e)
+    if kind == "gate":
+        return x * (beta * e)
     raise ValueError(f"injection {kind!r} has no stage")
 
 

@@ -11,6 +11,7 @@ import pytest
 import sympy
 
 import dynloop
+from dynloop import components
 from dynloop.symbolic.stages import Scheme, block_stages
 
 
@@ -80,3 +81,33 @@ def test_skip_scale_is_a_per_point_sweep_axis(mixer):
     for i, s in enumerate(skips):
         final = dynloop.simulate(spec.replace(skip_scale=s), 25).final_state
         assert diagram.diagnostics["final_norm"][i] == pytest.approx(np.linalg.norm(final), rel=1e-10), s
+
+
+# ----------------------------------------------------------------------------- every injection, everywhere
+def test_every_injection_is_a_categorical_sweep_axis():
+    """Each facet of an injection axis is the sweep of that injection alone, label for label."""
+    spec = dynloop.BlockSpec(width=4, tokens=2, layers=2, mixer="mlp", hidden=5, norm="pre", seed=4)
+    axes = {"injection": list(components.INJECTIONS), "residual_scale": np.linspace(0.1, 1.5, 4)}
+    diagram = dynloop.sweep(spec, axes, loops=200, progress=False)
+    for i, injection in enumerate(components.INJECTIONS):
+        alone = dynloop.sweep(spec.replace(injection=injection), {"residual_scale": axes["residual_scale"]},
+                              loops=200, progress=False)
+        assert np.array_equal(diagram.regimes[i], alone.regimes), injection
+        assert np.array_equal(diagram.diagnostics["final_norm"][i], alone.diagnostics["final_norm"]), injection
+
+
+@pytest.mark.parametrize("injection", [name for name, c in components.INJECTIONS.items() if c.injects])
+def test_every_injection_agrees_with_its_symbolic_form(injection):
+    spec = dynloop.BlockSpec(width=3, tokens=1, layers=2, mixer="mlp", hidden=3, activation="tanh", norm="pre",
+                             injection=injection, injection_scale=0.8, residual_scale=0.6, seed=5)
+    _agrees_with_kernels(spec, spec.start_state())
+
+
+# ----------------------------------------------------------------------------- gate
+def test_gate_multiplies_the_state_by_the_scaled_input():
+    spec = dynloop.BlockSpec(width=4, tokens=3, injection="gate", injection_scale=0.7, seed=6)
+    x = spec.start_state() + 0.5
+    e = spec.materialize()["inputs"]
+    assert spec.stage_names[0] == "inject"
+    np.testing.assert_array_equal(spec.stage_maps(x)[1], x * (0.7 * e))
+    np.testing.assert_array_equal(spec.stage_jacobians(x)[0], np.diag((0.7 * e).ravel()))

@@ -474,14 +474,16 @@ def _known_answers(outdir, figures, log):
 
 
 def digested_files():
-    """The files :func:`source_digest` reads: ``dynloop/symbolic/*.py`` and this tool.
+    """The files :func:`source_digest` reads: ``dynloop/symbolic/*.py``, the component registry whose
+    sympy forms the stages are built from (``dynloop/components.py``), and this tool.
 
     Examples
     --------
     >>> [p.name for p in digested_files()][-1], "derive.py" in [p.name for p in digested_files()]
     ('build_theory.py', True)
     """
-    return sorted((ROOT / "dynloop" / "symbolic").glob("*.py")) + [Path(__file__).resolve()]
+    return (sorted((ROOT / "dynloop" / "symbolic").glob("*.py")) + [ROOT / "dynloop" / "components.py"]
+            + [Path(__file__).resolve()])
 
 
 def source_digest():

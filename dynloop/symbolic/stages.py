@@ -288,7 +288,10 @@ def block_stages(scheme, structure, d, weights=None, inputs=None):
     if injection.has_stage:
         matrix, diagonal, term = injection.symbolic(array, e, beta)
         lin = matrix if matrix is not None else sympy.diag(*diagonal) if diagonal is not None else sympy.eye(d)
-        stages.append(Stage("inject", x, lin * x + term, lin))
+        if injection.combine == "multiply":
+            stages.append(Stage("inject", x, sympy.matrix_multiply_elementwise(lin * x, term), sympy.diag(*term) * lin))
+        else:
+            stages.append(Stage("inject", x, lin * x + term, lin))
 
     mixer_name = scheme.mixer if scheme.mixer in MIXERS else "mlp"
     activation_ = ACTIVATIONS[scheme.mixer] if scheme.mixer in ACTIVATIONS else None

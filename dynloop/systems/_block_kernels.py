@@ -24,13 +24,14 @@ from ._fastmath import exp, tanh, tanh_native
 BRANCHES = ("linear", "mlp", "attention")
 BRANCH_LINEAR, BRANCH_MLP, BRANCH_ATTENTION = range(3)
 ACTIVATION_OPS = ("tanh", "relu", "gelu", "silu")
-# How the injection stage acts on the state: u = (identity | X W_hᵀ | D ⊙ X) + constant term.
+# How the injection stage acts on the state: u = (identity | X W_hᵀ | D ⊙ X), plus the injected term βc
+# (or times it, cfg.inject_multiply).
 INJECT_OPERATORS = ("identity", "matrix", "diagonal")
 INJECT_IDENTITY, INJECT_MATRIX, INJECT_DIAGONAL = range(3)
 
 BlockConfig = namedtuple("BlockConfig", [
     "activation", "norm_in", "norm_branch_out", "norm_after_residual", "sphere", "centred", "mean_square",
-    "inject_operator", "has_inject", "has_outer", "layers", "sublayers", "heads", "causal", "residual_scale",
+    "inject_operator", "inject_multiply", "has_inject", "has_outer", "layers", "sublayers", "heads", "causal", "residual_scale",
     "skip_scale", "norm_eps"])
 BlockConfig.__doc__ = ("Flags, operation codes and scalars of one block (all numba-typable): what its "
                        "components lower to (BlockSpec._kernel_inputs).")
@@ -50,7 +51,8 @@ _JIT = dict(cache=True, error_model="numpy")
 def with_point(cfg, arrays, residual_scale, skip_scale, norm_eps, inject_constant):
     """``cfg`` and ``arrays`` with one grid point's residual and skip scales, norm ε and injected term."""
     point_cfg = BlockConfig(cfg.activation, cfg.norm_in, cfg.norm_branch_out, cfg.norm_after_residual, cfg.sphere,
-                            cfg.centred, cfg.mean_square, cfg.inject_operator, cfg.has_inject, cfg.has_outer,
+                            cfg.centred, cfg.mean_square, cfg.inject_operator, cfg.inject_multiply, cfg.has_inject,
+                            cfg.has_outer,
                             cfg.layers, cfg.sublayers, cfg.heads, cfg.causal, residual_scale, skip_scale, norm_eps)
     point_arrays = BlockArrays(arrays.branches, arrays.linear, arrays.attn_q, arrays.attn_k, arrays.attn_v,
                                arrays.attn_o, arrays.mlp_in, arrays.mlp_out, arrays.norm_in, arrays.norm_out,
@@ -299,6 +301,8 @@ def stage_apply(cfg, arrays, stage, x, dx):
                 dy = dx.copy()
             else:
                 raise ValueError("unknown injection operator code")
+            if cfg.inject_multiply:  # the gate: u = L(X) ⊙ βc
+                return y * arrays.inject_constant, dy * arrays.inject_constant, no_attention
             return y + arrays.inject_constant, dy, no_attention
         stage -= 1
     if stage == cfg.layers:  # the outer norm

@@ -276,9 +276,14 @@ def column_stage(cfg, arrays, stage, x, alpha, skip, constant, eps, work):
                         x[a, p] *= diagonal
             elif cfg.inject_operator != INJECT_IDENTITY:
                 raise ValueError("unknown injection operator code")
-            for a in range(d):
-                for p in range(c):
-                    x[a, p] += constant[a, p]
+            if cfg.inject_multiply:
+                for a in range(d):
+                    for p in range(c):
+                        x[a, p] *= constant[a, p]
+            else:
+                for a in range(d):
+                    for p in range(c):
+                        x[a, p] += constant[a, p]
             return
         stage -= 1
     if stage == cfg.layers:

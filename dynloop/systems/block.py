@@ -369,7 +369,8 @@ class BlockSpec(System, metaclass=_FieldsChecked):
             activation=kernels.ACTIVATION_OPS.index(self.activation), norm_in=norm.branch_in,
             norm_branch_out=norm.branch_out, norm_after_residual=norm.after_residual, sphere=norm.sphere,
             centred=kind.centred, mean_square=kind.mean_square,
-            inject_operator=kernels.INJECT_OPERATORS.index(injection.operator), has_inject=injection.has_stage,
+            inject_operator=kernels.INJECT_OPERATORS.index(injection.operator),
+            inject_multiply=injection.combine == "multiply", has_inject=injection.has_stage,
             has_outer=norm.outer, layers=k, sublayers=s, heads=self.heads, causal=self.causal,
             residual_scale=dtype(self.residual_scale), skip_scale=dtype(self.skip_scale),
             norm_eps=float(self.norm_eps))
