@@ -327,6 +327,8 @@ INJECTIONS = Registry("injection", [
               operator="diagonal"),
     Injection("gate", "X ⊙ (β e) (Huginn's multiplicative injection)", _additive, _additive_symbolic,
               combine="multiply"),
+    Injection("additive_norm", "N(X + β e; inject_norm) (the LT_i variant of fully looped transformers)",
+              _additive, _additive_symbolic, arrays=(Array("inject_norm", ("d",), "ones"),), then_norm=True),
 ])
 
 

@@ -288,6 +288,8 @@ def injection_update(fields, arrays, x):
         return w["inject_alpha"] * x + beta * (w["inject_beta"] * e)
     if kind == "gate":
         return x * (beta * e)
+    if kind == "additive_norm":
+        return norm(x + beta * e, w["inject_norm"], _f(fields, "norm_kind"), float(_f(fields, "norm_eps")))
     raise ValueError(f"injection {kind!r} has no stage")
 
 
@@ -447,6 +449,8 @@ def used_array_shapes(fields):
     if inj == "convex":
         shapes["inject_alpha"] = (d,)
         shapes["inject_beta"] = (d,)
+    if inj == "additive_norm":
+        shapes["inject_norm"] = (d,)
     return shapes
 
 
@@ -461,7 +465,7 @@ def random_arrays(fields, rng, gain=1.0, state_init="input", init_scale=1.0):
     T = int(_f(fields, "tokens"))
     weights = {}
     for name, shape in used_array_shapes(fields).items():
-        if name in ("norm_in", "norm_out", "norm_outer"):
+        if name in ("norm_in", "norm_out", "norm_outer", "inject_norm"):
             w = 1.0 + 0.1 * rng.standard_normal(shape)
         elif name == "inject_dt":
             w = rng.standard_normal(shape)

@@ -802,6 +802,8 @@ def test_random_arrays_layout(combo):
         expected.update(inject_dt=(d,), inject_a_log=(d,), inject_b=(d, d))
     if injection == "convex":
         expected.update(inject_alpha=(d,), inject_beta=(d,))
+    if injection == "additive_norm":
+        expected["inject_norm"] = (d,)
     arr = O.random_arrays(f, rng)
     assert {k_: v.shape for k_, v in arr["weights"].items()} == expected
     assert arr["inputs"].shape == (f["tokens"], d)

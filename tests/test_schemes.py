@@ -111,3 +111,19 @@ def test_gate_multiplies_the_state_by_the_scaled_input():
     assert spec.stage_names[0] == "inject"
     np.testing.assert_array_equal(spec.stage_maps(x)[1], x * (0.7 * e))
     np.testing.assert_array_equal(spec.stage_jacobians(x)[0], np.diag((0.7 * e).ravel()))
+
+
+# ----------------------------------------------------------------------------- additive_norm
+@pytest.mark.parametrize("kind", components.NORM_KINDS)
+def test_additive_norm_normalises_the_injected_sum(kind):
+    gain = np.array([0.5, 1.0, 2.0, -1.0])
+    spec = dynloop.BlockSpec(width=4, tokens=2, injection="additive_norm", injection_scale=0.6, norm_kind=kind,
+                             norm_eps=1e-3, weights={"inject_norm": gain}, seed=7)
+    assert dynloop.BlockSpec(width=4, injection="additive_norm").weight_shapes()["inject_norm"] == (4,)
+    x = spec.start_state() * 3.0
+    u = x + 0.6 * spec.materialize()["inputs"]
+    if components.NORM_KINDS[kind].centred:
+        u = u - u.mean(axis=-1, keepdims=True)
+    square = (u * u).mean(axis=-1, keepdims=True) if components.NORM_KINDS[kind].mean_square else \
+        (u * u).sum(axis=-1, keepdims=True)
+    np.testing.assert_allclose(spec.stage_maps(x)[1], gain * u / np.sqrt(square + 1e-3), rtol=1e-14)

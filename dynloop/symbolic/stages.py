@@ -290,6 +290,9 @@ def block_stages(scheme, structure, d, weights=None, inputs=None):
         lin = matrix if matrix is not None else sympy.diag(*diagonal) if diagonal is not None else sympy.eye(d)
         if injection.combine == "multiply":
             stages.append(Stage("inject", x, sympy.matrix_multiply_elementwise(lin * x, term), sympy.diag(*term) * lin))
+        elif injection.then_norm:  # unit gains, as every norm here
+            u = lin * x + term
+            stages.append(Stage("inject", x, norm(u, kind, eps), norm_jacobian(u, kind, eps) * lin))
         else:
             stages.append(Stage("inject", x, lin * x + term, lin))
 

@@ -31,7 +31,7 @@ INJECT_IDENTITY, INJECT_MATRIX, INJECT_DIAGONAL = range(3)
 
 BlockConfig = namedtuple("BlockConfig", [
     "activation", "norm_in", "norm_branch_out", "norm_after_residual", "sphere", "centred", "mean_square",
-    "inject_operator", "inject_multiply", "has_inject", "has_outer", "layers", "sublayers", "heads", "causal", "residual_scale",
+    "inject_operator", "inject_multiply", "inject_norm", "has_inject", "has_outer", "layers", "sublayers", "heads", "causal", "residual_scale",
     "skip_scale", "norm_eps"])
 BlockConfig.__doc__ = ("Flags, operation codes and scalars of one block (all numba-typable): what its "
                        "components lower to (BlockSpec._kernel_inputs).")
@@ -39,7 +39,7 @@ BlockConfig.__doc__ = ("Flags, operation codes and scalars of one block (all num
 BlockArrays = namedtuple("BlockArrays", [
     "branches", "linear", "attn_q", "attn_k", "attn_v", "attn_o", "mlp_in", "mlp_out",
     "norm_in", "norm_out", "norm_outer", "unit_gain", "inject_matrix", "inject_diagonal",
-    "inject_constant"])
+    "inject_constant", "inject_gain"])
 BlockArrays.__doc__ = ("Every array a block kernel reads (``branches``: the branch code of each sub-layer); "
                        "unused ones are empty with the right rank.")
 
@@ -51,13 +51,13 @@ _JIT = dict(cache=True, error_model="numpy")
 def with_point(cfg, arrays, residual_scale, skip_scale, norm_eps, inject_constant):
     """``cfg`` and ``arrays`` with one grid point's residual and skip scales, norm ε and injected term."""
     point_cfg = BlockConfig(cfg.activation, cfg.norm_in, cfg.norm_branch_out, cfg.norm_after_residual, cfg.sphere,
-                            cfg.centred, cfg.mean_square, cfg.inject_operator, cfg.inject_multiply, cfg.has_inject,
-                            cfg.has_outer,
+                            cfg.centred, cfg.mean_square, cfg.inject_operator, cfg.inject_multiply, cfg.inject_norm,
+                            cfg.has_inject, cfg.has_outer,
                             cfg.layers, cfg.sublayers, cfg.heads, cfg.causal, residual_scale, skip_scale, norm_eps)
     point_arrays = BlockArrays(arrays.branches, arrays.linear, arrays.attn_q, arrays.attn_k, arrays.attn_v,
                                arrays.attn_o, arrays.mlp_in, arrays.mlp_out, arrays.norm_in, arrays.norm_out,
                                arrays.norm_outer, arrays.unit_gain, arrays.inject_matrix, arrays.inject_diagonal,
-                               inject_constant)
+                               inject_constant, arrays.inject_gain)
     return point_cfg, point_arrays
 
 
@@ -303,6 +303,9 @@ def stage_apply(cfg, arrays, stage, x, dx):
                 raise ValueError("unknown injection operator code")
             if cfg.inject_multiply:  # the gate: u = L(X) ⊙ βc
                 return y * arrays.inject_constant, dy * arrays.inject_constant, no_attention
+            if cfg.inject_norm:  # u = N(L(X) + βc; inject_norm)
+                y, dy = _apply_norm(y + arrays.inject_constant, dy, arrays.inject_gain, cfg)
+                return y, dy, no_attention
             return y + arrays.inject_constant, dy, no_attention
         stage -= 1
     if stage == cfg.layers:  # the outer norm

@@ -284,6 +284,8 @@ def column_stage(cfg, arrays, stage, x, alpha, skip, constant, eps, work):
                 for a in range(d):
                     for p in range(c):
                         x[a, p] += constant[a, p]
+                if cfg.inject_norm:
+                    column_norm(x, arrays.inject_gain, cfg, eps, x, work[5])
             return
         stage -= 1
     if stage == cfg.layers:

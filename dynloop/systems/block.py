@@ -364,13 +364,15 @@ class BlockSpec(System, metaclass=_FieldsChecked):
             mlp_out=array(w.get("mlp_out"), empty3), norm_in=array(w.get("norm_in"), (k, s, 0)),
             norm_out=array(w.get("norm_out"), (k, s, 0)), norm_outer=array(w.get("norm_outer"), (0,)),
             unit_gain=np.ones(d, dtype=dtype), inject_matrix=array(matrix, (0, 0)),
-            inject_diagonal=array(diagonal, (0,)), inject_constant=array(term, self.state_shape))
+            inject_diagonal=array(diagonal, (0,)), inject_constant=array(term, self.state_shape),
+            inject_gain=array(w.get("inject_norm"), (0,)))
         config = kernels.BlockConfig(
             activation=kernels.ACTIVATION_OPS.index(self.activation), norm_in=norm.branch_in,
             norm_branch_out=norm.branch_out, norm_after_residual=norm.after_residual, sphere=norm.sphere,
             centred=kind.centred, mean_square=kind.mean_square,
             inject_operator=kernels.INJECT_OPERATORS.index(injection.operator),
-            inject_multiply=injection.combine == "multiply", has_inject=injection.has_stage,
+            inject_multiply=injection.combine == "multiply", inject_norm=injection.then_norm,
+            has_inject=injection.has_stage,
             has_outer=norm.outer, layers=k, sublayers=s, heads=self.heads, causal=self.causal,
             residual_scale=dtype(self.residual_scale), skip_scale=dtype(self.skip_scale),
             norm_eps=float(self.norm_eps))
