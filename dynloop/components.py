@@ -258,6 +258,12 @@ class Injection:
     then_norm: bool = False
     each_layer: bool = False
 
+    def __post_init__(self):
+        if self.combine not in ("add", "multiply"):
+            raise ValueError(f"injection {self.name!r}: combine is 'add' or 'multiply', not {self.combine!r}")
+        if self.each_layer and (self.operator != "identity" or self.combine != "add" or self.then_norm):
+            raise ValueError(f"injection {self.name!r}: an injection into every layer adds βc, nothing else")
+
     @property
     def has_stage(self):
         """Whether the injection is a stage of its own (``"inject"``) before the first layer."""
@@ -329,6 +335,8 @@ INJECTIONS = Registry("injection", [
               combine="multiply"),
     Injection("additive_norm", "N(X + β e; inject_norm) (the LT_i variant of fully looped transformers)",
               _additive, _additive_symbolic, arrays=(Array("inject_norm", ("d",), "ones"),), then_norm=True),
+    Injection("additive_each_layer", "X + β e before every layer, inside its stage (looped transformers' "
+              "add-inputs option, FLT_res)", _additive, _additive_symbolic, each_layer=True),
 ])
 
 

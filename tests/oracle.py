@@ -12,7 +12,7 @@ Conventions
   residual_scale, injection_scale, causal`` and optionally ``skip_scale`` (default 1).
 * ``arrays`` is a ``BlockSpec.materialize()``-style dict
   ``{"weights": {name: array}, "inputs": e, "start_state": X0}``.
-* One loop = stages in the order: ``"inject"`` (if ``injection != "none"``), ``"layer0"`` ...
+* One loop = stages in the order: ``"inject"`` (if the injection has a stage), ``"layer0"`` ...
   ``"layer{k-1}"``, ``"outer"`` (if ``norm`` is ``"pre_outer"`` or ``"peri_outer"``).
 
 Public API
@@ -71,7 +71,7 @@ def n_sublayers(fields):
 def stage_names(fields):
     """Names of the stages of one loop, in order."""
     names = []
-    if _f(fields, "injection") != "none":
+    if _has_injection_stage(fields):
         names.append("inject")
     names += [f"layer{i}" for i in range(int(_f(fields, "layers")))]
     if _f(fields, "norm") in _OUTER:
@@ -261,6 +261,19 @@ def _skip_scale(fields):
     return getattr(fields, "skip_scale", 1.0)
 
 
+def _has_injection_stage(fields):
+    """MODEL.md: every injection but "none" and "additive_each_layer" is a stage of its own."""
+    return _f(fields, "injection") not in ("none", "additive_each_layer")
+
+
+def layer_input(fields, arrays, x):
+    """The state a layer's sub-layers see: ``X + β e`` with "additive_each_layer", else ``X``."""
+    x = np.asarray(x, dtype=np.float64)
+    if _f(fields, "injection") == "additive_each_layer":
+        return x + _f(fields, "injection_scale") * np.asarray(arrays["inputs"], dtype=np.float64)
+    return x
+
+
 def layer_update(fields, weights, layer, x):
     """One layer: its sub-layers applied in order (attention then MLP for the transformer)."""
     y = np.asarray(x, dtype=np.float64)
@@ -312,10 +325,10 @@ def oracle_stage_functions(fields, arrays):
     """List of the S stage maps of one loop, each mapping a T x d state to a T x d state."""
     weights = arrays["weights"]
     funcs = []
-    if _f(fields, "injection") != "none":
+    if _has_injection_stage(fields):
         funcs.append(lambda x: injection_update(fields, arrays, x))
     for layer in range(int(_f(fields, "layers"))):
-        funcs.append(lambda x, layer=layer: layer_update(fields, weights, layer, x))
+        funcs.append(lambda x, layer=layer: layer_update(fields, weights, layer, layer_input(fields, arrays, x)))
     if _f(fields, "norm") in _OUTER:
         funcs.append(lambda x: outer_update(fields, weights, x))
     return funcs
@@ -353,7 +366,7 @@ def oracle_attention(fields, arrays, x, layer):
     if _f(fields, "mixer") not in ("attention", "transformer"):
         raise ValueError("the block has no attention sub-layer")
     weights = arrays["weights"]
-    x = np.asarray(x, dtype=np.float64)
+    x = layer_input(fields, arrays, x)
     if _f(fields, "norm") in _INPUT_NORMED:
         x = norm(x, weights["norm_in"][layer, 0], _f(fields, "norm_kind"), float(_f(fields, "norm_eps")))
     return attention_matrices(

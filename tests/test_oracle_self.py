@@ -364,10 +364,11 @@ def test_stage_structure(combo):
     f = O.random_fields(rng, mixer=mixer, norm=norm, injection=injection)
     arr = O.random_arrays(f, rng)
     k = f["layers"]
-    S = (injection != "none") + k + (norm in ("pre_outer", "peri_outer"))
+    has_stage = injection not in ("none", "additive_each_layer")  # MODEL.md, State and stages
+    S = has_stage + k + (norm in ("pre_outer", "peri_outer"))
     names = O.stage_names(f)
     assert len(names) == S == O.n_stages(f)
-    assert names[(injection != "none"):][:k] == [f"layer{i}" for i in range(k)]
+    assert names[has_stage:][:k] == [f"layer{i}" for i in range(k)]
     x = arr["start_state"]
     st = O.oracle_stages(f, arr, x)
     assert st.shape == (S + 1, f["tokens"], f["width"])
@@ -541,7 +542,7 @@ def test_normalising_schemes_stay_bounded(scheme, mixer, injection, kind):
     w = arr["weights"]
     run = O.oracle_run(f, arr, arr["start_state"], 20)
     assert np.all(np.isfinite(run))
-    first_layer = 1 + (injection != "none")
+    first_layer = 1 + (injection not in ("none", "additive_each_layer"))  # run[:, 0] enters the loop
     S = n = run.shape[1] - 1
     if scheme in ("post", "sandwich", "sphere"):
         checks = [(first_layer + l, l) for l in range(f["layers"])]

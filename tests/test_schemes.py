@@ -127,3 +127,21 @@ def test_additive_norm_normalises_the_injected_sum(kind):
     square = (u * u).mean(axis=-1, keepdims=True) if components.NORM_KINDS[kind].mean_square else \
         (u * u).sum(axis=-1, keepdims=True)
     np.testing.assert_allclose(spec.stage_maps(x)[1], gain * u / np.sqrt(square + 1e-3), rtol=1e-14)
+
+
+# ----------------------------------------------------------------------------- additive_each_layer
+def test_additive_each_layer_adds_the_input_inside_every_layer_stage():
+    spec = dynloop.BlockSpec(width=3, tokens=2, layers=3, mixer="linear", norm="none",
+                             injection="additive_each_layer", injection_scale=0.5, residual_scale=0.3,
+                             skip_scale=0.9, seed=8)
+    assert spec.stage_names == ("layer0", "layer1", "layer2")
+    e = spec.materialize()["inputs"]
+    w = spec.materialize()["weights"]["linear"]
+    states = spec.stage_maps(spec.start_state())
+    for layer in range(3):
+        entering = states[layer] + 0.5 * e
+        np.testing.assert_allclose(states[layer + 1], 0.9 * entering + 0.3 * entering @ w[layer].T, rtol=1e-14)
+    # the constant shift leaves the Jacobian that of the layer without injection, at the shifted state
+    plain = spec.replace(injection="none")
+    np.testing.assert_allclose(spec.stage_jacobians(states[0])[0],
+                               plain.stage_jacobians(states[0] + 0.5 * e)[0], rtol=1e-14)

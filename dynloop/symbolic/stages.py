@@ -285,8 +285,9 @@ def block_stages(scheme, structure, d, weights=None, inputs=None):
         return _matrix(symbol if layer is None else f"{symbol}{layer}", d, structure, value)
 
     stages = []
-    if injection.has_stage:
+    if injection.injects:
         matrix, diagonal, term = injection.symbolic(array, e, beta)
+    if injection.has_stage:
         lin = matrix if matrix is not None else sympy.diag(*diagonal) if diagonal is not None else sympy.eye(d)
         if injection.combine == "multiply":
             stages.append(Stage("inject", x, sympy.matrix_multiply_elementwise(lin * x, term), sympy.diag(*term) * lin))
@@ -300,7 +301,8 @@ def block_stages(scheme, structure, d, weights=None, inputs=None):
     activation_ = ACTIVATIONS[scheme.mixer] if scheme.mixer in ACTIVATIONS else None
     for layer in range(scheme.layers):
         branch = MIXERS[mixer_name].symbolic(array, layer, activation_)
-        value, jac = _sublayer(placement, kind, eps, a, x, branch, scheme.skip_scale)
+        entering = x + term if injection.each_layer else x  # the input added inside the layer's stage
+        value, jac = _sublayer(placement, kind, eps, a, entering, branch, scheme.skip_scale)
         stages.append(Stage(f"layer{layer}", x, value, jac))
 
     if placement.outer:

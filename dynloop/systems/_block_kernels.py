@@ -31,7 +31,7 @@ INJECT_IDENTITY, INJECT_MATRIX, INJECT_DIAGONAL = range(3)
 
 BlockConfig = namedtuple("BlockConfig", [
     "activation", "norm_in", "norm_branch_out", "norm_after_residual", "sphere", "centred", "mean_square",
-    "inject_operator", "inject_multiply", "inject_norm", "has_inject", "has_outer", "layers", "sublayers", "heads", "causal", "residual_scale",
+    "inject_operator", "inject_multiply", "inject_norm", "inject_each_layer", "has_inject", "has_outer", "layers", "sublayers", "heads", "causal", "residual_scale",
     "skip_scale", "norm_eps"])
 BlockConfig.__doc__ = ("Flags, operation codes and scalars of one block (all numba-typable): what its "
                        "components lower to (BlockSpec._kernel_inputs).")
@@ -52,7 +52,7 @@ def with_point(cfg, arrays, residual_scale, skip_scale, norm_eps, inject_constan
     """``cfg`` and ``arrays`` with one grid point's residual and skip scales, norm ε and injected term."""
     point_cfg = BlockConfig(cfg.activation, cfg.norm_in, cfg.norm_branch_out, cfg.norm_after_residual, cfg.sphere,
                             cfg.centred, cfg.mean_square, cfg.inject_operator, cfg.inject_multiply, cfg.inject_norm,
-                            cfg.has_inject, cfg.has_outer,
+                            cfg.inject_each_layer, cfg.has_inject, cfg.has_outer,
                             cfg.layers, cfg.sublayers, cfg.heads, cfg.causal, residual_scale, skip_scale, norm_eps)
     point_arrays = BlockArrays(arrays.branches, arrays.linear, arrays.attn_q, arrays.attn_k, arrays.attn_v,
                                arrays.attn_o, arrays.mlp_in, arrays.mlp_out, arrays.norm_in, arrays.norm_out,
@@ -312,6 +312,8 @@ def stage_apply(cfg, arrays, stage, x, dx):
         y, dy = _apply_norm(x, dx, arrays.norm_outer, cfg)
         return y, dy, no_attention
     attention = no_attention
+    if cfg.inject_each_layer:  # X ← X + βc before every layer, inside its stage
+        x = x + arrays.inject_constant
     for sub in range(cfg.sublayers):
         x, dx, sub_attention = _apply_sublayer(cfg, arrays, stage, sub, x, dx, cfg.residual_scale)
         if sub_attention.shape[0] > 0:

@@ -291,4 +291,8 @@ def column_stage(cfg, arrays, stage, x, alpha, skip, constant, eps, work):
     if stage == cfg.layers:
         column_norm(x, arrays.norm_outer, cfg, eps, x, work[5])
         return
+    if cfg.inject_each_layer:
+        for a in range(d):
+            for p in range(c):
+                x[a, p] += constant[a, p]
     _column_sublayer(cfg, arrays, stage, x, alpha, skip, eps, work)

@@ -372,7 +372,7 @@ class BlockSpec(System, metaclass=_FieldsChecked):
             centred=kind.centred, mean_square=kind.mean_square,
             inject_operator=kernels.INJECT_OPERATORS.index(injection.operator),
             inject_multiply=injection.combine == "multiply", inject_norm=injection.then_norm,
-            has_inject=injection.has_stage,
+            inject_each_layer=injection.each_layer, has_inject=injection.has_stage,
             has_outer=norm.outer, layers=k, sublayers=s, heads=self.heads, causal=self.causal,
             residual_scale=dtype(self.residual_scale), skip_scale=dtype(self.skip_scale),
             norm_eps=float(self.norm_eps))
