@@ -16,6 +16,8 @@ THEORY = ROOT / "theory"
 sys.path.insert(0, str(ROOT / "tools"))
 import build_theory  # noqa: E402
 
+from dynloop import components  # noqa: E402
+
 HINT = "theory/ is stale: run python tools/build_theory.py theory (then commit theory/)"
 
 
@@ -81,10 +83,14 @@ def test_documents_cover_every_injection_and_quote_agreement():
     committed = {p.name: p.read_text(encoding="utf-8") for p in THEORY.glob("*.md")}
     for family in build_theory.FAMILIES:
         text = committed[f"{family.slug}.md"]
-        for norm, injections in family.placements:
+        for norm, injections, *skip in family.placements:
             for injection in injections:
-                assert f'### `norm="{norm}"`, injection `{injection}`' in text
-        assert text.count("**Against the numerics**") == sum(len(i) for _, i in family.placements)
+                assert f'### `norm="{norm}"`{build_theory._skip_text(*skip[:1])}, injection `{injection}`' in text
+        assert text.count("**Against the numerics**") == sum(len(i) for _, i, *_ in family.placements)
+    # every registry injection has its section in every family, and the skip scale has DeepNorm's
+    no_norm = committed["no_norm.md"]
+    assert all(f'### `norm="none"`, injection `{i}`' in no_norm for i in components.INJECTIONS)
+    assert '### `norm="post"`, `skip_scale=sqrt(2)`, injection `additive`' in committed["post_norm.md"]
     assert "Jury triangle" in committed["known_answers.md"]
     assert "logistic" in committed["known_answers.md"] and "Hénon" in committed["known_answers.md"]
 

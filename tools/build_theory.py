@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import sympy
 
-from dynloop import maps, sweep
+from dynloop import components, maps, sweep
 from dynloop._errors import invalid
 from dynloop.dynamics.regimes import Regime
 from dynloop.symbolic import Budget, Scheme, derive
@@ -48,7 +48,10 @@ COMMAND = "python tools/build_theory.py"
 BUDGET = Budget(solve=120, simplify=24, total=240)
 
 ALPHA, BETA = sympy.symbols("alpha beta", real=True)
-INJECTIONS = ("none", "additive", "concat", "diagonal", "convex")
+INJECTIONS = tuple(components.INJECTIONS)
+#: DeepNorm's skip scale (2k)^(1/4) for the k = 2 layers of the section model: the post-norm family's
+#: skip_scale section.
+DEEPNORM_SKIP = sympy.sqrt(2)
 #: The scalar model every section derives and sweeps: weights of the two layers, input, injection weights.
 LAYER_WEIGHTS = (0.5, -1.5)
 INJECTION_WEIGHTS = {
@@ -57,6 +60,9 @@ INJECTION_WEIGHTS = {
     "concat": {"inject_h": [[0.5]], "inject_e": [[1.0]]},
     "diagonal": {"inject_dt": [0.0], "inject_a_log": [0.0], "inject_b": [[1.0]]},
     "convex": {"inject_alpha": [0.5], "inject_beta": [0.5]},
+    "gate": {},
+    "additive_norm": {},
+    "additive_each_layer": {},
 }
 ALPHAS = np.linspace(-1.0, 2.0, 24)
 BETAS = np.linspace(-1.0, 1.0, 24)
@@ -72,7 +78,7 @@ class Family:
 
     slug: str
     title: str
-    placements: tuple          # ((norm, injections), ...)
+    placements: tuple          # ((norm, injections), ...) or (norm, injections, skip_scale)
     update: str                # the sub-layer update, Markdown
     meaning: str               # what it means for architecture choices, Markdown
 
@@ -177,7 +183,9 @@ FAMILIES = (
     Family("pre_norm", "Pre-norm (with and without an outer norm)",
            (("pre", INJECTIONS), ("pre_outer", ("none", "additive"))),
            "`X + α F(N(X))`; `pre_outer` adds `N(X)` after the whole loop", _PRE),
-    Family("post_norm", "Post-norm", (("post", INJECTIONS),), "`N(X + α F(X))`", _POST),
+    Family("post_norm", "Post-norm", (("post", INJECTIONS), ("post", ("none", "additive"), DEEPNORM_SKIP)),
+           "`N(X + α F(X))` (`N(s X + α F(X))` in the `skip_scale` sections: DeepNorm's `s = (2k)^{1/4} = √2`)",
+           _POST),
     Family("sandwich", "Sandwich norm (Huginn)", (("sandwich", INJECTIONS),), "`N(X + α F(N(X)))`", _SANDWICH),
     Family("peri_norm", "Peri-norm (Ouro, with and without the outer norm)",
            (("peri", INJECTIONS), ("peri_outer", ("none", "additive"))),
@@ -193,10 +201,16 @@ _INJECTION_TEXT = {
     "diagonal": "`u = D X + β Δ (B e)`, `Δ = softplus(dt)`, `D = exp(−Δ e^{a_log})` (Parcae; here `dt = 0`, "
                 "`a_log = 0`, so `Δ = ln 2`, `D = 1/2`, `B = 1`)",
     "convex": "`u = α₂ X + β β₂ e` (FPRM; here `α₂ = β₂ = 1/2`)",
+    "gate": "`u = X ⊙ β e` (Huginn's multiplicative option; here `e = 1`, so `u = β X`). With `|β| < 1` "
+            "the gate can drive the state to 0, where a norm with `ε = 0` is 0/0: the sweep reports such "
+            "cells `divergent` (not finite), while the derivation, which divides the zero out, may not",
+    "additive_norm": "`u = N(X + β e)` (the LT_i variant of fully looped transformers; gain 1)",
+    "additive_each_layer": "no injection stage; every layer adds `β e` to its input first (looped transformers' "
+                           "add-inputs option, FLT_res)",
 }
 
 
-def section_model(norm, injection, residual_scale=ALPHA, injection_scale=BETA):
+def section_model(norm, injection, residual_scale=ALPHA, injection_scale=BETA, skip_scale=1.0):
     """The scalar model of one section: a ``BlockSpec`` with fixed weights and symbolic scales.
 
     Two linear layers (``w0 = 1/2``, ``w1 = −3/2``), one token of width 1, input ``e = 1``, exact
@@ -208,6 +222,8 @@ def section_model(norm, injection, residual_scale=ALPHA, injection_scale=BETA):
         ``BlockSpec.norm`` and ``BlockSpec.injection``.
     residual_scale, injection_scale : sympy symbol or float
         Symbols for :func:`dynloop.symbolic.derive`, numbers for :func:`dynloop.sweep`.
+    skip_scale : sympy expression or float
+        ``BlockSpec.skip_scale`` (exact for ``derive``, a float for ``sweep``).
 
     Returns
     -------
@@ -223,11 +239,12 @@ def section_model(norm, injection, residual_scale=ALPHA, injection_scale=BETA):
     weights = {"linear": [[[w]] for w in LAYER_WEIGHTS], **INJECTION_WEIGHTS[injection]}
     return BlockSpec(width=1, tokens=1, layers=len(LAYER_WEIGHTS), mixer="linear", norm=norm, norm_kind="rms",
                      norm_eps=0.0, injection=injection, residual_scale=residual_scale,
-                     injection_scale=injection_scale, weights=weights, inputs=[[1.0]], state_init="input")
+                     injection_scale=injection_scale, skip_scale=skip_scale, weights=weights, inputs=[[1.0]],
+                     state_init="input")
 
 
 def _axes(injection):
-    if injection == "none":
+    if not components.INJECTIONS[injection].injects:
         return {"residual_scale": ALPHAS_1D}
     return {"residual_scale": ALPHAS, "injection_scale": BETAS}
 
@@ -305,13 +322,18 @@ def _demote(markdown, levels=1):
     return "\n".join(("#" * levels + line) if line.startswith("#") else line for line in markdown.splitlines())
 
 
-def _section(norm, injection, log):
-    derivation = derive(section_model(norm, injection), budget=BUDGET)
-    numeric_spec = section_model(norm, injection, 0.0, 0.0)
+def _skip_text(skip=1):
+    return "" if skip == 1 else f", `skip_scale={sympy.sstr(skip)}`"
+
+
+def _section(norm, injection, log, skip=1):
+    derivation = derive(section_model(norm, injection, skip_scale=skip), budget=BUDGET)
+    numeric_spec = section_model(norm, injection, 0.0, 0.0, float(skip))
     diagram = sweep(numeric_spec, _axes(injection), loops=LOOPS, progress=False)
     result = derivation.check(diagram, band=BAND)
-    log(f"  {norm}/{injection}: closed={derivation.closed}, {result.summary().splitlines()[-1].strip()}")
-    lines = [f"### `norm=\"{norm}\"`, injection `{injection}`", "",
+    log(f"  {norm}{_skip_text(skip)}/{injection}: closed={derivation.closed}, "
+        f"{result.summary().splitlines()[-1].strip()}")
+    lines = [f"### `norm=\"{norm}\"`{_skip_text(skip)}, injection `{injection}`", "",
              f"Injection: {_INJECTION_TEXT[injection]}.", "",
              _demote(derivation.markdown()), "",
              f"**Against the numerics** ({'closed form' if derivation.closed else 'numeric spectral condition'}; "
@@ -319,7 +341,7 @@ def _section(norm, injection, log):
              + ", ".join(f"`{k}` ∈ [{v[0]:g}, {v[-1]:g}]" for k, v in diagram.axes.items())
              + f", {LOOPS} loops): {_check_text(result)}.", "",
              f"Simulated: {_regime_counts(diagram.regimes)}. Predicted: {_regime_counts(result.predicted)}.", ""]
-    return lines, (diagram, derivation, f"{norm} / {injection}")
+    return lines, (diagram, derivation, f"{norm}{' s=' + sympy.sstr(skip) if skip != 1 else ''} / {injection}")
 
 
 def _family_document(family, outdir, figures, log):
@@ -332,14 +354,15 @@ def _family_document(family, outdir, figures, log):
              "is stable iff every root of its characteristic polynomial lies inside the unit circle (Jury).",
              "", "## Assumptions", "", _ASSUMPTIONS, "",
              "## What it means for architecture choices", "", family.meaning, ""]
-    for norm, injections in family.placements:
+    for norm, injections, *skip in family.placements:
+        skip = skip[0] if skip else 1
         panels = []
-        lines += [f"## `norm=\"{norm}\"`", ""]
+        lines += [f"## `norm=\"{norm}\"`{_skip_text(skip)}", ""]
         for injection in injections:
-            section, panel = _section(norm, injection, log)
+            section, panel = _section(norm, injection, log, skip)
             lines += section
             panels.append(panel)
-        name = f"figures/{norm}.png"
+        name = f"figures/{norm}{'_skip' if skip != 1 else ''}.png"
         lines += [f"![{norm}: derived boundaries on the numeric phase diagrams]({name})", "",
                   f"*Numeric phase diagrams of the `{norm}` sections above (colours: the sweep's regimes), with "
                   "the derived fold (black) and flip (red) boundaries drawn where a closed form exists.*", ""]
@@ -509,13 +532,13 @@ def _index(documents):
              "When does a looped block converge, to a vanishing or a cyclic fixed point, and when does it",
              "drift, flip or diverge instead? Each document below derives it symbolically with",
              "`dynloop.symbolic.derive` for one normalization family, with one section per injection scheme",
-             "(none, additive, concat, diagonal, convex), and checks the result against a numeric phase",
+             f"({', '.join(INJECTIONS)}), and checks the result against a numeric phase",
              "diagram of the same model (`dynloop.sweep`), quoting the agreement.", "",
              "| document | placements | agreement outside the boundary band, per injection |",
              "|---|---|---|"]
     for family, summary in documents:
         lines.append(f"| [{family.title}]({family.slug}.md) | "
-                     + ", ".join(f"`{n}`" for n, _ in family.placements) + f" | {summary} |")
+                     + ", ".join(dict.fromkeys(f"`{n}`" for n, *_ in family.placements)) + f" | {summary} |")
     lines += ["| [Known answers](known_answers.md) | — | affine loop, residual block, power method, Parcae, "
               "logistic, Hénon, 2-D Jury triangle |", "",
               "The model is defined exactly in [`dynloop/systems/MODEL.md`](../dynloop/systems/MODEL.md);",
