@@ -145,3 +145,44 @@ def test_additive_each_layer_adds_the_input_inside_every_layer_stage():
     plain = spec.replace(injection="none")
     np.testing.assert_allclose(spec.stage_jacobians(states[0])[0],
                                plain.stage_jacobians(states[0] + 0.5 * e)[0], rtol=1e-14)
+
+
+# ----------------------------------------------------------------------------- classify, on known answers
+def _linear_layers(spec):
+    """The layers' maps ``x ↦ x A_ℓᵀ`` of a linear block without norms: ``A_ℓ = s I + a W_ℓ``."""
+    w = spec.materialize()["weights"]["linear"]
+    return [spec.skip_scale * np.eye(spec.width) + spec.residual_scale * w_l for w_l in w]
+
+
+@pytest.mark.parametrize("residual_scale, injection_scale", [(0.2, 0.5), (1.4, 3.0)])
+def test_classify_a_gated_linear_block(residual_scale, injection_scale):
+    """x ↦ ((βe ⊙ x) A_0ᵀ) A_1ᵀ is linear: it vanishes iff the spectral radius of its matrix is below 1."""
+    spec = dynloop.BlockSpec(width=3, tokens=1, layers=2, mixer="linear", norm="none", injection="gate",
+                             injection_scale=injection_scale, residual_scale=residual_scale, skip_scale=0.8, seed=9)
+    e = spec.materialize()["inputs"][0]
+    a0, a1 = _linear_layers(spec)
+    radius = max(abs(np.linalg.eigvals(a1 @ a0 @ np.diag(injection_scale * e))))  # 0.44 and 1.98
+    result = dynloop.classify(spec)
+    assert abs(radius - 1) > 0.05  # away from the boundary
+    expected = "vanishing" if radius < 1 else "divergent"
+    assert result.regime.value == expected, (radius, result.summary())
+    if expected == "vanishing":
+        assert result.spectral_radius == pytest.approx(radius, rel=1e-6)
+
+
+def test_classify_finds_the_affine_fixed_point_of_an_each_layer_injection():
+    """x ↦ A_1 (A_0 (x + c) + c) (columns) is affine: its fixed point, solved by numpy, is a cyclic fixed point."""
+    spec = dynloop.BlockSpec(width=3, tokens=1, layers=2, mixer="linear", norm="none",
+                             injection="additive_each_layer", injection_scale=0.7, residual_scale=0.3,
+                             skip_scale=0.5, seed=10)
+    c = 0.7 * spec.materialize()["inputs"][0]
+    a0, a1 = _linear_layers(spec)
+    loop = a1 @ a0  # x* = A1 (A0 (x* + c) + c) in column form
+    x_star = np.linalg.solve(np.eye(3) - loop, a1 @ a0 @ c + a1 @ c)
+    assert max(abs(np.linalg.eigvals(loop))) < 0.9
+    result = dynloop.classify(spec)
+    assert result.regime.value == "cyclic", result.summary()
+    np.testing.assert_allclose(result.stage_fixed_points[-1].ravel(), x_star, rtol=1e-9, atol=1e-12)
+    # one point per stage (after each layer): layer 0 ends at A_0 (x* + c)
+    np.testing.assert_allclose(result.stage_fixed_points[0].ravel(), a0 @ (x_star + c), rtol=1e-9, atol=1e-12)
+    assert result.distinct_stage_points == 2
