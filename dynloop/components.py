@@ -41,7 +41,7 @@ class Registry(Mapping):
     >>> MIXERS.check("mixer", "mpl")
     Traceback (most recent call last):
     ...
-    ValueError: mixer='mpl' is not allowed: expected one of 'linear', 'mlp', 'attention', 'transformer' (did you mean 'mlp'?)
+    ValueError: mixer='mpl' is not allowed: expected one of 'linear', 'mlp', 'attention', 'transformer'; did you mean 'mlp'?
     """
 
     def __init__(self, kind, components):

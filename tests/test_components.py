@@ -40,7 +40,7 @@ def test_blockspec_errors_list_exactly_the_registry(field):
     with pytest.raises(ValueError) as error:
         dynloop.BlockSpec(**{field: "no_such_component"})
     listed = re.search(r"expected one of (.*)", str(error.value)).group(1)
-    assert re.findall(r"'([a-z0-9_]+)'", listed.split(" (did you mean")[0]) == list(components.REGISTRIES[field])
+    assert re.findall(r"'([a-z0-9_]+)'", re.split(r"[;(] ?did you mean", listed)[0]) == list(components.REGISTRIES[field])
 
 
 def test_cli_schemes_lists_every_component_with_its_description(capsys):

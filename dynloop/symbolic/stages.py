@@ -35,10 +35,11 @@ class Scheme:
     Parameters
     ----------
     norm : str
-        Norm placement, as ``BlockSpec.norm`` (``"none"``, ``"pre"``, ``"post"``, ``"sandwich"``,
-        ``"peri"``, ``"pre_outer"``, ``"peri_outer"``, ``"sphere"``).
-    norm_kind : {"rms", "layer", "l2"}
-    injection : {"none", "additive", "concat", "diagonal", "convex"}
+        Norm placement, as ``BlockSpec.norm`` (a name in ``dynloop.components.NORMS``).
+    norm_kind : str
+        A name in ``dynloop.components.NORM_KINDS``.
+    injection : str
+        A name in ``dynloop.components.INJECTIONS``.
     mixer : str
         ``"linear"`` (branch ``W x``) or a smooth activation ``"tanh"``, ``"gelu"``, ``"silu"``
         (branch ``V φ(U x)``, the MLP mixer).
@@ -55,7 +56,7 @@ class Scheme:
     --------
     >>> from dynloop.symbolic import Scheme
     >>> Scheme(norm="post", layers=2)
-    Scheme(norm='post', norm_kind='rms', injection='none', mixer='linear', layers=2, width=2, residual_scale=alpha, injection_scale=beta, norm_eps=0)
+    Scheme(norm='post', norm_kind='rms', injection='none', mixer='linear', layers=2, width=2, residual_scale=alpha, injection_scale=beta, norm_eps=0, skip_scale=1)
     >>> Scheme.from_spec(__import__("dynloop").BlockSpec(mixer="mlp", activation="tanh")).mixer
     'tanh'
     """
