@@ -16,7 +16,7 @@ with interrupts_end_the_command():  # a cold first import compiles kernels: Ctrl
     from .systems.maps import Map
     from .sweep import OrbitDiagram, PhaseDiagram, orbit_diagram, sweep
 
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: E402
 
 
 def __getattr__(name):

@@ -251,9 +251,8 @@ def _announce_compiling(system, *, sweeps=False):
     sweep kernels of the system's kind as well.
     """
     from ._cache import announce_compiling
-    from .systems.block import BlockSpec
 
-    kind = "block" if isinstance(system, BlockSpec) else "map"
+    kind = "block" if system.kind == "block" else "map"
     modules = [f"dynloop.systems._{kind}_kernels", "dynloop.dynamics.regimes"]
     if sweeps:
         modules.append(f"dynloop.sweep._kernels.sweep_{kind}")

@@ -21,6 +21,7 @@ from numba import njit as _njit
 from ._errors import check_real as _check_real
 from ._errors import invalid as _invalid
 from .systems import _map_kernels
+from .systems.base import register_catalogue as _register_catalogue
 from .systems.maps import Map as _Map
 
 
@@ -492,3 +493,6 @@ def linear(M, c=None):
     params = dict(zip(_linear_names(n), _np.concatenate([M.ravel(), c]).tolist()))
     return _catalogue_map(_linear_step, n, params=params, jacobian=_linear_jacobian, name=f"linear(n={n})",
                           x0=_np.ones(n), _symbolic=_functools.partial(_linear_symbolic, n))
+
+
+_register_catalogue(__all__)  # the model layer names the catalogue without importing it

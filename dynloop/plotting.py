@@ -99,20 +99,18 @@ def plot_trajectory(trajectory, path=None, ax=None):
     return _finish(fig, path)
 
 
-def _distances_to_stage_points(classification):
+def _distances_to_stage_points(classification, run):
     """Loops, distances and ``1 - cos`` of every stage state to its stage point.
 
-    With a converged orbit the run is repeated from the start state and compared, phase by phase,
-    with the refined stage points; otherwise the examined window is compared with its last loop.
+    With a converged orbit and ``run`` (the run from the start state, which
+    :meth:`Classification.plot <dynloop.Classification.plot>` passes), the run is compared, phase
+    by phase, with the refined stage points; otherwise the examined window is compared with its
+    last loop.
     """
-    from .dynamics.simulate import simulate
-
     period = classification.period or 1
     n_stages = len(classification.stage_names)
     points = classification.stage_fixed_points
-    if points is not None and classification.period and classification.system is not None:
-        loops = int(min(max(classification.transient_loops or 0, 40) + 40, 2000))
-        run = simulate(classification.system, loops, x0=classification.x0, params=classification.params)
+    if points is not None and classification.period and run is not None:
         flat = run.stage_states.reshape(run.loops_run, n_stages + 1, -1)[:, 1:]
         targets = points.reshape(period, n_stages, -1)
         last_phase = int(np.argmin(np.linalg.norm(targets[:, -1] - flat[-1, -1], axis=-1)))
@@ -131,13 +129,15 @@ def _distances_to_stage_points(classification):
     return np.arange(flat.shape[0]), distances, np.maximum(1.0 - cosines, 1e-17), label, converged
 
 
-def plot_classification(classification, path=None):
+def plot_classification(classification, path=None, *, run=None):
     """Distances and cosines to the per-stage fixed points against loops, and the orbit in 2-D.
 
     The first two panels show, for every stage ``j``, the distance ``|h_{t,j} - Y_j|`` and
-    ``1 - cos(h_{t,j}, Y_j)`` to its point ``Y_j`` against the loop ``t`` from the start state
-    (for a periodic orbit, to the point of the same phase). Without a converged orbit there are no
-    stage points: they show the last window examined against its last loop, and say so in their
+    ``1 - cos(h_{t,j}, Y_j)`` to its point ``Y_j`` against the loop ``t`` of ``run``, the
+    :class:`~dynloop.Trajectory` from the start state (for a periodic orbit, to the point of the
+    same phase); :meth:`Classification.plot <dynloop.Classification.plot>` runs it and passes it.
+    Without a converged orbit there are no stage points, and without ``run`` nothing to compare
+    with them: they show the last window examined against its last loop, and say so in their
     titles. The third panel is a 2-D PCA of every stage state
     of one token over that window (for a one-variable map, the return map ``x_t`` against
     ``x_{t+1}``).
@@ -146,11 +146,12 @@ def plot_classification(classification, path=None):
     --------
     >>> import dynloop
     >>> from dynloop.plotting import plot_classification
-    >>> fig = plot_classification(dynloop.classify(dynloop.maps.logistic(r=3.5)))
+    >>> result = dynloop.classify(dynloop.maps.logistic(r=3.5))
+    >>> fig = plot_classification(result, run=dynloop.simulate(result.system, 80))
     """
     import matplotlib.pyplot as plt
 
-    loops, distances, one_minus_cos, label, converged = _distances_to_stage_points(classification)
+    loops, distances, one_minus_cos, label, converged = _distances_to_stage_points(classification, run)
     states = classification.window_states            # (W, S + 1, *state_shape)
     finite = np.all(np.isfinite(states.reshape(states.shape[0], -1)), axis=1)
     states = states[finite] if finite.any() else np.zeros((1,) + states.shape[1:])

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .._errors import check_int
-from ..systems.base import check_system
+from ..systems.base import check_system, register_fixed_point_finder
 from .lyapunov import default_exponent_count, lyapunov_spectrum
 from .orbits import find_cycle
 from .regimes import (STAT_NAMES, S_IS_MAP, S_LYAPUNOV, S_LYAPUNOV_ERROR, S_NORM_LAST, S_NORM_MIDDLE,
@@ -159,7 +159,20 @@ class Classification:
         """
         from ..plotting import plot_classification
 
-        return plot_classification(self, path=path)
+        return plot_classification(self, path=path, run=self._replay())
+
+    def _replay(self):
+        """The run from the classified start state that the plot compares with the stage points.
+
+        It covers the transient and 40 loops more (at least 80, at most 2000 loops); ``None``
+        without a converged orbit (no stage points) or without the system.
+        """
+        from .simulate import simulate
+
+        if self.stage_fixed_points is None or not self.period or self.system is None:
+            return None
+        loops = int(min(max(self.transient_loops or 0, 40) + 40, 2000))
+        return simulate(self.system, loops, x0=self.x0, params=self.params)
 
     def to_dict(self):
         """The classification as JSON-ready Python values (arrays as lists, complex as pairs)."""
@@ -357,15 +370,13 @@ def classify(system, *, x0=None, params=None, transient=None, window=None, tol=N
     >>> result.regime.value, result.period
     ('periodic', 2)
     """
-    from ..systems.maps import Map
-
     check_system(system)
     max_period = check_int("max_period", max_period, minimum=1)
     window = max(4 * max_period + 4, 256) if window is None else check_int("window", window, 4 * max_period + 4)
     tolerances = _tolerances(tol)
     tol_array = tolerances.as_array()
-    is_map = isinstance(system, Map)
-    start = system._check_state(system.start_state(system.resolve_params(params)) if x0 is None else x0, "x0")
+    is_map = system.kind == "map"
+    start = system.check_state(system.start_state(system.resolve_params(params)) if x0 is None else x0, "x0")
     reference_scale = float(np.linalg.norm(start))
     notes = []
 
@@ -514,3 +525,16 @@ def classify(system, *, x0=None, params=None, transient=None, window=None, tol=N
     return Classification(regime=regime, evidence=evidence, system_name=system.name,
                           stage_names=tuple(system.stage_names), window_states=run.stage_states,
                               system=system, x0=start, params=params, **result)
+
+
+def _fixed_point(system):
+    """The state entering the loop at the fixed point classify finds (None without one), and the regime.
+
+    ``dynloop.systems.base.attracting_fixed_point`` asks this (registered below).
+    """
+    result = classify(system, lyapunov=False)
+    entering = result.stage_fixed_points[-1] if result.period == 1 else None  # after the last stage
+    return entering, result.regime.value
+
+
+register_fixed_point_finder(_fixed_point)  # BlockSpec.linearize(at=None) linearises there

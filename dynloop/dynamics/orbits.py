@@ -105,7 +105,7 @@ def find_cycle(system, period, guess, *, params=None, tol=1e-12, maxfev=200):
     """
     check_system(system)
     period = check_int("period", period, minimum=1)
-    guess = system._check_state(guess, "guess")
+    guess = system.check_state(guess, "guess")
     shape = guess.shape
 
     def residual(flat):

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .._errors import check_int, invalid
-from ._recording import RECORD_ALL, RECORD_LAST, RECORD_NONE, record_capacity, record_order
+from ..systems._recording import RECORD_ALL, RECORD_LAST, RECORD_NONE, record_capacity, record_order
 
 _DTYPES = {np.dtype(np.float64): np.float64, np.dtype(np.float32): np.float32}
 
@@ -270,7 +270,6 @@ def simulate(system, loops, *, x0=None, params=None, record="all", stride=1, dty
     >>> traj.stage_states.shape  # 4 loops, entry + injection + 3 layers, 2 tokens x 8
     (4, 5, 2, 8)
     """
-    from ..systems.block import BlockSpec
     from ..systems.base import check_system
 
     check_system(system)
@@ -280,15 +279,15 @@ def simulate(system, loops, *, x0=None, params=None, record="all", stride=1, dty
     if np.dtype(dtype) not in _DTYPES:
         raise invalid("dtype", dtype, "expected numpy.float64 or numpy.float32")
     dtype = _DTYPES[np.dtype(dtype)]
-    if record_attention and not (isinstance(system, BlockSpec)
-                                 and system.mixer in ("attention", "transformer")):
+    mixer = system.components.get("mixer")
+    if record_attention and not (mixer is not None and "attention" in mixer.branches):
         raise invalid("record_attention", record_attention,
                       "attention can only be recorded for a BlockSpec with mixer 'attention' or 'transformer'")
     attention = system.layers * system.heads * system.tokens ** 2 if record_attention else 0
     _check_memory(system, loops, record, stride, record_capacity(mode, loops, stride, n_last), dtype, attention)
     resolved = system.resolve_params(params)
     start = system.start_state(resolved) if x0 is None else x0
-    start = system._check_state(start, "x0", dtype)
+    start = system.check_state(start, "x0", dtype)
     out = system._run(start, loops, resolved, mode, stride, n_last, dtype, bool(record_attention))
     order = record_order(out.recorded_loops.shape[0], out.count, mode)
     diverged = out.diverged_at >= 0

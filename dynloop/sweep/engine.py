@@ -33,14 +33,10 @@ _MIN_WINDOW = 8  # the shortest window: 4 * max_period + 4 loops for max_period 
 
 def _system_kind(system):
     from ..systems.base import check_system
-    from ..systems.block import BlockSpec
-    from ..systems.maps import Map
 
     check_system(system)
-    if isinstance(system, BlockSpec):
-        return "block"
-    if isinstance(system, Map):
-        return "map"
+    if system.kind in ("block", "map"):
+        return system.kind
     raise invalid("system", type(system).__name__,
                   "sweeps take a dynloop.BlockSpec or a dynloop.Map (an AffineLoop has no parameters to sweep)")
 
@@ -142,12 +138,12 @@ def _plan(axes, point_names, chunk):
 
 @functools.lru_cache(maxsize=8)
 def _facet_system(system, facet, dtype):
-    """The spec of one facet and its injected input at unit strength, built once per facet.
+    """The spec of one facet and its :class:`~dynloop.systems.base.SweepKernel`, built once per facet.
 
     Chunks of the same facet reuse them, so weights are drawn and cast once, not once per chunk.
     """
     spec = system.replace(**dict(facet)) if facet else system
-    return spec, spec.replace(injection_scale=1.0)._compiled(dtype)[1].inject_constant
+    return spec, spec.sweep_kernel(dtype)
 
 
 def _run_task(system, kind, task, settings):
@@ -222,15 +218,14 @@ def _run_kernel(system, kind, tasks, settings):
     point_values = np.concatenate([t.values for t in tasks])
     n_points = len(point_values)
     if kind == "block":
-        spec, unit = _facet_system(system, tuple(task.facet.items()), dtype)
-        config, arrays = spec._compiled(dtype)
-        start = spec._check_state(spec.start_state() if x0 is None else x0, "x0", dtype)
-        values = np.tile([getattr(spec, name) for name in POINT_FIELDS], (n_points, 1))
+        spec, kernel = _facet_system(system, tuple(task.facet.items()), dtype)
+        start = spec.check_state(spec.start_state() if x0 is None else x0, "x0", dtype)
+        values = np.tile(kernel.point_values, (n_points, 1))
         for column, name in enumerate(task.point_names):
-            values[:, POINT_FIELDS.index(name)] = point_values[:, column]
+            values[:, kernel.point_fields.index(name)] = point_values[:, column]
         stage_names = spec.stage_names
         layers = [i for i, name in enumerate(stage_names) if name.startswith("layer")]
-        arguments = (config, arrays, unit, values, start, loops, window, max_period, tolerances, early_exit,
+        arguments = (*kernel.arguments, values, start, loops, window, max_period, tolerances, early_exit,
                      lyapunov, spec.n_stages, layers[0], len(layers))
         if spec.components["mixer"].row_wise:
             # row-wise mixers: iterate groups of points together, a point's token rows as columns. Groups
@@ -246,13 +241,14 @@ def _run_kernel(system, kind, tasks, settings):
                                    np.float64)
             return kernels.sweep_block_columns(*arguments, starts, rings, windows)
         return kernels.sweep_block(*arguments)
-    names = list(system.param_names)
-    values = np.tile(system._param_vector(None), (n_points, 1))
+    kernel = system.sweep_kernel()
+    names = list(kernel.point_fields)
+    values = np.tile(kernel.point_values, (n_points, 1))
     for column, name in enumerate(task.point_names):
         values[:, names.index(name)] = point_values[:, column]
-    start = system._check_state(system.start_state() if x0 is None else x0, "x0")
+    start = system.check_state(system.start_state() if x0 is None else x0, "x0")
     try:
-        codes, diagnostics = kernels.sweep_map(system._step, system.jacobian_function, np.ascontiguousarray(values),
+        codes, diagnostics = kernels.sweep_map(*kernel.arguments, np.ascontiguousarray(values),
                                                start, loops, window, max_period, tolerances, early_exit, lyapunov)
     except Exception as error:
         if caused_by_interrupt(error):
@@ -412,10 +408,10 @@ def sweep(system, axes, *, loops=200, transient=None, tol=None, x0=None, chunk=N
         bar.close()
     import numba
 
-    from .. import __version__
+    from .._version import __version__
 
     # a block's name shows its swept fields as "*": a facet's norm is not the spec's
-    name = system._name(axes) if kind == "block" else system.name
+    name = system.sweep_name(axes)
     meta = {"system": manifest["system"], "system_name": name, "stage_names": list(system.stage_names),
             "versions": {"dynloop": __version__, "numpy": np.__version__, "numba": numba.__version__},
             "seed": getattr(system, "seed", None), "tolerances": manifest["tolerances"], "loops": loops,

@@ -43,7 +43,6 @@ def orbit_diagram(system, axis_name, values, *, loops=1000, keep=100, x0=None, c
     (50, 100, 1, 1)
     """
     from ..dynamics.simulate import simulate
-    from ..systems.block import BlockSpec
     from .engine import _MIN_WINDOW, _check_finite, sweep
     from .phase import OrbitDiagram
 
@@ -58,7 +57,7 @@ def orbit_diagram(system, axis_name, values, *, loops=1000, keep=100, x0=None, c
     keep = check_int("keep", keep, minimum=1)
     if keep > loops:
         raise invalid("keep", keep, f"at most loops={loops}")
-    is_block = isinstance(system, BlockSpec)
+    is_block = getattr(system, "kind", None) == "block"
     if is_block and not isinstance(getattr(system, axis_name, None), (int, float)):
         raise invalid("axis_name", axis_name, "a numeric BlockSpec field, e.g. 'residual_scale'")
     collected = []

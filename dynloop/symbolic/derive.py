@@ -115,13 +115,13 @@ def derive(spec_or_scheme, *, structure="scalar", params=None, period=1, budget=
 
 
 def _derive(spec_or_scheme, structure, params, period, clock):
-    from ..systems.block import BlockSpec
-    from ..systems.maps import Map
+    from ..systems.base import System
 
-    if isinstance(spec_or_scheme, Map):
+    kind = spec_or_scheme.kind if isinstance(spec_or_scheme, System) else None
+    if kind == "map":
         return _derive_map(spec_or_scheme, params, period, clock)
     weights = inputs = start = None
-    if isinstance(spec_or_scheme, BlockSpec):
+    if kind == "block":
         scheme = Scheme.from_spec(spec_or_scheme)
         weights, inputs = spec_or_scheme.weights, spec_or_scheme.inputs
         start = {"input": "inputs", "zeros": "zeros"}.get(spec_or_scheme.state_init)

@@ -16,7 +16,7 @@ from collections import namedtuple
 import numpy as np
 from numba import njit
 
-from ..dynamics._recording import close_loop, new_records
+from ._recording import close_loop, new_records
 from ._fastmath import exp, tanh, tanh_native
 
 # The operations the kernels implement. Components (dynloop.components) name the ones they lower to;

@@ -15,7 +15,7 @@ import math
 import numpy as np
 from numba import njit, types
 
-from ..dynamics._recording import close_loop, new_records
+from ._recording import close_loop, new_records
 
 #: ``step(x, p) -> x'``: state and parameter vector in, new state out (all float64, contiguous).
 STEP_SIGNATURE = types.float64[::1](types.float64[::1], types.float64[::1])

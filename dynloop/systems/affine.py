@@ -11,7 +11,7 @@ import numpy as np
 from numba import njit
 
 from .._errors import invalid
-from ..dynamics._recording import close_loop, new_records, record_capacity
+from ._recording import close_loop, new_records, record_capacity
 from .base import RunOutput, System
 
 # (I - M) is treated as singular beyond this condition number: the solution would have no
@@ -129,6 +129,8 @@ class AffineLoop(System):
     True
     """
 
+    kind = "affine"
+
     def __init__(self, matrices, offsets=None, *, x0=None, name=None):
         try:
             matrices = list(matrices)
@@ -167,7 +169,7 @@ class AffineLoop(System):
         self.stage_names = tuple(f"stage{j}" for j in range(k))
         self.name = str(name) if name is not None else f"affine(k={k}, n={n})"
         x0 = np.ones(n) if x0 is None else x0
-        self._x0 = self._check_state(x0, "x0")
+        self._x0 = self.check_state(x0, "x0")
         if not np.all(np.isfinite(self._x0)):
             raise invalid("x0", self._x0.tolist(), "every entry must be finite")
         self._x0.flags.writeable = False
@@ -299,7 +301,7 @@ class AffineLoop(System):
         self.resolve_params(params)
         basis = np.array(basis, dtype=np.float64, order="C", copy=True)
         log_det = float(sum(np.linalg.slogdet(a)[1] for a in self.matrices)) if with_log_det else 0.0
-        return tangent_run_affine(self.matrices, self.offsets, self._check_state(x, "x"), basis, int(loops),
+        return tangent_run_affine(self.matrices, self.offsets, self.check_state(x, "x"), basis, int(loops),
                                   log_det)
 
     def stage_maps(self, x, params=None):
@@ -314,7 +316,7 @@ class AffineLoop(System):
                [9.]])
         """
         self.resolve_params(params)
-        states = [self._check_state(x, "x")]
+        states = [self.check_state(x, "x")]
         for matrix, b in zip(self.matrices, self.offsets):
             states.append(matrix @ states[-1] + b)
         return np.stack(states)
@@ -330,5 +332,5 @@ class AffineLoop(System):
         """
         self.resolve_params(params)
         if x is not None:
-            self._check_state(x, "x")
+            self.check_state(x, "x")
         return self.matrices.copy()

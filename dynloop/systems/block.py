@@ -13,9 +13,9 @@ import numpy as np
 
 from .._errors import check_choice, check_int, check_real, did_you_mean, invalid
 from ..components import ACTIVATIONS, INJECTIONS, MIXERS, NORM_KINDS, NORMS, STREAM_INPUTS, STREAM_START, draw_normal
-from ..dynamics._recording import record_capacity
+from ._recording import record_capacity
 from . import _block_kernels as kernels
-from .base import RunOutput, System
+from .base import RunOutput, SweepKernel, System, attracting_fixed_point
 
 _REAL_FIELDS = ("norm_eps", "residual_scale", "skip_scale", "injection_scale", "weight_gain", "init_scale")
 _NON_NEGATIVE = ("norm_eps", "weight_gain", "init_scale")
@@ -147,6 +147,8 @@ class BlockSpec(System, metaclass=_FieldsChecked):
     weights: dict | None = None
     inputs: np.ndarray | None = None
 
+    kind = "block"
+
     # ------------------------------------------------------------------ validation
     def __post_init__(self):
         set_ = functools.partial(object.__setattr__, self)
@@ -238,10 +240,17 @@ class BlockSpec(System, metaclass=_FieldsChecked):
 
     @property
     def name(self):
-        return self._name()
+        return self.sweep_name()
 
-    def _name(self, varying=()):
-        """The short name; fields in ``varying`` (axes of a sweep: their value differs per point) read ``*``."""
+    def sweep_name(self, varying=()):
+        """The short name; fields in ``varying`` (axes of a sweep: their value differs per point) read ``*``.
+
+        Examples
+        --------
+        >>> import dynloop
+        >>> dynloop.BlockSpec().sweep_name(["norm"])
+        'block(mixer=mlp, norm=*/rms, injection=concat, k=2, T=4, d=16)'
+        """
         def value(field):
             return "*" if field in varying else getattr(self, field)
         return (f"block(mixer={value('mixer')}, norm={value('norm')}/{value('norm_kind')}, "
@@ -378,6 +387,29 @@ class BlockSpec(System, metaclass=_FieldsChecked):
             norm_eps=float(self.norm_eps))
         return config, block_arrays
 
+    def sweep_kernel(self, dtype=np.float64):
+        """The compiled kernels' inputs at ``dtype``, and the fields a sweep varies per point.
+
+        ``arguments`` is ``(config, arrays, unit_input)``: the kernel configuration and arrays
+        (as :meth:`simulate <dynloop.simulate>` uses them), and the injected input at
+        ``injection_scale = 1``, which the sweep scales per point. The point fields are
+        ``POINT_FIELDS``.
+
+        Examples
+        --------
+        >>> import dynloop
+        >>> kernel = dynloop.BlockSpec(residual_scale=0.5).sweep_kernel()
+        >>> kernel.point_fields
+        ('residual_scale', 'injection_scale', 'norm_eps', 'skip_scale')
+        >>> kernel.point_values
+        array([5.e-01, 1.e+00, 1.e-06, 1.e+00])
+        """
+        config, arrays = self._compiled(dtype)
+        unit = self.replace(injection_scale=1.0)._compiled(dtype)[1].inject_constant
+        values = np.array([getattr(self, name) for name in POINT_FIELDS])
+        values.flags.writeable = False  # a sweep copies it: one row per point
+        return SweepKernel(arguments=(config, arrays, unit), point_fields=POINT_FIELDS, point_values=values)
+
     # ------------------------------------------------------------------ System contract
     def start_state(self, params=None):
         """The start state given by ``state_init`` (a ``tokens × width`` array)."""
@@ -394,7 +426,7 @@ class BlockSpec(System, metaclass=_FieldsChecked):
 
     def _tangent_run(self, x, basis, loops, params, with_log_det):
         config, arrays = self._compiled(np.float64)
-        x = self._check_state(x, "x")
+        x = self.check_state(x, "x")
         basis = np.array(basis, dtype=np.float64, order="C", copy=True)
         return kernels.tangent_run(config, arrays, x, basis, loops, self.n_stages, with_log_det)
 
@@ -410,7 +442,7 @@ class BlockSpec(System, metaclass=_FieldsChecked):
         """
         self._require_numeric("stage_maps()")
         config, arrays = self._compiled(np.float64)
-        x = self._check_state(x, "x")
+        x = self.check_state(x, "x")
         stages = [x]
         no_tangent = np.empty((0,) + self.state_shape)
         for stage in range(self.n_stages):
@@ -435,7 +467,7 @@ class BlockSpec(System, metaclass=_FieldsChecked):
         """
         self._require_numeric("stage_jacobians()")
         config, arrays = self._compiled(np.float64)
-        x = self._check_state(x, "x")
+        x = self.check_state(x, "x")
         jacobians = []
         for stage in range(self.n_stages):
             jacobian, x = kernels.stage_jacobian(config, arrays, stage, x)
@@ -459,7 +491,7 @@ class BlockSpec(System, metaclass=_FieldsChecked):
         """
         self._require_numeric("jacobian()")
         config, arrays = self._compiled(np.float64)
-        x = self._check_state(x, "x")
+        x = self.check_state(x, "x")
         n = x.size
         tangents = np.eye(n).reshape((n,) + self.state_shape)
         for stage in range(self.n_stages):
@@ -490,16 +522,14 @@ class BlockSpec(System, metaclass=_FieldsChecked):
         >>> bool(np.allclose(affine.fixed_point(), affine.loop(affine.fixed_point())))
         True
         """
-        from ..dynamics.classify import classify
         from .affine import AffineLoop
 
         if at is None:
-            result = classify(self, lyapunov=False)
-            if result.period != 1:
+            at, regime = attracting_fixed_point(self)
+            if at is None:
                 raise invalid("at", None, f"this block has no attracting fixed point to linearise at "
-                                          f"(classify says {result.regime.value}); pass a state as at=")
-            at = result.stage_fixed_points[-1]  # the state after the last stage enters the next loop
-        at = self._check_state(at, "at")
+                                          f"(classify says {regime}); pass a state as at=")
+        at = self.check_state(at, "at")
         stages = self.stage_maps(at)
         jacobians = self.stage_jacobians(at)
         offsets = [stages[j + 1].ravel() - jacobians[j] @ stages[j].ravel() for j in range(self.n_stages)]

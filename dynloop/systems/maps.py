@@ -20,10 +20,10 @@ from numba import njit
 from numba.core.registry import CPUDispatcher
 
 from .._errors import check_int, check_real, did_you_mean, invalid
-from ..dynamics._recording import record_capacity
+from ._recording import record_capacity
 from ._map_kernels import (FD_STEP, JACOBIAN_SIGNATURE, JIT_OPTIONS, STEP_SIGNATURE,
                            finite_difference_jacobian, run_map, tangent_run_map)
-from .base import RunOutput, System
+from .base import RunOutput, SweepKernel, System, catalogue_names  # noqa: F401 (catalogue_names: public here)
 
 _DEFAULT_X0 = 0.1
 
@@ -269,6 +269,7 @@ class Map(System):
     """
 
     stage_names = ("step",)
+    kind = "map"
 
     def __init__(self, step, dim, params=None, jacobian=None, name=None, x0=None, *, _symbolic=None,
                  _trusted=False):
@@ -281,7 +282,7 @@ class Map(System):
         self.name = str(name) if name is not None else getattr(step, "__name__", "map")
         if x0 is None:
             x0 = _DEFAULT_X0
-        self._x0 = self._check_state(np.full(self.dim, x0) if np.ndim(x0) == 0 else x0, "x0")
+        self._x0 = self.check_state(np.full(self.dim, x0) if np.ndim(x0) == 0 else x0, "x0")
         if not np.all(np.isfinite(self._x0)):
             raise invalid("x0", self._x0.tolist(), "every entry must be finite")
         self._x0.flags.writeable = False
@@ -649,6 +650,18 @@ class Map(System):
         """
         return self._x0.copy()
 
+    def sweep_kernel(self, dtype=np.float64):
+        """The compiled step and Jacobian, and the parameters, all of which a sweep varies per point.
+
+        Examples
+        --------
+        >>> import dynloop
+        >>> dynloop.maps.logistic(r=3.2).sweep_kernel().point_values
+        array([3.2])
+        """
+        return SweepKernel(arguments=(self._step, self.jacobian_function),
+                           point_fields=tuple(self.param_names), point_values=self._param_vector(None))
+
     def _run(self, x0, loops, params, mode, stride, n_last, dtype, record_attention):
         capacity = record_capacity(mode, loops, stride, n_last)
         output = RunOutput(*run_map(self._step, np.ascontiguousarray(x0, dtype=np.float64),
@@ -661,7 +674,7 @@ class Map(System):
     def _tangent_run(self, x, basis, loops, params, with_log_det):
         # contract item 7 of base.py; the Jacobian is the analytic one or compiled finite differences
         basis = np.array(basis, dtype=np.float64, order="C", copy=True)
-        return tangent_run_map(self._step, self.jacobian_function, self._check_state(x, "x"), basis,
+        return tangent_run_map(self._step, self.jacobian_function, self.check_state(x, "x"), basis,
                                int(loops), self._param_vector(params), bool(with_log_det))
 
     def stage_maps(self, x, params=None):
@@ -674,7 +687,7 @@ class Map(System):
         array([[0.25 ],
                [0.375]])
         """
-        x = self._check_state(x, "x")
+        x = self.check_state(x, "x")
         return np.stack([x, self._step(x.copy(), self._param_vector(params))])
 
     def stage_jacobians(self, x, params=None):
@@ -686,7 +699,7 @@ class Map(System):
         >>> dynloop.maps.logistic(r=3.0).stage_jacobians([0.25])
         array([[[1.5]]])
         """
-        x = self._check_state(x, "x")
+        x = self.check_state(x, "x")
         p = self._param_vector(params)
         if self._jacobian is None:
             return finite_difference_jacobian(self._step, x, p)[None]
@@ -779,17 +792,3 @@ def _sympy_functions(exprs, state_symbols, param_symbols):
     namespace = {"math": math, "np": np}
     exec(compile(step_source + "\n\n" + jacobian_source, "<dynloop.Map.from_sympy>", "exec"), namespace)
     return namespace["sympy_step"], namespace["sympy_jacobian"]
-
-
-def catalogue_names():
-    """Names of the catalogue maps (:mod:`dynloop.maps`) that need no arguments: all but ``linear``.
-
-    Examples
-    --------
-    >>> from dynloop.systems.maps import catalogue_names
-    >>> "logistic" in catalogue_names(), "linear" in catalogue_names()
-    (True, False)
-    """
-    from .. import maps
-
-    return [name for name in maps.__all__ if name != "linear"]
