@@ -537,8 +537,10 @@ def _kernel_names(system, kind, tasks):
     """The names of the compiled sweep kernels that these chunks call (see ``_run_kernel``)."""
     if kind == "map":
         return {"sweep_map"}
+    from ..components import MIXERS
+
     mixers = {task.facet.get("mixer", system.mixer) for task in tasks}
-    return {"sweep_block_columns" if mixer in ("linear", "mlp") else "sweep_block" for mixer in mixers}
+    return {"sweep_block_columns" if MIXERS[mixer].row_wise else "sweep_block" for mixer in mixers}
 
 
 class _NoBar:
