@@ -2,7 +2,7 @@
 
 The generic checks (kernels against the numpy oracle, analytic Jacobians against finite
 differences, column kernels against stage_apply, every scheme in a sweep) cover every registry
-entry by parametrisation (tests/test_block.py, tests/test_column_kernels.py, tests/test_oracle_self.py).
+entry by parametrisation (tests/systems/test_block.py, tests/systems/test_column_kernels.py, tests/test_oracle_self.py).
 Here each scheme's defining equation is checked on its own.
 """
 

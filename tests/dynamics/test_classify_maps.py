@@ -1,6 +1,5 @@
 """Regimes of textbook maps and affine loops, against answers known in closed form (docs/background.md, Known answers)."""
 
-import warnings
 
 import numpy as np
 import pytest
@@ -56,28 +55,12 @@ def test_logistic_chaos_at_r4():
     assert abs(spectrum.largest - np.log(2)) < 5e-3
 
 
-@pytest.mark.parametrize("r, value", [(2.5, -np.log(2)), (3.2, np.log(0.16) / 2)])
-def test_logistic_lyapunov_known_values(r, value):
-    spectrum = dynloop.lyapunov_spectrum(dynloop.maps.logistic(r=r), steps=20_000)
-    assert abs(spectrum.largest - value) < 1e-3
-
-
 @pytest.mark.parametrize("r", [3.0, R_PERIOD_4, 1 + np.sqrt(8)])
 def test_bifurcation_points_are_not_given_a_confident_label(r):
     # at a flip or tangent bifurcation convergence is algebraic: say so, never guess
     result = dynloop.classify(dynloop.maps.logistic(r=r))
     assert result.regime is Regime.UNDETERMINED
     assert any("still converging" in note or "slow convergence" in note for note in result.evidence["notes"])
-
-
-def test_henon_chaos_and_exponent_sum():
-    henon = dynloop.maps.henon()
-    result = dynloop.classify(henon)
-    assert result.regime is Regime.CHAOTIC
-    spectrum = dynloop.lyapunov_spectrum(henon, steps=20_000)
-    assert abs(spectrum.exponents.sum() - np.log(0.3)) < 1e-8
-    assert spectrum.sum_check < 1e-8
-    assert abs(spectrum.largest - 0.419) < 0.01
 
 
 @pytest.mark.parametrize("a, b, regime", [(1.7, 0.5, Regime.CHAOTIC), (0.5, 0.3, Regime.FIXED_POINT)])
@@ -94,25 +77,6 @@ def test_lozi_chaos_and_fixed_point(a, b, regime):
         np.testing.assert_allclose(result.stage_fixed_points[0], [x, b * x], rtol=1e-10)
         multipliers = np.sort(np.abs(np.linalg.eigvals([[-a, 1.0], [b, 0.0]])))[::-1]
         np.testing.assert_allclose(np.abs(result.multipliers), multipliers, rtol=1e-8)
-
-
-def test_henon_fixed_points_are_saddles():
-    a, b = 1.4, 0.3
-    for sign in (1, -1):
-        x = (-(1 - b) + sign * np.sqrt((1 - b) ** 2 + 4 * a)) / (2 * a)
-        cycle = dynloop.find_cycle(dynloop.maps.henon(), 1, [x + 0.01, b * x - 0.01])
-        np.testing.assert_allclose(cycle.loop_points[0], [x, b * x], rtol=1e-12)
-        moduli = np.abs(cycle.multipliers)
-        assert moduli[0] > 1 > moduli[1] and not cycle.stable
-
-
-def test_linear_map_exponents_and_divergence():
-    system = dynloop.maps.linear(np.diag([1.1, 0.8]))
-    spectrum = dynloop.lyapunov_spectrum(system, x0=[1.0, 1.0], steps=5000, transient=0)
-    # a random start basis costs O(1/steps) in finite time
-    np.testing.assert_allclose(spectrum.exponents, [np.log(1.1), np.log(0.8)], atol=1e-3)
-    assert spectrum.sum_check < 1e-12
-    assert dynloop.classify(system, x0=[1.0, 1.0]).regime is Regime.DIVERGENT
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -200,15 +164,3 @@ def test_two_dimensional_jury_triangle(trace, det):
     if stable:
         expected = np.linalg.solve(np.eye(2) - matrix, [0.3, -0.2])
         np.testing.assert_allclose(result.stage_fixed_points[0], expected, rtol=1e-10)
-
-
-def test_zero_multiplier_gives_minus_infinity_without_a_warning():
-    # diag(0.5, 0): the exponents are log 0.5 and -inf; both halves of the run give -inf for the
-    # second, so they agree (error 1/steps, not NaN from -inf - -inf, and no RuntimeWarning)
-    system = dynloop.maps.linear(np.diag([0.5, 0.0]))
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        spectrum = dynloop.lyapunov_spectrum(system, x0=[1.0, 1.0], steps=1000, transient=0)
-    assert spectrum.exponents[0] == pytest.approx(np.log(0.5), abs=1e-2)
-    assert spectrum.exponents[1] == -np.inf and spectrum.sum_check == 0.0
-    assert np.isfinite(spectrum.error[0]) and spectrum.error[1] == 1.0 / 1000  # the 1/steps floor

@@ -445,7 +445,7 @@ def test_orbit_diagram_panels_per_stage_and_round_trip(tmp_path):
 
 
 # ------------------------------------------------------------------------------ files saved before
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 # What dynloop at main 97e1333 (regime codes = enum positions) labelled the points of the files in
 # tests/data (recorded by name when they were made; tests/data/README.md says how).
 LOGISTIC_AT_97E1333 = (["fixed_point"] * 13 + ["undetermined"] + ["periodic"] * 14 + ["chaotic"] * 7 + ["periodic"]

@@ -24,7 +24,7 @@ from hypothesis.extra import numpy as hnp
 from dynloop.sweep import store as store_module
 from dynloop.sweep.store import ChunkStore
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = {"system": {"kind": "map", "name": "logistic"}, "axes": {"r": [2.5, 3.0, 3.5]}, "loops": 200,
             "tolerances": {"fixed": 1e-9}, "dtype": "float64", "chunk": 1024}
 POSIX_ONLY = pytest.mark.skipif(os.name != "posix", reason="needs SIGKILL and POSIX process ids")
@@ -68,7 +68,7 @@ print("ready", flush=True)
 for index in store.missing():
     store.write(index, chunk_arrays(index, points))
 print("finished", flush=True)
-""".format(tests=str(ROOT / "tests"))
+""".format(tests=str(ROOT / "tests" / "sweep"))
 
 
 def fork_writer(directory, n_chunks, points, indices=None, reopen=False):
@@ -501,7 +501,7 @@ def test_a_store_written_before_explicit_codes_resumes_with_the_same_regimes(tmp
     from dynloop.sweep.engine import sweep
 
     store = tmp_path / "store"
-    shutil.copytree(Path(__file__).parent / "data" / "store_main_97e1333", store)
+    shutil.copytree(Path(__file__).resolve().parents[1] / "data" / "store_main_97e1333", store)
     before = {p.name: p.read_bytes() for p in store.iterdir()}
     diagram = sweep(dynloop.maps.logistic(), {"r": np.array([2.5, 3.2, 3.5, 4.0])}, loops=2000, lyapunov=True,
                     chunk=2, store=store, progress=False)

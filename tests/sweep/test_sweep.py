@@ -16,7 +16,7 @@ import dynloop
 from dynloop import Regime
 from dynloop.sweep import sweep
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 BLOCK = dynloop.BlockSpec(width=4, tokens=2, layers=2, mixer="mlp", hidden=6, activation="tanh", norm="pre",
                           injection="concat", weight_gain=0.8, seed=3)
