@@ -55,16 +55,19 @@ def main(argv=None):
     n_products, n_tanh = max(1, 2_000_000 // (d * d)), 500
     _products(w, x, out, 1)
     _tanh(z, activated, 1)
-    with threadpool_limits(1):  # BLAS on one thread (the products of more than 128 bytes call it); the loops are serial
+    # BLAS on one thread (the products of more than 128 bytes call it); the loops are serial
+    with threadpool_limits(1):
         big @ big
-        product = best_seconds(lambda: _products(w, x, out, n_products), args.repeat) / (n_products * d * d * 512)
+        multiply_adds = n_products * d * d * 512
+        product = best_seconds(lambda: _products(w, x, out, n_products), args.repeat) / multiply_adds
         peak = best_seconds(lambda: big @ big, args.repeat) / 1024 ** 3
     tanh = best_seconds(lambda: _tanh(z, activated, n_tanh), args.repeat) / (n_tanh * z.size)
     steps = grid * grid * loops
     core_seconds = {"products": steps * 4 * d * d * product, "tanh": steps * 2 * d * tanh}
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    print(f"{dtype.name}, one thread: a product's multiply-add {product * 1e9:.4f} ns ({d} inputs, 512 points; "
-          f"{peak * 1e9:.4f} ns in a 1024 × 1024 product), tanh {tanh * 1e9:.3f} ns")
+    print(f"{dtype.name}, one thread: a product's multiply-add {product * 1e9:.4f} ns "
+          f"({d} inputs, 512 points; {peak * 1e9:.4f} ns in a 1024 × 1024 product), "
+          f"tanh {tanh * 1e9:.3f} ns")
     print(f"G = {grid}, d = {d}, T = {loops}: products {core_seconds['products']:.3f} core-s + tanh "
           f"{core_seconds['tanh']:.3f} core-s = {sum(core_seconds.values()):.3f} core-s, at least "
           f"{sum(core_seconds.values()) / cores:.3f} s on {cores} cores")

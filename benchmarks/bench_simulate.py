@@ -79,7 +79,8 @@ def main(argv=None):
         theirs, reference = best_of(args.repeat, lambda: oracle_run(oracle_fields(spec), arrays,
                                                                     spec.start_state(), loops))
         # compare the first loops, before any sensitivity to rounding can grow
-        difference = np.max(np.abs(trajectory.stage_states[:8] - reference[:8])) / np.max(np.abs(reference[:8]))
+        error = np.max(np.abs(trajectory.stage_states[:8] - reference[:8]))
+        difference = error / np.max(np.abs(reference[:8]))
         print(f"{label:<66} {ours:10.4f} {theirs:10.4f} {theirs / ours:8.1f}x {difference:13.2e}")
     with tempfile.TemporaryDirectory() as cache:
         first = startup_seconds(cache)

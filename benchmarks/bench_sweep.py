@@ -28,12 +28,13 @@ SIZES = [(64, 8, 200), (256, 8, 200), (128, 32, 200), (64, 128, 100)]
 
 
 def workload(d, dtype):
-    spec = dynloop.BlockSpec(width=d, tokens=1, layers=2, mixer="mlp", hidden=d, activation="tanh", norm="pre",
-                             norm_kind="rms", injection="additive", seed=0)
+    spec = dynloop.BlockSpec(width=d, tokens=1, layers=2, mixer="mlp", hidden=d, activation="tanh",
+                             norm="pre", norm_kind="rms", injection="additive", seed=0)
     arrays = spec.materialize()
     w = arrays["weights"]
-    return spec, [w["mlp_in"][i].astype(dtype) for i in range(2)], [w["mlp_out"][i].astype(dtype) for i in range(2)], \
-        arrays["inputs"][0].astype(dtype), arrays["start_state"][0].astype(dtype)
+    w_in = [w["mlp_in"][i].astype(dtype) for i in range(2)]
+    w_out = [w["mlp_out"][i].astype(dtype) for i in range(2)]
+    return spec, w_in, w_out, arrays["inputs"][0].astype(dtype), arrays["start_state"][0].astype(dtype)
 
 
 def numpy_reference(alpha, beta, w_in, w_out, e, h0, loops, eps):
@@ -157,19 +158,22 @@ def main(argv=None):
             reference = numpy_reference(alpha, beta, w_in, w_out, e, h0, loops, spec.norm_eps)
             ours_norms = diagram.diagnostics["final_norm"].ravel()
             agree = np.nanmax(np.abs(ours_norms - reference) / np.maximum(np.abs(reference), 1e-300))
-            runs = {"ours": lambda: sweep(spec, axes, loops=loops, early_exit=False, progress=False, dtype=dtype),
+            runs = {"ours": lambda: sweep(spec, axes, loops=loops, early_exit=False, progress=False,
+                                          dtype=dtype),
                     "numpy": lambda: numpy_reference(alpha, beta, w_in, w_out, e, h0, loops, spec.norm_eps)}
             if jax_run is not None:
                 jax_norms, runs["jax"] = jax_run(alpha, beta, w_in, w_out, e, h0, loops, spec.norm_eps)
                 agree = max(agree, np.nanmax(np.abs(jax_norms - reference) / np.abs(reference)))
-            runs["early"] = lambda: sweep(spec, axes, loops=loops, early_exit=True, progress=False, dtype=dtype)
+            runs["early"] = lambda: sweep(spec, axes, loops=loops, early_exit=True, progress=False,
+                                          dtype=dtype)
             times = race(runs, args.repeat)
             ours, theirs, early = times["ours"], times["numpy"], times["early"]
             jax_seconds = times.get("jax", float("nan"))
             flops = grid * grid * loops * 2 * (2 * 2 * d * d + 10 * d)
             gflops = flops / ours / 1e9
-            print(f"{grid:4d} {d:4d} {loops:4d} {ours:10.3f} {theirs:9.3f} {jax_seconds:8.3f} {theirs / ours:8.2f}x "
-                  f"{jax_seconds / ours:6.2f}x {gflops:8.2f} {100 * gflops / peak:6.1f}% {agree:9.1e} {early:12.3f}")
+            print(f"{grid:4d} {d:4d} {loops:4d} {ours:10.3f} {theirs:9.3f} {jax_seconds:8.3f} "
+                  f"{theirs / ours:8.2f}x {jax_seconds / ours:6.2f}x {gflops:8.2f} "
+                  f"{100 * gflops / peak:6.1f}% {agree:9.1e} {early:12.3f}")
         print()
 
 

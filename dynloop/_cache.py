@@ -143,7 +143,8 @@ def kernels_cached(*modules, directory=None):
             wanted.append((source, source.stem + "."))
         else:  # a kernel of a module
             source = _ROOT.joinpath(*parts[:-1]).with_suffix(".py")
-            wanted.append((source, f"{source.stem}.{parts[-1]}-"))  # numba's index: <module>.<kernel>-<line>...
+            # numba's index: <module>.<kernel>-<line>...
+            wanted.append((source, f"{source.stem}.{parts[-1]}-"))
     if not modules:
         wanted = [(path, path.stem + ".") for path in _ROOT.rglob("*.py") if b"numba" in path.read_bytes()]
 

@@ -72,7 +72,8 @@ def check_int(field, value, minimum=None):
 def check_real(field, value, minimum=None):
     """Return ``value`` as ``float`` if it is a finite real ``>= minimum``, else raise ``ValueError``."""
     if isinstance(value, bool) or not isinstance(value, (numbers.Real, np.floating, np.integer)):
-        raise invalid(field, value, "expected a finite real number" + (f" >= {minimum}" if minimum is not None else ""))
+        bound = f" >= {minimum}" if minimum is not None else ""
+        raise invalid(field, value, "expected a finite real number" + bound)
     value = float(value)
     if not np.isfinite(value):
         raise invalid(field, value, "expected a finite real number")

@@ -41,7 +41,8 @@ class Registry(Mapping):
     >>> MIXERS.check("mixer", "mpl")
     Traceback (most recent call last):
     ...
-    ValueError: mixer='mpl' is not allowed: expected one of 'linear', 'mlp', 'attention', 'transformer'; did you mean 'mlp'?
+    ValueError: mixer='mpl' is not allowed: expected one of 'linear', 'mlp', 'attention', 'transformer';
+    did you mean 'mlp'?
     """
 
     def __init__(self, kind, components):
@@ -137,7 +138,8 @@ class Array:
         fan_in = 2 * sizes["d"] if self.fan_in == "2d" else sizes[self.fan_in]
         scale = weight_gain / np.sqrt(fan_in)
         if self.shape[0] == "k":  # per layer: layer i's weights do not depend on how many layers there are
-            return scale * np.stack([draw_normal(seed, self.stream, shape[1:], layer) for layer in range(shape[0])])
+            layers = [draw_normal(seed, self.stream, shape[1:], layer) for layer in range(shape[0])]
+            return scale * np.stack(layers)
         return scale * draw_normal(seed, self.stream, shape)
 
 
@@ -203,8 +205,8 @@ NORMS = Registry("norm", [
     NormPlacement("sandwich", "N(X + a F(N(X))) (Huginn's sandwich)", branch_in=True, after_residual=True),
     NormPlacement("peri", "X + a N(F(N(X))) (peri-norm)", branch_in=True, branch_out=True),
     NormPlacement("pre_outer", "pre-norm, and N(X) after every loop", branch_in=True, outer=True),
-    NormPlacement("peri_outer", "peri-norm, and N(X) after every loop (Ouro)", branch_in=True, branch_out=True,
-                  outer=True),
+    NormPlacement("peri_outer", "peri-norm, and N(X) after every loop (Ouro)", branch_in=True,
+                  branch_out=True, outer=True),
     NormPlacement("sphere", "N(N(X) + a (N(F(X)) − N(X))), unit gains (nGPT's hypersphere)", sphere=True),
 ])
 
@@ -226,8 +228,8 @@ class NormKind:
 
 NORM_KINDS = Registry("norm_kind", [
     NormKind("rms", "RMSNorm: g ⊙ x / sqrt(mean(x²) + ε)", centred=False, mean_square=True),
-    NormKind("layer", "LayerNorm without bias: g ⊙ (x − mean x) / sqrt(mean((x − mean x)²) + ε)", centred=True,
-             mean_square=True),
+    NormKind("layer", "LayerNorm without bias: g ⊙ (x − mean x) / sqrt(mean((x − mean x)²) + ε)",
+             centred=True, mean_square=True),
     NormKind("l2", "L2 normalisation: g ⊙ x / sqrt(sum(x²) + ε)", centred=False, mean_square=False),
 ])
 
@@ -390,8 +392,9 @@ _MLP_ARRAYS = (Array("mlp_in", ("k", "h", "d"), "weight", stream=7, fan_in="d", 
                Array("mlp_out", ("k", "d", "h"), "weight", stream=8, fan_in="h", symbol="v"))
 
 MIXERS = Registry("mixer", [
-    Mixer("linear", "X Wᵀ", ("linear",), (Array("linear", ("k", "d", "d"), "weight", stream=2, fan_in="d", symbol="w",
-                                          eigen_symbol="lambda"),),
+    Mixer("linear", "X Wᵀ", ("linear",),
+          (Array("linear", ("k", "d", "d"), "weight", stream=2, fan_in="d", symbol="w",
+                 eigen_symbol="lambda"),),
           _linear_symbolic),
     Mixer("mlp", "φ(X W1ᵀ) W2ᵀ", ("mlp",), _MLP_ARRAYS, _mlp_symbolic),
     Mixer("attention", "multi-head softmax self-attention", ("attention",), _ATTENTION_ARRAYS),

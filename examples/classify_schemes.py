@@ -47,8 +47,8 @@ def main(output="examples/output/"):
             lyapunov = None if result.lyapunov is None else float(result.lyapunov[0])
             print(f"{norm:<11} {injection:<9} {result.regime.value:<14} {_number(result.period, 'd'):>6} "
                   f"{_number(result.spectral_radius, '.4f'):>11} {_number(lyapunov, '+.4f'):>10} "
-                  f"{_number(result.distinct_stage_points, 'd'):>8} {_number(result.drift_velocity, '.4g'):>10} "
-                  f"{elapsed:5.1f}s")
+                  f"{_number(result.distinct_stage_points, 'd'):>8} "
+                  f"{_number(result.drift_velocity, '.4g'):>10} {elapsed:5.1f}s")
             if result.regime not in figures:
                 path = output / f"classify_{result.regime.value}.png"
                 plt.close(result.plot(path))

@@ -40,8 +40,10 @@ def main(path="examples/output/per_layer_distances.png"):
         distance = np.linalg.norm((states[:, j] - fixed[j]).reshape(len(loops), -1), axis=1)
         axes[0].semilogy(loops[:-1], distance[:-1], color=colour, label=name)
         axes[1].semilogy(loops[1:], trajectory.stage_steps[1:, j], color=colour, label=name)
-    axes[0].set(xlabel="loop t", ylabel=r"$\|X_{\ell,t} - X^*_\ell\|$", title="distance to the per-layer fixed point")
-    axes[1].set(xlabel="loop t", ylabel=r"$\|X_{\ell,t} - X_{\ell,t-1}\|$", title="successive difference per layer")
+    axes[0].set(xlabel="loop t", ylabel=r"$\|X_{\ell,t} - X^*_\ell\|$",
+                title="distance to the per-layer fixed point")
+    axes[1].set(xlabel="loop t", ylabel=r"$\|X_{\ell,t} - X_{\ell,t-1}\|$",
+                title="successive difference per layer")
     axes[0].legend()
     fig.suptitle(spec.name, fontsize="medium")
     spread = [np.linalg.norm(fixed[a] - fixed[b]) for a in layer_stages for b in layer_stages if a < b]

@@ -328,7 +328,8 @@ def oracle_stage_functions(fields, arrays):
     if _has_injection_stage(fields):
         funcs.append(lambda x: injection_update(fields, arrays, x))
     for layer in range(int(_f(fields, "layers"))):
-        funcs.append(lambda x, layer=layer: layer_update(fields, weights, layer, layer_input(fields, arrays, x)))
+        funcs.append(lambda x, layer=layer: layer_update(fields, weights, layer,
+                                                         layer_input(fields, arrays, x)))
     if _f(fields, "norm") in _OUTER:
         funcs.append(lambda x: outer_update(fields, weights, x))
     return funcs
@@ -369,9 +370,8 @@ def oracle_attention(fields, arrays, x, layer):
     x = layer_input(fields, arrays, x)
     if _f(fields, "norm") in _INPUT_NORMED:
         x = norm(x, weights["norm_in"][layer, 0], _f(fields, "norm_kind"), float(_f(fields, "norm_eps")))
-    return attention_matrices(
-        x, weights["attn_q"][layer], weights["attn_k"][layer], int(_f(fields, "heads")), bool(_f(fields, "causal"))
-    )
+    return attention_matrices(x, weights["attn_q"][layer], weights["attn_k"][layer], int(_f(fields, "heads")),
+                              bool(_f(fields, "causal")))
 
 
 def fd_jacobian(f, x, h=1e-6):

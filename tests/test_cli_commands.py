@@ -19,13 +19,14 @@ def plain_iteration(r, x, loops):
     return x
 
 
-@pytest.mark.parametrize("r, regime", [(2.5, "fixed_point"), (3.2, "periodic, period 2"), (3.5, "periodic, period 4")])
+@pytest.mark.parametrize("r, regime", [(2.5, "fixed_point"), (3.2, "periodic, period 2"),
+                                       (3.5, "periodic, period 4")])
 def test_simulate_prints_the_regime_the_run_reached(tmp_path, capsys, r, regime):
     config = write(tmp_path, f"[map]\nname = 'logistic'\nparams = {{r = {r}}}\nx0 = [0.1]\n")
     assert main(["simulate", config, "--loops", "400"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[-1] == (f"regime at the end of the run: {regime} (dynloop.classify on 64 more loops from the "
-                         "final state)")
+    assert lines[-1] == (f"regime at the end of the run: {regime} (dynloop.classify on 64 more loops "
+                         "from the final state)")
     # the orbit plain iteration reaches has that period, and no shorter one
     period = 1 if regime == "fixed_point" else int(regime.split()[-1])
     points = [plain_iteration(r, 0.1, 400 + k) for k in range(period + 1)]
@@ -43,7 +44,8 @@ def test_simulate_regime_of_a_block_and_of_a_divergent_run(tmp_path, capsys):
 
 
 def test_classify_prints_the_summary_and_writes_figure_and_json(tmp_path, capsys):
-    config = write(tmp_path, "[map]\nname = 'logistic'\nparams = {r = 3.2}\nx0 = [0.1]\n[classify]\nmax_period = 8\n")
+    config = write(tmp_path, "[map]\nname = 'logistic'\nparams = {r = 3.2}\nx0 = [0.1]\n"
+                             "[classify]\nmax_period = 8\n")
     figure, out = tmp_path / "fig" / "classify.png", tmp_path / "classify.json"
     assert main(["classify", config, "--figure", str(figure), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
@@ -53,7 +55,8 @@ def test_classify_prints_the_summary_and_writes_figure_and_json(tmp_path, capsys
 
 
 def test_classify_settings_and_their_errors(tmp_path, capsys):
-    config = write(tmp_path, tiny_block() + "[classify]\nmax_period = 4\nlyapunov = false\ntol = { period = 1e-6 }\n")
+    config = write(tmp_path, tiny_block()
+                   + "[classify]\nmax_period = 4\nlyapunov = false\ntol = { period = 1e-6 }\n")
     assert main(["classify", config]) == 0
     assert "window of 256 loops" in capsys.readouterr().out
     config = write(tmp_path, tiny_block() + "[classify]\nmax_priod = 4\n")
@@ -84,8 +87,8 @@ def test_orbit_of_the_example_config_writes_its_figure_and_plot_redraws_it(tmp_p
 
 
 def test_orbit_table_forms_loops_override_and_errors(tmp_path, capsys):
-    config = write(tmp_path, "[map]\nname = 'logistic'\n[orbit]\nparameter = 'r'\nvalues = [2.5, 3.2]\nkeep = 4\n"
-                             "regimes = false\n")
+    config = write(tmp_path, "[map]\nname = 'logistic'\n[orbit]\nparameter = 'r'\nvalues = [2.5, 3.2]\n"
+                             "keep = 4\nregimes = false\n")
     out = tmp_path / "orbit.npz"
     assert main(["orbit", config, "--loops", "300", "--out", str(out)]) == 0
     diagram = dynloop.OrbitDiagram.load(out)
@@ -94,15 +97,17 @@ def test_orbit_table_forms_loops_override_and_errors(tmp_path, capsys):
     assert "[orbit]" in capsys.readouterr().err
     assert main(["orbit", write(tmp_path, "[map]\nname = 'logistic'\n[orbit]\nparameter = 'r'\n")]) == 2
     assert "orbit.values" in capsys.readouterr().err
-    assert main(["orbit", write(tmp_path, "[map]\nname = 'logistic'\n[orbit]\nparameter = 'r'\nvalues = [3.0]\n"
-                                          "kep = 3\n")]) == 2
+    mistyped = write(tmp_path, "[map]\nname = 'logistic'\n[orbit]\nparameter = 'r'\nvalues = [3.0]\n"
+                               "kep = 3\n")
+    assert main(["orbit", mistyped]) == 2
     assert "did you mean 'keep'?" in capsys.readouterr().err
 
 
 def test_sweep_loops_and_field_overrides(tmp_path, capsys):
     config = write(tmp_path, TINY_SWEEP)
     out = tmp_path / "out"
-    assert main(["sweep", config, "-o", str(out), "--no-progress", "--loops", "64", "--field", "final_norm"]) == 0
+    assert main(["sweep", config, "-o", str(out), "--no-progress", "--loops", "64",
+                 "--field", "final_norm"]) == 0
     printed = capsys.readouterr().out
     diagram = dynloop.PhaseDiagram.load(out / "phase.npz")
     assert diagram.meta["loops"] == 64 and "64 loops per point" in printed

@@ -32,7 +32,8 @@ def test_kernels_cached_looks_for_index_files_of_these_sources(tmp_path):
     assert not _cache.kernels_cached("dynloop.sweep._kernels.sweep_map", directory=tmp_path)
     index_file(tmp_path, "dynloop.sweep._kernels", kernel="sweep_block_columns")
     assert _cache.kernels_cached("dynloop.sweep._kernels.sweep_block_columns", directory=tmp_path)
-    assert not _cache.kernels_cached("dynloop.sweep._kernels.sweep_block", directory=tmp_path)  # another kernel
+    # another kernel
+    assert not _cache.kernels_cached("dynloop.sweep._kernels.sweep_block", directory=tmp_path)
     assert not _cache.kernels_cached("dynloop.sweep._kernels.sweep_map", directory=tmp_path)
     (tmp_path / "elsewhere_0123").mkdir()
     (tmp_path / "elsewhere_0123" / "regimes.decide-1.py311.nbi").write_bytes(b"")  # another checkout's
@@ -59,7 +60,8 @@ def test_announce_compiling_prints_once_per_process(tmp_path, monkeypatch, capsy
 def test_commands_announce_before_running_kernels_that_are_not_cached(tmp_path, monkeypatch, capsys):
     asked = []
     monkeypatch.setattr(_cache, "_announced", False)
-    monkeypatch.setattr(_cache, "kernels_cached", lambda *modules, directory=None: asked.append(modules) or False)
+    monkeypatch.setattr(_cache, "kernels_cached",
+                        lambda *modules, directory=None: asked.append(modules) or False)
     assert main(["simulate", str(ROOT / "examples/configs/logistic.toml"), "--loops", "10"]) == 0
     captured = capsys.readouterr()
     assert captured.err == _cache.COMPILING_MESSAGE + "\n" and "regime at the end" in captured.out
@@ -67,12 +69,15 @@ def test_commands_announce_before_running_kernels_that_are_not_cached(tmp_path, 
     monkeypatch.setattr(_cache, "_announced", False)
     asked.clear()
     config = tmp_path / "orbit.toml"
-    config.write_text("[map]\nname = 'logistic'\n[orbit]\nparameter = 'r'\nvalues = [3.2]\nloops = 50\nkeep = 2\n")
+    config.write_text("[map]\nname = 'logistic'\n[orbit]\nparameter = 'r'\nvalues = [3.2]\n"
+                      "loops = 50\nkeep = 2\n")
     assert main(["orbit", str(config)]) == 0
     assert capsys.readouterr().err == _cache.COMPILING_MESSAGE + "\n"
-    assert asked == [("dynloop.systems._map_kernels", "dynloop.dynamics.regimes", "dynloop.sweep._kernels.sweep_map")]
+    assert asked == [("dynloop.systems._map_kernels", "dynloop.dynamics.regimes",
+                      "dynloop.sweep._kernels.sweep_map")]
     monkeypatch.setattr(_cache, "_announced", False)
-    assert main(["simulate", str(ROOT / "examples/configs/logistic.toml"), "--out", str(tmp_path / "x.txt")]) == 2
+    assert main(["simulate", str(ROOT / "examples/configs/logistic.toml"),
+                 "--out", str(tmp_path / "x.txt")]) == 2
     assert _cache.COMPILING_MESSAGE not in capsys.readouterr().err  # a mistake is reported before compiling
 
 
@@ -80,14 +85,15 @@ SCRIPT = Path(sys.executable).parent / "dynloop"  # the console script, where pi
 
 
 @pytest.mark.skipif(os.name != "posix", reason="kills the child")
-@pytest.mark.parametrize("command", [[sys.executable, "-m", "dynloop.cli"], [str(SCRIPT)]], ids=["module", "script"])
+@pytest.mark.parametrize("command", [[sys.executable, "-m", "dynloop.cli"], [str(SCRIPT)]],
+                         ids=["module", "script"])
 def test_a_cold_command_says_so_on_stderr_before_compiling(tmp_path, command):
     """The first thing a cold ``dynloop`` prints, on a pipe: importing dynloop compiles kernels already."""
     if not Path(command[0]).exists():
         pytest.skip("no dynloop console script next to this Python")
     environment = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cold"))
-    process = subprocess.Popen(command + ["--version"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env=environment)
+    process = subprocess.Popen(command + ["--version"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env=environment)
     first = []
     reader = threading.Thread(target=lambda: first.append(process.stderr.readline()), daemon=True)
     reader.start()

@@ -53,18 +53,19 @@ def test_unknown_map_parameter_names_the_field_the_allowed_names_and_suggests(tm
 
 def test_a_user_mistake_prints_no_traceback_in_a_real_process(tmp_path):
     config = write(tmp_path, "[map]\nname = 'logistic'\nparams = {rr = 3.2}\n")
-    result = subprocess.run([sys.executable, "-m", "dynloop.cli", "simulate", config], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "dynloop.cli", "simulate", config], capture_output=True,
+                            text=True)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr and "did you mean 'r'?" in result.stderr
 
 
 @pytest.mark.parametrize("text, message", [
     ("[map]\nname = 'logistc'\n", "did you mean 'logistic'?"),
-    ("[map]\nname = 'logistic'\nparam = {r = 3.0}\n", "map.param={'r': 3.0} is not allowed: allowed keys are name, "
-                                                       "params, x0; did you mean 'params'?"),
+    ("[map]\nname = 'logistic'\nparam = {r = 3.0}\n",
+     "map.param={'r': 3.0} is not allowed: allowed keys are name, params, x0; did you mean 'params'?"),
     ("[map]\nname = 'logistic'\n[simualte]\nloops = 3\n", "table [simualte] is not allowed"),
-    ("[map]\nname = 'logistic'\n[simulate]\nlops = 3\n", "simulate.lops=3 is not allowed: allowed keys are loops, "
-                                                          "record, stride, dtype; did you mean 'loops'?"),
+    ("[map]\nname = 'logistic'\n[simulate]\nlops = 3\n",
+     "simulate.lops=3 is not allowed: allowed keys are loops, record, stride, dtype; did you mean 'loops'?"),
     ("[block]\nwidht = 8\n", "widht=8 is not allowed: not a BlockSpec field"),
     ("[block]\nmixer = 'mpl'\n", "did you mean 'mlp'?"),
     ("[block]\nnorm = 'sandwhich'\n", "did you mean 'sandwich'?"),
@@ -89,7 +90,8 @@ def test_did_you_mean_in_the_python_api():
         dynloop.BlockSpec().replace(residual_scal=0.5)
     with pytest.raises(ValueError, match=r"henon has no parameter 'aa'.*; did you mean 'a'\?"):
         dynloop.maps.henon().resolve_params({"aa": 1.0})
-    with pytest.raises(ValueError, match=r"axes='residual_scal' is not allowed: .*; did you mean 'residual_scale'\?"):
+    with pytest.raises(ValueError,
+                       match=r"axes='residual_scal' is not allowed: .*; did you mean 'residual_scale'\?"):
         dynloop.sweep(dynloop.BlockSpec(), {"residual_scal": [0.5]}, progress=False)
     with pytest.raises(ValueError) as nothing_close:
         dynloop.BlockSpec(mixer="rnn")
@@ -163,7 +165,8 @@ def test_the_store_names_nested_differences_with_both_values(tmp_path):
     block = dynloop.BlockSpec(width=8, norm="pre").to_dict()
     manifest = {"system": {"block": block}, "axes": {"r": np.linspace(0, 3, 64)}, "loops": 200}
     ChunkStore(tmp_path, manifest, 2)
-    other = dict(manifest, system={"block": dict(block, norm="post", width=16)}, axes={"r": np.linspace(0, 3, 65)})
+    other = dict(manifest, system={"block": dict(block, norm="post", width=16)},
+                 axes={"r": np.linspace(0, 3, 65)})
     with pytest.raises(ValueError) as refused:
         ChunkStore(tmp_path, other, 2)
     message = str(refused.value)

@@ -50,8 +50,9 @@ def test_ctrl_c_during_a_sweep_keeps_chunks_exits_130_and_the_next_run_resumes(t
     kept = chunk_files(out / "chunks")
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr and "SystemError" not in stderr
-    assert stderr.strip() == (f"dynloop sweep: interrupted: {len(kept)} finished chunk{'s' * (len(kept) != 1)} "
-                              f"kept in {out / 'chunks'}; run the same command again to resume")
+    assert stderr.strip() == (f"dynloop sweep: interrupted: {len(kept)} finished "
+                              f"chunk{'s' * (len(kept) != 1)} kept in {out / 'chunks'}; "
+                              "run the same command again to resume")
     assert 1 <= len(kept) < 80 and stdout == ""
     stamps = {name: os.stat(out / "chunks" / name).st_mtime_ns for name in kept}
 

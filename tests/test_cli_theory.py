@@ -57,11 +57,13 @@ def test_theory_bad_structure_and_param(capsys):
 
 def test_theory_request_defaults():
     scheme, period = theory_request(["norm=pre"])
-    assert (scheme.norm, scheme.injection, scheme.mixer, scheme.layers, period) == ("pre", "none", "linear", 1, 1)
+    assert ((scheme.norm, scheme.injection, scheme.mixer, scheme.layers, period)
+            == ("pre", "none", "linear", 1, 1))
 
 
 def test_theory_help_documents_the_scheme_syntax():
-    result = subprocess.run([sys.executable, "-m", "dynloop.cli", "theory", "--help"], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "dynloop.cli", "theory", "--help"], capture_output=True,
+                            text=True)
     assert result.returncode == 0
     assert "key=value" in result.stdout and "--format" in result.stdout
     assert "tools/build_theory.py" in result.stdout  # where theory/ is regenerated now

@@ -40,7 +40,8 @@ def test_blockspec_errors_list_exactly_the_registry(field):
     with pytest.raises(ValueError) as error:
         dynloop.BlockSpec(**{field: "no_such_component"})
     listed = re.search(r"expected one of (.*)", str(error.value)).group(1)
-    assert re.findall(r"'([a-z0-9_]+)'", re.split(r"[;(] ?did you mean", listed)[0]) == list(components.REGISTRIES[field])
+    names = re.findall(r"'([a-z0-9_]+)'", re.split(r"[;(] ?did you mean", listed)[0])
+    assert names == list(components.REGISTRIES[field])
 
 
 def test_cli_schemes_lists_every_component_with_its_description(capsys):
@@ -67,8 +68,8 @@ def test_every_component_lowers_to_an_operation_the_kernels_have():
 def test_placements_are_rows_of_flags():
     """A placement combining existing flags is one line, and works everywhere at once."""
     sandwich = components.NORMS["sandwich"]
-    assert (sandwich.branch_in, sandwich.branch_out, sandwich.after_residual, sandwich.outer) == (True, False, True,
-                                                                                                   False)
+    flags = (sandwich.branch_in, sandwich.branch_out, sandwich.after_residual, sandwich.outer)
+    assert flags == (True, False, True, False)
     with pytest.raises(ValueError, match="norm_out"):
         components.NormPlacement("both", "x", branch_out=True, after_residual=True)
 

@@ -68,7 +68,8 @@ def test_record_all_that_cannot_fit_in_memory_is_refused_before_allocating():
 def test_memory_check_reads_the_memory_available(monkeypatch):
     system = dynloop.maps.logistic()
     monkeypatch.setattr(simulate_module, "_available_memory", lambda: 60_000)
-    with pytest.raises(ValueError, match=r"record='all' is not allowed: keeping 1,000 loops .* 16.0 KB .*48\.0 KB"):
+    with pytest.raises(ValueError,
+                       match=r"record='all' is not allowed: keeping 1,000 loops .* 16.0 KB .*48\.0 KB"):
         dynloop.simulate(system, 1000, record="all")
     monkeypatch.setattr(simulate_module, "_available_memory", lambda: 10_000)
     with pytest.raises(ValueError, match=r"loops=1000 is not allowed: the per-loop summaries .* 48\.0 KB"):
@@ -88,6 +89,7 @@ def test_a_sweep_names_the_user_function_that_fails_inside_its_parallel_kernel()
     assert dynloop.sweep(system, {"r": [1.5, 1.6]}, loops=50, progress=False).regimes.tolist() == [
         dynloop.Regime.FIXED_POINT.code] * 2
     for _ in range(3):  # the parallel kernel did not pass the error on reliably
-        with pytest.raises(ValueError, match=r"step='_two_values_above_half' returns an array of shape \(2,\) "
-                                             r"at x=\[0\.6.*params=\{'r': 2\.5\}.*expected shape \(1,\)"):
+        with pytest.raises(ValueError, match=r"step='_two_values_above_half' returns an array of shape "
+                                             r"\(2,\) at x=\[0\.6.*params=\{'r': 2\.5\}.*"
+                                             r"expected shape \(1,\)"):
             dynloop.sweep(system, {"r": [1.5, 2.5, 3.0]}, loops=50, progress=False)

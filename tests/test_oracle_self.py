@@ -155,7 +155,8 @@ def test_norm_eps_by_hand():
     np.testing.assert_allclose(O.norm(x, g, "rms", eps), g * x / math.sqrt(12.5 + 0.5), rtol=1e-14)
     np.testing.assert_allclose(O.norm(x, g, "l2", eps), g * x / math.sqrt(25.0 + 0.5), rtol=1e-14)
     # mean 3.5, centred [-0.5, 0.5], variance 0.25
-    np.testing.assert_allclose(O.norm(x, g, "layer", eps), g * np.array([-0.5, 0.5]) / math.sqrt(0.75), rtol=1e-14)
+    np.testing.assert_allclose(O.norm(x, g, "layer", eps), g * np.array([-0.5, 0.5]) / math.sqrt(0.75),
+                               rtol=1e-14)
 
 
 @pytest.mark.parametrize("kind", O.NORM_KINDS)
@@ -294,7 +295,8 @@ def test_attention_branch_is_sum_over_heads(causal, H):
             S = np.where(np.tril(np.ones((T, T), bool)), S, -np.inf)
         A = softmax(S, axis=1)
         expected += A @ (x @ wv[rows].T) @ wo[:, rows].T
-    np.testing.assert_allclose(O.attention_branch(x, wq, wk, wv, wo, H, causal), expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(O.attention_branch(x, wq, wk, wv, wo, H, causal), expected,
+                               rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("mixer", ["attention", "transformer"])
@@ -467,24 +469,24 @@ def test_attribute_style_fields():
 
 
 def _analytic_layer_jacobian(scheme, kind, x, W, a, gi, go, eps):
-    """Per-token Jacobian of one linear-mixer sub-layer, from the table in docs/background.md, Norm placements."""
+    """Per-token Jacobian of one linear-mixer sub-layer (the table in docs/background.md, Norm placements)."""
     d = x.size
-    I = np.eye(d)
+    identity = np.eye(d)
     JN = J_NORM[kind]
 
     def N(v, g):
         return O.norm(v, g, kind, eps)
 
     if scheme == "none":
-        return I + a * W
+        return identity + a * W
     if scheme in ("pre", "pre_outer"):
-        return I + a * W @ JN(x, gi, eps)
+        return identity + a * W @ JN(x, gi, eps)
     if scheme == "post":
-        return JN(x + a * W @ x, go, eps) @ (I + a * W)
+        return JN(x + a * W @ x, go, eps) @ (identity + a * W)
     if scheme == "sandwich":
-        return JN(x + a * W @ N(x, gi), go, eps) @ (I + a * W @ JN(x, gi, eps))
+        return JN(x + a * W @ N(x, gi), go, eps) @ (identity + a * W @ JN(x, gi, eps))
     if scheme in ("peri", "peri_outer"):
-        return I + a * JN(W @ N(x, gi), go, eps) @ W @ JN(x, gi, eps)
+        return identity + a * JN(W @ N(x, gi), go, eps) @ W @ JN(x, gi, eps)
     if scheme == "sphere":
         one = np.ones(d)
         u = N(x, one) + a * (N(W @ x, one) - N(x, one))
@@ -507,7 +509,8 @@ def test_placement_jacobians_match_background(scheme, kind):
     x = arr["start_state"]
     funcs = O.oracle_stage_functions(f, arr)
     J_layer_fd = O.fd_jacobian(funcs[0], x)
-    J_layer_an = block_diag(*[_analytic_layer_jacobian(scheme, kind, x[t], W, a, gi, go, eps) for t in range(T)])
+    J_layer_an = block_diag(*[_analytic_layer_jacobian(scheme, kind, x[t], W, a, gi, go, eps)
+                              for t in range(T)])
     np.testing.assert_allclose(J_layer_fd, J_layer_an, rtol=1e-6, atol=1e-7)
     if scheme in ("pre_outer", "peri_outer"):
         y = funcs[0](x)
@@ -545,7 +548,7 @@ def test_normalising_schemes_stay_bounded(scheme, mixer, injection, kind):
     first_layer = 1 + (injection not in ("none", "additive_each_layer"))  # run[:, 0] enters the loop
     S = n = run.shape[1] - 1
     if scheme in ("post", "sandwich", "sphere"):
-        checks = [(first_layer + l, l) for l in range(f["layers"])]
+        checks = [(first_layer + layer, layer) for layer in range(f["layers"])]
     else:
         checks = [(S, None)]
     for j, layer in checks:
@@ -570,8 +573,8 @@ def test_zero_weights_give_identity_layers(scheme, mixer):
     f = _block(mixer, scheme, "additive", norm_eps=1e-5)
     arr = _zero_mixer(O.random_arrays(f, rng))
     st = O.oracle_stages(f, arr, arr["start_state"])
-    for l in range(f["layers"]):
-        np.testing.assert_array_equal(st[2 + l], st[1 + l])
+    for layer in range(f["layers"]):
+        np.testing.assert_array_equal(st[2 + layer], st[1 + layer])
 
 
 @pytest.mark.parametrize("mixer", O.MIXERS)
@@ -645,9 +648,9 @@ def test_transformer_is_attention_then_mlp(scheme):
     fm, arr_m = sub("mlp", 1)
     x = arr["start_state"]
     st = O.oracle_stages(f, arr, x)
-    for l in range(f["layers"]):
-        mid = O.oracle_stage_functions(fa, arr_a)[l](st[l])
-        np.testing.assert_allclose(st[l + 1], O.oracle_stage_functions(fm, arr_m)[l](mid), rtol=1e-12)
+    for layer in range(f["layers"]):
+        mid = O.oracle_stage_functions(fa, arr_a)[layer](st[layer])
+        np.testing.assert_allclose(st[layer + 1], O.oracle_stage_functions(fm, arr_m)[layer](mid), rtol=1e-12)
 
 
 def test_post_norm_linear_is_power_method():
@@ -681,8 +684,8 @@ def test_linear_block_closed_form(k):
     arr = O.random_arrays(f, rng)
     x = arr["start_state"]
     M = np.eye(f["width"])
-    for l in range(k):
-        M = M @ (np.eye(f["width"]) + 0.6 * arr["weights"]["linear"][l].T)
+    for layer in range(k):
+        M = M @ (np.eye(f["width"]) + 0.6 * arr["weights"]["linear"][layer].T)
     np.testing.assert_allclose(O.oracle_stages(f, arr, x)[-1], x @ M, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(O.oracle_run(f, arr, x, 5)[-1, -1], x @ np.linalg.matrix_power(M, 5),
                                rtol=1e-10, atol=1e-10)

@@ -38,7 +38,8 @@ def test_an_all_nan_field_says_why_in_the_figure(tmp_path, shape):
 
 def test_each_empty_facet_says_so_and_only_those():
     norms = np.array(["pre", "post"])
-    codes = np.stack([np.full((3, 4), Regime.DRIFTING.code), np.full((3, 4), Regime.CYCLIC.code)]).astype(np.int8)
+    codes = np.stack([np.full((3, 4), Regime.DRIFTING.code),
+                      np.full((3, 4), Regime.CYCLIC.code)]).astype(np.int8)
     rate = np.where(codes == Regime.CYCLIC.code, 0.5, np.nan)
     diagram = PhaseDiagram(axes={"norm": norms, "alpha": np.linspace(0, 1, 3), "beta": np.linspace(0, 1, 4)},
                            regimes=codes, diagnostics={"convergence_rate": rate}, meta={"system_name": "two"})

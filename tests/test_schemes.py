@@ -16,9 +16,10 @@ from dynloop.symbolic.stages import Scheme, block_stages
 
 
 def _symbolic_stage(spec, stage, x):
-    """Value and Jacobian of ``stage`` at ``x`` (one token) from dynloop.symbolic, with the block's weights."""
+    """Value and Jacobian of ``stage`` at ``x`` (one token) by dynloop.symbolic, with the block's weights."""
     arrays = spec.materialize()
-    stages, _ = block_stages(Scheme.from_spec(spec), "general", spec.width, arrays["weights"], arrays["inputs"])
+    stages, _ = block_stages(Scheme.from_spec(spec), "general", spec.width, arrays["weights"],
+                             arrays["inputs"])
     value, jacobian = stages[stage].at([sympy.Float(v, 30) for v in x.ravel()])
     return np.array(value.evalf(), dtype=float).ravel(), np.array(jacobian.evalf(), dtype=float)
 
@@ -45,12 +46,13 @@ def test_skip_scale_multiplies_the_residual_path():
 def test_deepnorm_is_post_norm_with_a_scaled_skip():
     k = 3
     s = (2 * k) ** 0.25
-    spec = dynloop.BlockSpec(width=4, tokens=1, layers=k, mixer="mlp", hidden=4, norm="post", norm_kind="layer",
-                             injection="none", skip_scale=s, seed=2)
+    spec = dynloop.BlockSpec(width=4, tokens=1, layers=k, mixer="mlp", hidden=4, norm="post",
+                             norm_kind="layer", injection="none", skip_scale=s, seed=2)
     x = spec.start_state()
     w = spec.materialize()["weights"]
-    branch = dynloop.BlockSpec(width=4, tokens=1, layers=k, mixer="mlp", hidden=4, norm="none", injection="none",
-                               skip_scale=0.0, seed=2)  # its stage is a F(X) alone
+    # its stage is a F(X) alone
+    branch = dynloop.BlockSpec(width=4, tokens=1, layers=k, mixer="mlp", hidden=4, norm="none",
+                               injection="none", skip_scale=0.0, seed=2)
     y = s * x + branch.stage_maps(x)[1]
     centred = y - y.mean(axis=-1, keepdims=True)
     expected = centred / np.sqrt((centred ** 2).mean(axis=-1, keepdims=True) + spec.norm_eps)
@@ -93,13 +95,14 @@ def test_every_injection_is_a_categorical_sweep_axis():
         alone = dynloop.sweep(spec.replace(injection=injection), {"residual_scale": axes["residual_scale"]},
                               loops=200, progress=False)
         assert np.array_equal(diagram.regimes[i], alone.regimes), injection
-        assert np.array_equal(diagram.diagnostics["final_norm"][i], alone.diagnostics["final_norm"]), injection
+        assert np.array_equal(diagram.diagnostics["final_norm"][i],
+                              alone.diagnostics["final_norm"]), injection
 
 
 @pytest.mark.parametrize("injection", [name for name, c in components.INJECTIONS.items() if c.injects])
 def test_every_injection_agrees_with_its_symbolic_form(injection):
-    spec = dynloop.BlockSpec(width=3, tokens=1, layers=2, mixer="mlp", hidden=3, activation="tanh", norm="pre",
-                             injection=injection, injection_scale=0.8, residual_scale=0.6, seed=5)
+    spec = dynloop.BlockSpec(width=3, tokens=1, layers=2, mixer="mlp", hidden=3, activation="tanh",
+                             norm="pre", injection=injection, injection_scale=0.8, residual_scale=0.6, seed=5)
     _agrees_with_kernels(spec, spec.start_state())
 
 
@@ -117,8 +120,8 @@ def test_gate_multiplies_the_state_by_the_scaled_input():
 @pytest.mark.parametrize("kind", components.NORM_KINDS)
 def test_additive_norm_normalises_the_injected_sum(kind):
     gain = np.array([0.5, 1.0, 2.0, -1.0])
-    spec = dynloop.BlockSpec(width=4, tokens=2, injection="additive_norm", injection_scale=0.6, norm_kind=kind,
-                             norm_eps=1e-3, weights={"inject_norm": gain}, seed=7)
+    spec = dynloop.BlockSpec(width=4, tokens=2, injection="additive_norm", injection_scale=0.6,
+                             norm_kind=kind, norm_eps=1e-3, weights={"inject_norm": gain}, seed=7)
     assert dynloop.BlockSpec(width=4, injection="additive_norm").weight_shapes()["inject_norm"] == (4,)
     x = spec.start_state() * 3.0
     u = x + 0.6 * spec.materialize()["inputs"]
@@ -140,7 +143,8 @@ def test_additive_each_layer_adds_the_input_inside_every_layer_stage():
     states = spec.stage_maps(spec.start_state())
     for layer in range(3):
         entering = states[layer] + 0.5 * e
-        np.testing.assert_allclose(states[layer + 1], 0.9 * entering + 0.3 * entering @ w[layer].T, rtol=1e-14)
+        np.testing.assert_allclose(states[layer + 1], 0.9 * entering + 0.3 * entering @ w[layer].T,
+                                   rtol=1e-14)
     # the constant shift leaves the Jacobian that of the layer without injection, at the shifted state
     plain = spec.replace(injection="none")
     np.testing.assert_allclose(spec.stage_jacobians(states[0])[0],

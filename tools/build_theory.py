@@ -108,7 +108,8 @@ _PRE = """\
   of the state (in one dimension at ε = 0 its sign), so far from the origin every layer adds the same
   vector each loop: the residual stream grows linearly with the derived **drift velocity** (per
   loop, for each sign of the state; the drift is consistent where the velocity points the same way
-  as the state). Cosine-based convergence then looks perfect while distances grow (docs/background.md, Norm placements).
+  as the state). Cosine-based convergence then looks perfect while distances grow \
+(docs/background.md, Norm placements).
 - **Which multiplier is pinned.** The norm's Jacobian kills the radial direction (`J_N x = 0`), so a
   pre-norm layer's Jacobian `I + α J_F J_N` has multiplier **exactly 1** along the state: nothing in
   the layers contracts the length of the residual stream. Only the injection can: with no or
@@ -128,14 +129,16 @@ _POST = """\
   for RMSNorm; `±1` in one dimension). Divergence and drift are impossible; the question is only
   *which* point or cycle on the sphere attracts.
 - **Which multiplier is pinned.** Scale invariance `N(c x) = N(x)` (c > 0) pins the multiplier of the
-  radial direction at **0**: `J_N x = 0` (docs/background.md, Norm placements). In one dimension that is the only multiplier,
+  radial direction at **0**: `J_N x = 0` (docs/background.md, Norm placements). In one dimension \
+that is the only multiplier,
   so every fixed point that exists is super-stable (loop Jacobian 0).
 - **Post-norm without injection is the normalised power method.** With linear layers commuting with
   eigen-directions, one loop multiplies direction i by `μ_i = Π_ℓ (1 + α λ_{ℓ,i})` and renormalises:
   the state aligns with the direction of the largest `|μ_i|`. A positive dominant `μ` gives a fixed
   point; a negative one flips the sign every loop (**period 2**); a complex dominant pair rotates the
   state (quasi-periodic or periodic), the regime a real-eigenvalue derivation cannot represent. The
-  power-method derivation is in [known answers](known_answers.md#post-norm-without-injection-the-normalised-power-method).
+  power-method derivation is in \
+[known answers](known_answers.md#post-norm-without-injection-the-normalised-power-method).
 - **Vanishing versus cyclic.** A layer with `1 + α w_ℓ > 0` maps the normalised state to itself
   (it *vanishes* there); a layer with `1 + α w_ℓ < 0` flips it, so the stage points differ.
 - **Architecture.** Post-norm trades explosion for sign/rotation dynamics: to converge, the
@@ -183,15 +186,18 @@ FAMILIES = (
     Family("pre_norm", "Pre-norm (with and without an outer norm)",
            (("pre", INJECTIONS), ("pre_outer", ("none", "additive"))),
            "`X + α F(N(X))`; `pre_outer` adds `N(X)` after the whole loop", _PRE),
-    Family("post_norm", "Post-norm", (("post", INJECTIONS), ("post", ("none", "additive"), DEEPNORM_SKIP)),
-           "`N(X + α F(X))` (`N(s X + α F(X))` in the `skip_scale` sections: DeepNorm's `s = (2k)^{1/4} = √2`)",
+    Family("post_norm", "Post-norm",
+           (("post", INJECTIONS), ("post", ("none", "additive"), DEEPNORM_SKIP)),
+           "`N(X + α F(X))` (`N(s X + α F(X))` in the `skip_scale` sections: "
+           "DeepNorm's `s = (2k)^{1/4} = √2`)",
            _POST),
-    Family("sandwich", "Sandwich norm (Huginn)", (("sandwich", INJECTIONS),), "`N(X + α F(N(X)))`", _SANDWICH),
+    Family("sandwich", "Sandwich norm (Huginn)", (("sandwich", INJECTIONS),), "`N(X + α F(N(X)))`",
+           _SANDWICH),
     Family("peri_norm", "Peri-norm (Ouro, with and without the outer norm)",
            (("peri", INJECTIONS), ("peri_outer", ("none", "additive"))),
            "`X + α N(F(N(X)))`; `peri_outer` adds `N(X)` after the whole loop", _PERI),
-    Family("sphere", "Hypersphere (nGPT)", (("sphere", INJECTIONS),), "`N(N(X) + α (N(F(X)) − N(X)))` (unit gains)",
-           _SPHERE),
+    Family("sphere", "Hypersphere (nGPT)", (("sphere", INJECTIONS),),
+           "`N(N(X) + α (N(F(X)) − N(X)))` (unit gains)", _SPHERE),
 )
 
 _INJECTION_TEXT = {
@@ -205,8 +211,8 @@ _INJECTION_TEXT = {
             "the gate can drive the state to 0, where a norm with `ε = 0` is 0/0: the sweep reports such "
             "cells `divergent` (not finite), while the derivation, which divides the zero out, may not",
     "additive_norm": "`u = N(X + β e)` (the LT_i variant of fully looped transformers; gain 1)",
-    "additive_each_layer": "no injection stage; every layer adds `β e` to its input first (looped transformers' "
-                           "add-inputs option, FLT_res)",
+    "additive_each_layer": "no injection stage; every layer adds `β e` to its input first "
+                           "(looped transformers' add-inputs option, FLT_res)",
 }
 
 
@@ -319,7 +325,8 @@ def _finish_figure(fig, codes, path, title):
 
 # ----------------------------------------------------------------------------- documents
 def _demote(markdown, levels=1):
-    return "\n".join(("#" * levels + line) if line.startswith("#") else line for line in markdown.splitlines())
+    return "\n".join(("#" * levels + line) if line.startswith("#") else line
+                     for line in markdown.splitlines())
 
 
 def _skip_text(skip=1):
@@ -333,15 +340,18 @@ def _section(norm, injection, log, skip=1):
     result = derivation.check(diagram, band=BAND)
     log(f"  {norm}{_skip_text(skip)}/{injection}: closed={derivation.closed}, "
         f"{result.summary().splitlines()[-1].strip()}")
+    condition = "closed form" if derivation.closed else "numeric spectral condition"
+    cells = " × ".join(str(len(v)) for v in diagram.axes.values())
     lines = [f"### `norm=\"{norm}\"`{_skip_text(skip)}, injection `{injection}`", "",
              f"Injection: {_INJECTION_TEXT[injection]}.", "",
              _demote(derivation.markdown()), "",
-             f"**Against the numerics** ({'closed form' if derivation.closed else 'numeric spectral condition'}; "
-             f"sweep of the same model, {' × '.join(str(len(v)) for v in diagram.axes.values())} cells over "
+             f"**Against the numerics** ({condition}; sweep of the same model, {cells} cells over "
              + ", ".join(f"`{k}` ∈ [{v[0]:g}, {v[-1]:g}]" for k, v in diagram.axes.items())
              + f", {LOOPS} loops): {_check_text(result)}.", "",
-             f"Simulated: {_regime_counts(diagram.regimes)}. Predicted: {_regime_counts(result.predicted)}.", ""]
-    return lines, (diagram, derivation, f"{norm}{' s=' + sympy.sstr(skip) if skip != 1 else ''} / {injection}")
+             f"Simulated: {_regime_counts(diagram.regimes)}. "
+             f"Predicted: {_regime_counts(result.predicted)}.", ""]
+    title = f"{norm}{' s=' + sympy.sstr(skip) if skip != 1 else ''} / {injection}"
+    return lines, (diagram, derivation, title)
 
 
 def _family_document(family, outdir, figures, log):
@@ -364,8 +374,9 @@ def _family_document(family, outdir, figures, log):
             panels.append(panel)
         name = f"figures/{norm}{'_skip' if skip != 1 else ''}.png"
         lines += [f"![{norm}: derived boundaries on the numeric phase diagrams]({name})", "",
-                  f"*Numeric phase diagrams of the `{norm}` sections above (colours: the sweep's regimes), with "
-                  "the derived fold (black) and flip (red) boundaries drawn where a closed form exists.*", ""]
+                  f"*Numeric phase diagrams of the `{norm}` sections above (colours: the sweep's regimes), "
+                  "with the derived fold (black) and flip (red) boundaries drawn where a closed form "
+                  "exists.*", ""]
         if figures:
             fig, axes = _new_figure(len(panels))
             codes = set()
@@ -376,8 +387,8 @@ def _family_document(family, outdir, figures, log):
     return "\n".join(lines).rstrip() + "\n"
 
 
-_GENERATED = (f"*Generated by `{COMMAND}` from `dynloop.symbolic.derive` and checked against `dynloop.sweep`; "
-              "do not edit by hand (`tests/test_theory.py` fails when this file is stale).*")
+_GENERATED = (f"*Generated by `{COMMAND}` from `dynloop.symbolic.derive` and checked against "
+              "`dynloop.sweep`; do not edit by hand (`tests/test_theory.py` fails when this file is stale).*")
 
 _ASSUMPTIONS = """\
 - One token (`T = 1`): the linear mixer acts on each token's row separately, so nothing is lost.
@@ -413,7 +424,8 @@ def _known_answers(outdir, figures, log):
     affine = derive(Scheme(norm="none", injection="concat", layers=2), budget=BUDGET)
     lines += ["## Affine loop: converges iff ρ(Π_j A_j) < 1", "",
               "A linear block without norms is an affine loop; its loop Jacobian is the product of the stage",
-              "Jacobians in stage order, and it converges iff that product's spectral radius is below 1. With",
+              "Jacobians in stage order, and it converges iff that product's spectral radius is below 1. "
+              "With",
               "the concat adapter (`h` its state weight, `u` its input weight) and two scalar layers:", "",
               _demote(affine.markdown()), ""]
 
@@ -427,26 +439,30 @@ def _known_answers(outdir, figures, log):
         power_text = _demote(derive(Scheme(norm="post", injection="none"), structure="diagonal",
                                     params={"lambda0_1": 1, "lambda0_2": -3}, budget=BUDGET).markdown())
     except TypeError as error:  # sympy's charpoly cannot order an Abs in the power-method branch
-        power_text = ("*Not derived: `derive(Scheme(norm=\"post\"), structure=\"diagonal\")` currently raises "
-                      f"`TypeError: {error}` inside sympy's characteristic polynomial. The expected result: the "
-                      "fixed point along direction 1 exists iff μ₁ > 0 and attracts iff |μ₂| < |μ₁|; the "
-                      "sign-flip 2-cycle along direction 1 iff μ₁ < 0 and |μ₂| < |μ₁| (and likewise for "
-                      "direction 2); the radial multiplier is 0. The sweep of `norm=\"post\"` without "
-                      "injection in [post_norm](post_norm.md) checks the one-dimensional case.*")
+        power_text = ("*Not derived: `derive(Scheme(norm=\"post\"), structure=\"diagonal\")` currently "
+                      f"raises `TypeError: {error}` inside sympy's characteristic polynomial. The expected "
+                      "result: the fixed point along direction 1 exists iff μ₁ > 0 and attracts iff "
+                      "|μ₂| < |μ₁|; the sign-flip 2-cycle along direction 1 iff μ₁ < 0 and |μ₂| < |μ₁| "
+                      "(and likewise for direction 2); the radial multiplier is 0. The sweep of "
+                      "`norm=\"post\"` without injection in [post_norm](post_norm.md) checks the "
+                      "one-dimensional case.*")
     lines += ["## Post-norm without injection: the normalised power method", "",
               "Two eigen-directions with eigenvalues `lambda0_1 = 1`, `lambda0_2 = −3`: direction i grows by",
-              "`μ_i = 1 + α λ_i` per loop and the norm rescales, so the direction of the larger `|μ_i|` wins;",
+              "`μ_i = 1 + α λ_i` per loop and the norm rescales, so the direction of the larger `|μ_i|` "
+              "wins;",
               "a fixed point if its `μ` is positive, a sign-flip 2-cycle if negative (a complex pair, not",
               "representable by real eigenvalues, rotates).", "",
               power_text, ""]
 
     parcae = derive(Scheme(norm="none", injection="diagonal"), budget=BUDGET)
     decay = parcae.stages[0].jacobian[0]
-    exponent = sympy.log(1 + sympy.exp(sympy.Symbol("dt", real=True))) * sympy.exp(sympy.Symbol("a_log", real=True))
+    dt, a_log = sympy.Symbol("dt", real=True), sympy.Symbol("a_log", real=True)
+    exponent = sympy.log(1 + sympy.exp(dt)) * sympy.exp(a_log)
     lines += ["## Parcae's diagonal injection always contracts", "",
               f"The injection stage's Jacobian is ${sympy.latex(decay)}$: the exponent "
               f"${sympy.latex(exponent)}$ is positive for every real `dt`, `a_log` "
-              f"(sympy: `is_positive` = {exponent.is_positive}), so `0 < Ā < 1` and ρ(Ā) < 1 by construction.",
+              f"(sympy: `is_positive` = {exponent.is_positive}), so `0 < Ā < 1` and ρ(Ā) < 1 by "
+              "construction.",
               "The whole loop still needs the layers not to undo it (see [no_norm](no_norm.md)).", ""]
 
     logistic1 = derive(maps.logistic(), budget=BUDGET)
@@ -459,7 +475,8 @@ def _known_answers(outdir, figures, log):
               _demote(logistic1.markdown()), "", _demote(logistic2.markdown()), ""]
     lines += ["## Hénon map: fixed point and 2-cycle as functions of (a, b)", "",
               "Known: the fixed point exists for `a > −(1 − b)²/4` (fold) and loses stability by a flip at",
-              "`a = 3(1 − b)²/4`, where the 2-cycle is born; the 2-cycle flips at `a = (1 − b)² + (1 + b)²/4`.", "",
+              "`a = 3(1 − b)²/4`, where the 2-cycle is born; the 2-cycle flips at "
+              "`a = (1 − b)² + (1 + b)²/4`.", "",
               _demote(henon1.markdown()), "", _demote(henon2.markdown()), ""]
 
     r_axis = {"r": np.linspace(0.5, 3.4, 48)}
@@ -492,7 +509,8 @@ def _known_answers(outdir, figures, log):
                 derivation.overlay(ax, x="a", y="b")
             ax.set_title(title, fontsize="small")
             codes |= set(np.unique(diagram.regimes).tolist())
-        _finish_figure(fig, codes, outdir / "figures/known_answers.png", "Known answers: sweeps and derived boundaries")
+        _finish_figure(fig, codes, outdir / "figures/known_answers.png",
+                       "Known answers: sweeps and derived boundaries")
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -542,11 +560,13 @@ def _index(documents):
     lines += ["| [Known answers](known_answers.md) | — | affine loop, residual block, power method, Parcae, "
               "logistic, Hénon, 2-D Jury triangle |", "",
               "The model is defined exactly in [`dynloop/systems/MODEL.md`](../dynloop/systems/MODEL.md);",
-              "the norms', injections' and regimes' background is in [`docs/background.md`](../docs/background.md).",
+              "the norms', injections' and regimes' background is in "
+              "[`docs/background.md`](../docs/background.md).",
               "Regenerate everything from the repository's root with", "", "```bash",
               f"{COMMAND} theory      # --no-figures: Markdown only; --jobs N: N processes",
               "```", "",
-              "and print one derivation with `dynloop theory norm=pre injection=additive layers=2` (see `dynloop",
+              "and print one derivation with `dynloop theory norm=pre injection=additive layers=2` "
+              "(see `dynloop",
               "theory --help`).", ""]
     return "\n".join(lines)
 

@@ -133,8 +133,8 @@ def _point_system(cfg0, arrays0, unit_constant, point, dtype_like):
     """The configuration and arrays of one grid point, ``point`` its row of values (``POINT_FIELDS``)."""
     kind = dtype_like.dtype.type
     constant = (point[P_INJECTION_SCALE] * unit_constant).astype(dtype_like.dtype)
-    return with_point(cfg0, arrays0, kind(point[P_RESIDUAL_SCALE]), kind(point[P_SKIP_SCALE]), point[P_NORM_EPS],
-                      constant)
+    return with_point(cfg0, arrays0, kind(point[P_RESIDUAL_SCALE]), kind(point[P_SKIP_SCALE]),
+                      point[P_NORM_EPS], constant)
 
 
 @njit(**_JIT)
@@ -179,7 +179,8 @@ def _block_conclude(cfg, arrays, x, states, stats, t, window, tolerances, lyapun
                 min_cos = min(min_cos, np.dot(first.astype(np.float64), point.astype(np.float64)) / norms)
         max_step = 0.0
         for stage in range(n_stages):
-            max_step = max(max_step, R._distance(stage_states[stage + 1].ravel(), stage_states[stage].ravel()))
+            step = R._distance(stage_states[stage + 1].ravel(), stage_states[stage].ravel())
+            max_step = max(max_step, step)
         row[D_DISTINCT] = distinct
         row[D_MIN_COS] = min_cos
         row[D_MAX_STEP] = max_step / scale
@@ -215,12 +216,12 @@ def _block_point(cfg0, arrays0, unit_constant, point, x0, loops, window, max_per
     while t < loops:
         x, _ = _block_loop(cfg, arrays, x, n_stages, no_tangent)
         t += 1
-        stop, states, stats = _watch(ring, x.ravel(), t, loops, reference_scale, max_period, tolerances, early_exit,
-                                     False, states, stats)
+        stop, states, stats = _watch(ring, x.ravel(), t, loops, reference_scale, max_period, tolerances,
+                                     early_exit, False, states, stats)
         if stop:
             break
-    return _block_conclude(cfg, arrays, x, states, stats, t, window, tolerances, lyapunov, n_stages, first_layer,
-                           n_layers, row)
+    return _block_conclude(cfg, arrays, x, states, stats, t, window, tolerances, lyapunov, n_stages,
+                           first_layer, n_layers, row)
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
@@ -239,7 +240,7 @@ def sweep_block(cfg, arrays, unit_constant, values, x0, loops, window, max_perio
 
 @njit(**_JIT)
 def _group_columns(values, unit_constant, active, dtype_like):
-    """Residual scale (c,), skip scale (c,), injected term (d, c) and norm ε (c,) of the ``active`` points' columns.
+    """Residual and skip scales (c,), injected term (d, c) and norm ε (c,) of the ``active`` points' columns.
 
     Column ``j·T + k`` is token ``k`` of point ``active[j]``.
     """
@@ -406,13 +407,14 @@ def _block_group(cfg, arrays, unit_constant, values, x0, loops, window, max_peri
                 else:  # diverged, or too few loops for a window: no statistics beyond that
                     stats = np.full(len(R.STAT_NAMES), np.nan)
                     stats[R.S_FINITE] = 0.0 if diverged[p] else 1.0
-                codes[p] = _block_conclude(point_cfg, point_arrays, final, states, stats, t_p, window, tolerances,
-                                           lyapunov, n_stages, first_layer, n_layers, diagnostics[p])
+                codes[p] = _block_conclude(point_cfg, point_arrays, final, states, stats, t_p, window,
+                                           tolerances, lyapunov, n_stages, first_layer, n_layers,
+                                           diagnostics[p])
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
-def sweep_block_columns(cfg, arrays, unit_constant, values, x0, loops, window, max_period, tolerances, early_exit,
-                        lyapunov, n_stages, first_layer, n_layers, starts, rings, windows):
+def sweep_block_columns(cfg, arrays, unit_constant, values, x0, loops, window, max_period, tolerances,
+                        early_exit, lyapunov, n_stages, first_layer, n_layers, starts, rings, windows):
     """Classify every point of one or more chunks in groups iterated together (row-wise mixers).
 
     Group ``g`` is points ``starts[g]:starts[g + 1]`` (at most ``rings.shape[3]`` of them).
@@ -450,8 +452,8 @@ def _map_point(step, jacobian, params, x0, loops, window, max_period, tolerances
     while t < loops:
         x = step(x, params)
         t += 1
-        stop, states, stats = _watch(ring, x, t, loops, reference_scale, max_period, tolerances, early_exit, True,
-                                     states, stats)
+        stop, states, stats = _watch(ring, x, t, loops, reference_scale, max_period, tolerances, early_exit,
+                                     True, states, stats)
         if stop:
             break
     row[D_LOOPS] = t

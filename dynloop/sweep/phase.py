@@ -68,7 +68,8 @@ def _read_npz(path, expected):
         if header.get("format") != expected:
             raise ValueError(f"{str(path)!r} holds {header.get('format')!r}, not a {expected}")
         if header.get("version", 0) > _FILE_VERSION:
-            raise ValueError(f"{str(path)!r} was written by a newer dynloop (file version {header['version']})")
+            raise ValueError(f"{str(path)!r} was written by a newer dynloop "
+                             f"(file version {header['version']})")
         arrays = {name: data[name] for name in data.files if name != "header"}
     return header, arrays
 
@@ -137,7 +138,8 @@ def _check_codes(codes):
     """Refuse an array of regime codes holding a value that is no regime's code."""
     if not _valid_codes(codes):
         bad = sorted({int(c) for c in np.unique(codes)} - set(Regime.codes()))
-        raise invalid("regimes", f"<codes including {bad}>", "codes are " + ", ".join(map(str, Regime.codes())) + " (Regime.from_code)")
+        allowed = "codes are " + ", ".join(map(str, Regime.codes())) + " (Regime.from_code)"
+        raise invalid("regimes", f"<codes including {bad}>", allowed)
 
 
 def _count_codes(codes):
@@ -216,7 +218,8 @@ class PhaseDiagram:
                 raise invalid("diagnostics", name, "a diagnostic may not be named 'regime' or like an axis")
             array = np.asarray(values, dtype=np.float64)
             if array.shape != shape:
-                raise invalid(f"diagnostics[{name!r}]", f"<array of shape {array.shape}>", f"expected shape {shape}")
+                raise invalid(f"diagnostics[{name!r}]", f"<array of shape {array.shape}>",
+                              f"expected shape {shape}")
             diagnostics[str(name)] = array
         self.diagnostics = diagnostics
         self.meta = dict(self.meta or {})
@@ -314,7 +317,9 @@ class PhaseDiagram:
         run: 400 loops per point; took 0.25 s
         """
         name = self.meta.get("system_name", "a system")
-        size = f"{' × '.join(str(n) for n in self.shape)} = {self.size:,}" if self.ndim > 1 else f"{self.size:,}"
+        size = f"{self.size:,}"
+        if self.ndim > 1:
+            size = f"{' × '.join(str(n) for n in self.shape)} = {size}"
         lines = [f"Phase diagram of {name}: {size} point{'s' * (self.size != 1)}", "axes:"]
         width = max(len(n) for n in self.axes)
         for axis, values in self.axes.items():
@@ -340,19 +345,22 @@ class PhaseDiagram:
                     codes = np.take(self.regimes, i, axis=k).ravel()
                     counted = _count_codes(codes)
                     order = sorted((r for r in Regime if counted[r.code]), key=lambda r: -counted[r.code])
-                    shares = ", ".join(f"{r.value} {100.0 * counted[r.code] / codes.size:.0f} %" for r in order)
+                    shares = ", ".join(f"{r.value} {100.0 * counted[r.code] / codes.size:.0f} %"
+                                       for r in order)
                     lines.append(f"  {value:<{vwidth}}  {shares}")
         run = []
         if "loops" in self.meta:
+            transient = self.meta.get("transient")
             run.append(f"{self.meta['loops']} loops per point"
-                       + (f" (transient {self.meta['transient']})" if self.meta.get("transient") is not None else ""))
+                       + (f" (transient {transient})" if transient is not None else ""))
         if "loops_run" in self.diagnostics and np.isfinite(self.diagnostics["loops_run"]).any():
             run.append(f"{np.nanmean(self.diagnostics['loops_run']):.0f} loops run on average")
         if self.meta.get("lyapunov") is not None:
             run.append("Lyapunov exponents " + ("on" if self.meta["lyapunov"] else "off"))
         if self.meta.get("dtype"):
             run.append(str(self.meta["dtype"]))
-        took = f"took {self.meta['seconds']:.3g} s" if isinstance(self.meta.get("seconds"), (int, float)) else ""
+        seconds = self.meta.get("seconds")
+        took = f"took {seconds:.3g} s" if isinstance(seconds, (int, float)) else ""
         if self.meta.get("chunks_loaded"):
             loaded, chunks = self.meta["chunks_loaded"], self.meta.get("chunks")
             counted = f"{loaded} of {chunks} chunk{'s' * (chunks != 1)}" if chunks else \
@@ -438,7 +446,8 @@ class PhaseDiagram:
         full = {name: coords.get(name, values[0]) for name, values in self.axes.items()}
         position = self.index_of(**full)
         index = tuple(position[k] if name in coords else slice(None) for k, name in enumerate(self.axes))
-        chosen = {name: self.axes[name][position[k]].item() for k, name in enumerate(self.axes) if name in coords}
+        chosen = {name: self.axes[name][position[k]].item()
+                  for k, name in enumerate(self.axes) if name in coords}
         meta = dict(self.meta)
         meta["selected"] = {**meta.get("selected", {}), **chosen}
         return PhaseDiagram(axes={n: v for n, v in self.axes.items() if n not in coords},
@@ -602,7 +611,8 @@ class PhaseDiagram:
         --------
         >>> import numpy as np, dynloop
         >>> from dynloop.sweep.phase import PhaseDiagram
-        >>> d = PhaseDiagram({"r": np.array([3.0, 3.5])}, np.full(2, dynloop.Regime.PERIODIC.code, dtype=np.int8),
+        >>> d = PhaseDiagram({"r": np.array([3.0, 3.5])},
+        ...                  np.full(2, dynloop.Regime.PERIODIC.code, dtype=np.int8),
         ...                  {"period": np.array([2.0, 4.0])}, meta={"loops": 400})
         >>> try:
         ...     ds = d.to_xarray()
@@ -690,11 +700,13 @@ class OrbitDiagram:
         self.points = points
         self.stage_names = tuple(str(s) for s in self.stage_names)
         if len(self.stage_names) != points.shape[2]:
-            raise invalid("stage_names", self.stage_names, f"expected {points.shape[2]} names, one per stage of points")
+            raise invalid("stage_names", self.stage_names,
+                          f"expected {points.shape[2]} names, one per stage of points")
         if self.regimes is not None:
             regimes = np.asarray(self.regimes)
             if regimes.shape != values.shape:
-                raise invalid("regimes", f"<array of shape {regimes.shape}>", f"expected shape {values.shape}")
+                raise invalid("regimes", f"<array of shape {regimes.shape}>",
+                              f"expected shape {values.shape}")
             _check_codes(regimes)
             self.regimes = regimes.astype(np.int8, copy=False)
         self.meta = dict(self.meta or {})
@@ -707,7 +719,8 @@ class OrbitDiagram:
     def _stage_index(self, stage):
         if isinstance(stage, str):
             if stage not in self.stage_names:
-                raise invalid("stage", stage, "expected one of " + ", ".join(repr(s) for s in self.stage_names))
+                raise invalid("stage", stage,
+                              "expected one of " + ", ".join(repr(s) for s in self.stage_names))
             return self.stage_names.index(stage)
         index = int(stage)
         if not -len(self.stage_names) <= index < len(self.stage_names):
@@ -755,7 +768,8 @@ class OrbitDiagram:
         >>> import numpy as np
         >>> from dynloop.sweep.phase import OrbitDiagram
         >>> points = np.zeros((3, 10, 1, 1)); points[2, ::2] = 1.0
-        >>> print(OrbitDiagram("r", [1.0, 2.0, 3.0], points, ("x",), [2, 2, 3], {"system_name": "toy"}).summary())
+        >>> orbit = OrbitDiagram("r", [1.0, 2.0, 3.0], points, ("x",), [2, 2, 3], {"system_name": "toy"})
+        >>> print(orbit.summary())
         Orbit diagram of toy: r 1 … 3, 3 values, evenly spaced; 10 loops kept per value, 1 stage (x)
         regimes: fixed_point 67 %, periodic 33 %
         distinct points per value (stage x): 1 (2 values), 2 (1)
@@ -764,12 +778,14 @@ class OrbitDiagram:
         stages = ", ".join(self.stage_names) if s <= 6 else ", ".join(self.stage_names[:3]) + ", …"
         coordinate = self.meta.get("coordinate")
         lines = [f"Orbit diagram of {self.meta.get('system_name', 'a system')}: {self.axis} "
-                 f"{_describe_axis(self.values)}; {n} loops kept per value, {s} stage{'s' * (s != 1)} ({stages})"
+                 f"{_describe_axis(self.values)}; {n} loops kept per value, "
+                 f"{s} stage{'s' * (s != 1)} ({stages})"
                  + (f", coordinate {coordinate}" if coordinate else "")]
         if self.regimes is not None:
             counted = _count_codes(self.regimes)
             order = sorted((r for r in Regime if counted[r.code]), key=lambda r: (-counted[r.code], r.code))
-            lines.append("regimes: " + ", ".join(f"{r.value} {100.0 * counted[r.code] / v:.0f} %" for r in order))
+            shares = ", ".join(f"{r.value} {100.0 * counted[r.code] / v:.0f} %" for r in order)
+            lines.append("regimes: " + shares)
         counts = self.distinct_points()
         groups = []
         for size in sorted(set(counts.tolist())):
@@ -845,4 +861,5 @@ class OrbitDiagram:
         """Read a diagram written by :meth:`save`."""
         header, arrays = _read_npz(path, _ORBIT_FORMAT)
         return cls(axis=header["axis"], values=arrays["values"], points=arrays["points"],
-                   stage_names=tuple(header["stage_names"]), regimes=arrays.get("regimes"), meta=header["meta"])
+                   stage_names=tuple(header["stage_names"]), regimes=arrays.get("regimes"),
+                   meta=header["meta"])

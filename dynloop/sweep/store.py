@@ -41,7 +41,8 @@ FORMAT = "dynloop.sweep.ChunkStore"
 VERSION = 1
 MANIFEST = "manifest.json"
 _CHUNK = re.compile(r"chunk-(\d{6,})\.npz")
-_TEMP = re.compile(r"\.(?:chunk-\d{6,}\.npz|manifest\.json)\.tmp-(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)-[0-9a-f]{16}")
+_TEMP = re.compile(r"\.(?:chunk-\d{6,}\.npz|manifest\.json)\.tmp-"
+                   r"(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)-[0-9a-f]{16}")
 _HOST = re.sub(r"[^A-Za-z0-9_]", "_", platform.node() or "localhost")[:64] or "localhost"
 #: A temporary file whose writer cannot be checked (another host, or no way to test a pid) is
 #: treated as abandoned once it has not been modified for this many seconds.
@@ -106,7 +107,8 @@ def _describe_differences(stored, given, shown=4):
     found = list(_differences(stored, given))
     if len(found) == 1 and not found[0][0]:
         return f"(stored {_shown(stored)}, given {_shown(given)})"
-    parts = [f"{path or 'value'}: stored {_shown(old)}, given {_shown(new)}" for path, old, new in found[:shown]]
+    parts = [f"{path or 'value'}: stored {_shown(old)}, given {_shown(new)}"
+             for path, old, new in found[:shown]]
     more = f"; and {len(found) - shown} more" if len(found) > shown else ""
     return "(" + "; ".join(parts) + more + ")"
 
@@ -126,8 +128,9 @@ class ResumeRefused(ValueError):
 
     def __init__(self, directory, reason, chunks):
         self.directory, self.reason, self.chunks = Path(directory), reason, chunks
-        super().__init__(f"chunk store {directory} {reason}. To keep its {chunks} finished chunk(s), give this "
-                         "sweep another directory; to discard them and start over here, pass resume=False")
+        super().__init__(f"chunk store {directory} {reason}. To keep its {chunks} finished chunk(s), "
+                         "give this sweep another directory; to discard them and start over here, "
+                         "pass resume=False")
 
 
 def _pid_alive(pid):
@@ -167,7 +170,7 @@ def _unlink(path):
 
 
 def _encode(arrays):
-    """The bytes of a chunk file holding ``arrays``: an uncompressed ``.npz`` whose zip comment ends in a checksum.
+    """The bytes of a chunk file holding ``arrays``: an uncompressed ``.npz`` ending in a checksum.
 
     The zip metadata is fixed, so equal arrays give identical bytes. The file's last 64 bytes (the
     end of the zip comment) are the hex sha256 of every byte before them, so any truncation or
@@ -190,7 +193,8 @@ def _encode(arrays):
 def _load(path):
     """All arrays of the chunk file ``path``; raise ``_Corrupt`` if it is truncated or damaged."""
     data = Path(path).read_bytes()  # an OSError here is trouble reading the file, and names it
-    if len(data) < 64 + len(_COMMENT) or data[-64:] != hashlib.sha256(memoryview(data)[:-64]).hexdigest().encode():
+    if (len(data) < 64 + len(_COMMENT)
+            or data[-64:] != hashlib.sha256(memoryview(data)[:-64]).hexdigest().encode()):
         raise _Corrupt("checksum mismatch (truncated or damaged file)")
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
@@ -281,7 +285,8 @@ class ChunkStore:
     >>> ChunkStore(tmp.name, {"axes": {"r": [2.5, 3.0, 3.5]}, "loops": 400}, n_chunks=2)
     Traceback (most recent call last):
     ...
-    dynloop.sweep.store.ResumeRefused: chunk store ... holds a different sweep: its manifest differs in 'loops' (stored 200, given 400). ...
+    dynloop.sweep.store.ResumeRefused: chunk store ... holds a different sweep: its manifest differs in
+    'loops' (stored 200, given 400). ...
     >>> ChunkStore(tmp.name, {"axes": {"r": [2.5, 3.0, 3.5]}, "loops": 400}, n_chunks=2, resume=False).done()
     set()
     >>> tmp.cleanup()
@@ -510,8 +515,8 @@ class ChunkStore:
                 os.replace(temporary, final)
             except FileNotFoundError:
                 raise FileNotFoundError(
-                    errno.ENOENT, f"the temporary file of chunk {index} vanished before it could be renamed to "
-                    f"{final} (removed by another process?)", str(temporary)) from None
+                    errno.ENOENT, f"the temporary file of chunk {index} vanished before it could be renamed "
+                    f"to {final} (removed by another process?)", str(temporary)) from None
         except BaseException:
             _unlink(temporary)
             raise
@@ -557,7 +562,8 @@ class ChunkStore:
         path = self.path(index)
         self._check_manifest(f"read chunk {index}")
         if not path.exists():
-            raise FileNotFoundError(errno.ENOENT, f"chunk {int(index)} has not been written to this store", str(path))
+            raise FileNotFoundError(errno.ENOENT, f"chunk {int(index)} has not been written to this store",
+                                    str(path))
         try:
             return _load(path)
         except _Corrupt as error:
@@ -579,20 +585,20 @@ class ChunkStore:
 
     def _check_arrays(self, index, arrays):
         if not isinstance(arrays, Mapping):
-            raise TypeError(f"arrays={type(arrays).__name__} is not allowed: expected a dict of str to arrays "
-                             f"(chunk {index} of {self._directory})")
+            raise TypeError(f"arrays={type(arrays).__name__} is not allowed: expected a dict of str to "
+                            f"arrays (chunk {index} of {self._directory})")
         checked = {}
         for name, value in arrays.items():
             if not isinstance(name, str):
                 raise TypeError(f"array name {name!r} is not allowed: expected a str "
                                 f"(chunk {index} of {self._directory})")
             if not name or any(c in name for c in "/\\\x00"):
-                raise ValueError(f"array name {name!r} is not allowed: expected a non-empty str without '/', '\\' "
-                                 f"or NUL (chunk {index} of {self._directory})")
+                raise ValueError(f"array name {name!r} is not allowed: expected a non-empty str without "
+                                 f"'/', '\\' or NUL (chunk {index} of {self._directory})")
             array = np.asarray(value)
             if array.dtype.hasobject:
-                raise ValueError(f"array {name!r} has dtype {array.dtype}, which cannot be stored without pickle "
-                                 f"(chunk {index} of {self._directory})")
+                raise ValueError(f"array {name!r} has dtype {array.dtype}, which cannot be stored without "
+                                 f"pickle (chunk {index} of {self._directory})")
             checked[name] = array
         return checked
 
@@ -635,28 +641,31 @@ class ChunkStore:
         except (ValueError, UnicodeDecodeError):
             document = None
         if not isinstance(document, dict) or document.get("format") != FORMAT:
-            raise ValueError(f"{path} is not a dynloop chunk-store manifest (unreadable or of another format); "
-                             "it is left alone: remove it by hand or use another directory")
+            raise ValueError(f"{path} is not a dynloop chunk-store manifest (unreadable or of another "
+                             "format); it is left alone: remove it by hand or use another directory")
         return document
 
     def _compare(self, document, path):
         """``None`` if ``document`` describes this sweep, else the reason it does not."""
         version = document.get("version")
         if not isinstance(version, int) or version > VERSION:
-            return (f"{path} was written by a newer chunk-store format (version {version!r}; this dynloop reads "
-                    f"version {VERSION})")
+            return (f"{path} was written by a newer chunk-store format (version {version!r}; this dynloop "
+                    f"reads version {VERSION})")
         stored = document.get("manifest")
         if not isinstance(stored, dict):
             return f"{path} holds no manifest"
         if _fingerprint(_canonical(stored)) != self._fingerprint:
-            keys = [key for key in self._manifest if key not in stored or _canonical(stored[key]) != _canonical(
-                self._manifest[key])] + [key for key in stored if key not in self._manifest]
-            details = [f"{key!r} " + _describe_differences(stored.get(key, _NOTHING), self._manifest.get(key, _NOTHING))
+            changed = [key for key in self._manifest
+                       if key not in stored or _canonical(stored[key]) != _canonical(self._manifest[key])]
+            keys = changed + [key for key in stored if key not in self._manifest]
+            details = [f"{key!r} "
+                       + _describe_differences(stored.get(key, _NOTHING), self._manifest.get(key, _NOTHING))
                        for key in keys[:3]]
             more = f" and {len(keys) - 3} more" if len(keys) > 3 else ""
             return f"its manifest differs in {', '.join(details)}{more}"
         if document.get("n_chunks") != self._n_chunks:
-            return f"its manifest differs in 'n_chunks' (stored {document.get('n_chunks')!r}, given {self._n_chunks})"
+            stored_chunks = document.get("n_chunks")
+            return f"its manifest differs in 'n_chunks' (stored {stored_chunks!r}, given {self._n_chunks})"
         return None
 
     def _chunk_files(self):
@@ -672,14 +681,15 @@ class ChunkStore:
                 if resume and reason is None:
                     return
                 if resume:
-                    raise ResumeRefused(self._directory, f"holds a different sweep: {reason}", len(self._chunk_files()))
+                    raise ResumeRefused(self._directory, f"holds a different sweep: {reason}",
+                                        len(self._chunk_files()))
                 self._reset(path)  # resume=False: start over, whatever sweep was here
                 continue
             orphans = self._chunk_files()
             if orphans:
                 if resume:
-                    raise ResumeRefused(self._directory, f"holds {len(orphans)} chunk file(s) but no {MANIFEST}, so "
-                                        "which sweep they belong to is unknown", len(orphans))
+                    raise ResumeRefused(self._directory, f"holds {len(orphans)} chunk file(s) but no "
+                                        f"{MANIFEST}, so which sweep they belong to is unknown", len(orphans))
                 for orphan in orphans:
                     _unlink(orphan)
                 _fsync_directory(self._directory)
@@ -726,5 +736,6 @@ class ChunkStore:
         except (OSError, ValueError):
             document = None
         if document is None or self._compare(document, path) is not None:
-            raise RuntimeError(f"cannot {action}: {self._directory} no longer holds this sweep (its {MANIFEST} was "
-                               "removed or replaced, e.g. by another process opening it with resume=False)")
+            raise RuntimeError(f"cannot {action}: {self._directory} no longer holds this sweep (its "
+                               f"{MANIFEST} was removed or replaced, e.g. by another process opening it "
+                               "with resume=False)")

@@ -19,7 +19,8 @@ from ..components import ACTIVATIONS, INJECTIONS, MIXERS, NORM_KINDS, NORMS
 
 STRUCTURES = ("scalar", "diagonal", "commuting", "2x2", "general")
 _SMOOTH = tuple(name for name, activation in ACTIVATIONS.items() if activation.smooth)
-# the branches with a closed form: a row-wise mixer without an activation by its name, or the MLP by its activation
+# the branches with a closed form: a row-wise mixer without an activation by its name, or the MLP by its
+# activation
 _PLAIN = tuple(name for name, mixer in MIXERS.items() if mixer.symbolic and "mlp" not in mixer.branches)
 _MIXERS = _PLAIN + _SMOOTH
 
@@ -56,7 +57,8 @@ class Scheme:
     --------
     >>> from dynloop.symbolic import Scheme
     >>> Scheme(norm="post", layers=2)
-    Scheme(norm='post', norm_kind='rms', injection='none', mixer='linear', layers=2, width=2, residual_scale=alpha, injection_scale=beta, norm_eps=0, skip_scale=1)
+    Scheme(norm='post', norm_kind='rms', injection='none', mixer='linear', layers=2, width=2,
+           residual_scale=alpha, injection_scale=beta, norm_eps=0, skip_scale=1)
     >>> Scheme.from_spec(__import__("dynloop").BlockSpec(mixer="mlp", activation="tanh")).mixer
     'tanh'
     """
@@ -77,7 +79,8 @@ class Scheme:
         NORM_KINDS.check("norm_kind", self.norm_kind)
         INJECTIONS.check("injection", self.injection)
         if self.mixer not in _MIXERS:
-            raise invalid("mixer", self.mixer, "symbolic derivations take " + ", ".join(repr(m) for m in _PLAIN)
+            raise invalid("mixer", self.mixer,
+                          "symbolic derivations take " + ", ".join(repr(m) for m in _PLAIN)
                           + " or a smooth activation: " + ", ".join(repr(m) for m in _SMOOTH))
         check_int("layers", self.layers, minimum=1)
         check_int("width", self.width, minimum=1)
@@ -93,7 +96,8 @@ class Scheme:
                 + " (attention couples tokens; use the numeric tools)")
         mixer = spec.mixer if spec.mixer in _PLAIN else spec.activation
         if mixer not in _MIXERS:
-            raise invalid("activation", spec.activation, "expected a smooth activation: " + ", ".join(_SMOOTH))
+            raise invalid("activation", spec.activation,
+                          "expected a smooth activation: " + ", ".join(_SMOOTH))
         return cls(norm=spec.norm, norm_kind=spec.norm_kind, injection=spec.injection, mixer=mixer,
                    layers=spec.layers, width=spec.width, residual_scale=spec.residual_scale,
                    injection_scale=spec.injection_scale, norm_eps=spec.norm_eps, skip_scale=spec.skip_scale)
@@ -282,16 +286,19 @@ def block_stages(scheme, structure, d, weights=None, inputs=None):
             value = value[layer] if layer is not None else value
         if spec.shape[-1:] == ("d",) and len(spec.shape) == 1:
             return _vector(spec.symbol, d, value)
-        symbol = spec.eigen_symbol if spec.eigen_symbol and structure in ("diagonal", "commuting") else spec.symbol
+        eigen = spec.eigen_symbol and structure in ("diagonal", "commuting")
+        symbol = spec.eigen_symbol if eigen else spec.symbol
         return _matrix(symbol if layer is None else f"{symbol}{layer}", d, structure, value)
 
     stages = []
     if injection.injects:
         matrix, diagonal, term = injection.symbolic(array, e, beta)
     if injection.has_stage:
-        lin = matrix if matrix is not None else sympy.diag(*diagonal) if diagonal is not None else sympy.eye(d)
+        lin = (matrix if matrix is not None
+               else sympy.diag(*diagonal) if diagonal is not None else sympy.eye(d))
         if injection.combine == "multiply":
-            stages.append(Stage("inject", x, sympy.matrix_multiply_elementwise(lin * x, term), sympy.diag(*term) * lin))
+            gated = sympy.matrix_multiply_elementwise(lin * x, term)
+            stages.append(Stage("inject", x, gated, sympy.diag(*term) * lin))
         elif injection.then_norm:  # unit gains, as every norm here
             u = lin * x + term
             stages.append(Stage("inject", x, norm(u, kind, eps), norm_jacobian(u, kind, eps) * lin))

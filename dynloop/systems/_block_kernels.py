@@ -31,8 +31,8 @@ INJECT_IDENTITY, INJECT_MATRIX, INJECT_DIAGONAL = range(3)
 
 BlockConfig = namedtuple("BlockConfig", [
     "activation", "norm_in", "norm_branch_out", "norm_after_residual", "sphere", "centred", "mean_square",
-    "inject_operator", "inject_multiply", "inject_norm", "inject_each_layer", "has_inject", "has_outer", "layers", "sublayers", "heads", "causal", "residual_scale",
-    "skip_scale", "norm_eps"])
+    "inject_operator", "inject_multiply", "inject_norm", "inject_each_layer", "has_inject", "has_outer",
+    "layers", "sublayers", "heads", "causal", "residual_scale", "skip_scale", "norm_eps"])
 BlockConfig.__doc__ = ("Flags, operation codes and scalars of one block (all numba-typable): what its "
                        "components lower to (BlockSpec._kernel_inputs).")
 
@@ -50,14 +50,15 @@ _JIT = dict(cache=True, error_model="numpy")
 @njit(**_JIT)
 def with_point(cfg, arrays, residual_scale, skip_scale, norm_eps, inject_constant):
     """``cfg`` and ``arrays`` with one grid point's residual and skip scales, norm ε and injected term."""
-    point_cfg = BlockConfig(cfg.activation, cfg.norm_in, cfg.norm_branch_out, cfg.norm_after_residual, cfg.sphere,
-                            cfg.centred, cfg.mean_square, cfg.inject_operator, cfg.inject_multiply, cfg.inject_norm,
-                            cfg.inject_each_layer, cfg.has_inject, cfg.has_outer,
-                            cfg.layers, cfg.sublayers, cfg.heads, cfg.causal, residual_scale, skip_scale, norm_eps)
+    point_cfg = BlockConfig(cfg.activation, cfg.norm_in, cfg.norm_branch_out, cfg.norm_after_residual,
+                            cfg.sphere, cfg.centred, cfg.mean_square, cfg.inject_operator,
+                            cfg.inject_multiply, cfg.inject_norm, cfg.inject_each_layer, cfg.has_inject,
+                            cfg.has_outer, cfg.layers, cfg.sublayers, cfg.heads, cfg.causal, residual_scale,
+                            skip_scale, norm_eps)
     point_arrays = BlockArrays(arrays.branches, arrays.linear, arrays.attn_q, arrays.attn_k, arrays.attn_v,
                                arrays.attn_o, arrays.mlp_in, arrays.mlp_out, arrays.norm_in, arrays.norm_out,
-                               arrays.norm_outer, arrays.unit_gain, arrays.inject_matrix, arrays.inject_diagonal,
-                               inject_constant, arrays.inject_gain)
+                               arrays.norm_outer, arrays.unit_gain, arrays.inject_matrix,
+                               arrays.inject_diagonal, inject_constant, arrays.inject_gain)
     return point_cfg, point_arrays
 
 
@@ -340,7 +341,8 @@ def run_block(cfg, arrays, x0, loops, n_stages, mode, stride, capacity, record_a
     for t in range(loops):
         cur[0] = x.reshape(n_tokens * d)
         for stage in range(n_stages):
-            y, _, stage_attention = stage_apply(cfg, arrays, stage, cur[stage].reshape(n_tokens, d), no_tangent)
+            y, _, stage_attention = stage_apply(cfg, arrays, stage, cur[stage].reshape(n_tokens, d),
+                                                no_tangent)
             cur[stage + 1] = y.reshape(n_tokens * d)
             if record_attention and stage_attention.shape[0] > 0:
                 loop_attention[stage - first_layer_stage] = stage_attention
@@ -353,7 +355,8 @@ def run_block(cfg, arrays, x0, loops, n_stages, mode, stride, capacity, record_a
             attention[slot] = loop_attention
         x = cur[n_stages].reshape(n_tokens, d).copy()
     states = states.reshape(states.shape[0], n_stages + 1, n_tokens, d)
-    return states, recorded_loops, count, norms, steps, cosines, loops_run, diverged_at, diverged_stage, x, attention
+    return (states, recorded_loops, count, norms, steps, cosines, loops_run, diverged_at, diverged_stage, x,
+            attention)
 
 
 @njit(**_JIT)

@@ -36,8 +36,8 @@ _JIT = dict(cache=True, error_model="numpy")
 #: Products whose inner dimension spans at most this many bytes (16 float64 or 32 float32 numbers)
 #: are multiply-accumulate loops, larger ones BLAS. Measured at 256 columns with these loops
 #: before their first pass took four inputs too (which made d = 8 faster still), ns per
-#: multiply-add (loops / OpenBLAS): float64 d = 8: 0.085 / 0.122, d = 16: 0.083 / 0.081, d = 32: 0.095 / 0.077;
-#: float32 d = 16: 0.048 / 0.089, d = 32: 0.042 / 0.060, d = 64: 0.036 / 0.036.
+#: multiply-add (loops / OpenBLAS): float64 d = 8: 0.085 / 0.122, d = 16: 0.083 / 0.081,
+#: d = 32: 0.095 / 0.077; float32 d = 16: 0.048 / 0.089, d = 32: 0.042 / 0.060, d = 64: 0.036 / 0.036.
 SMALL_PRODUCT_BYTES = 128
 #: The product loops take columns in whole blocks of this many (a multiple of every vector length
 #: and unroll factor: the compiler then needs no scalar tail), and the rest in a loop of their own.
@@ -132,13 +132,14 @@ def _gemm_columns_compiled(w, x, lo, width, out):
     no_transpose = ord("N")
 
     def impl(w, x, lo, width, out):
-        # row-major arrays read as column-major are transposed: out[:, lo:]ᵀ = x[:, lo:]ᵀ Wᵀ, leading dimension c
+        # row-major arrays read as column-major are transposed: out[:, lo:]ᵀ = x[:, lo:]ᵀ Wᵀ,
+        # leading dimension c
         n_out, n_in = w.shape
         c = x.shape[1]
         one = np.ones(1, dtype=x.dtype)
         zero = np.zeros(1, dtype=x.dtype)
-        gemm(kind, no_transpose, no_transpose, width, n_out, n_in, one.ctypes, x[:, lo:].ctypes, c, w.ctypes, n_in,
-             zero.ctypes, out[:, lo:].ctypes, c)
+        gemm(kind, no_transpose, no_transpose, width, n_out, n_in, one.ctypes, x[:, lo:].ctypes, c, w.ctypes,
+             n_in, zero.ctypes, out[:, lo:].ctypes, c)
     return impl
 
 
@@ -258,9 +259,9 @@ def _column_sublayer(cfg, arrays, layer, x, alpha, skip, eps, work):
 def column_stage(cfg, arrays, stage, x, alpha, skip, constant, eps, work):
     """Apply stage ``stage`` to the columns ``x`` (d, c) in place, values only.
 
-    ``alpha`` (c,) is each column's residual scale, ``skip`` (c,) its skip scale, ``constant`` (d, c) its injected term and
-    ``eps`` (c,) its norm ε; ``work`` comes from :func:`column_buffers` with at least ``c``
-    columns. Stages run as in ``stage_apply``: injection (if any), the layers, the outer norm.
+    ``alpha`` (c,) is each column's residual scale, ``skip`` (c,) its skip scale, ``constant`` (d, c) its
+    injected term and ``eps`` (c,) its norm ε; ``work`` comes from :func:`column_buffers` with at least
+    ``c`` columns. Stages run as in ``stage_apply``: injection (if any), the layers, the outer norm.
     """
     d, c = x.shape
     if cfg.has_inject:

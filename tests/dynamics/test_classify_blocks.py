@@ -64,15 +64,16 @@ def test_vanishing_when_every_branch_is_zero(case):
     start = spec.start_state()
     if spec.norm == "sandwich":
         start = start / np.sqrt(np.mean(start ** 2, axis=1, keepdims=True))
-    np.testing.assert_allclose(spec.stage_maps(start), np.broadcast_to(start, (spec.n_stages + 1,) + start.shape),
-                               rtol=0, atol=1e-12)
+    unchanged = np.broadcast_to(start, (spec.n_stages + 1,) + start.shape)
+    np.testing.assert_allclose(spec.stage_maps(start), unchanged, rtol=0, atol=1e-12)
     for point in result.stage_fixed_points:
         np.testing.assert_allclose(point, start, rtol=0, atol=1e-12)
 
 
 # ----------------------------------------------------------------------------- cyclic
-CYCLIC_SPEC = BlockSpec(width=8, tokens=3, layers=3, heads=2, mixer="transformer", norm="pre", injection="concat",
-                        residual_scale=0.3, weight_gain=0.5, state_init="normal", init_scale=0.62, seed=2)
+CYCLIC_SPEC = BlockSpec(width=8, tokens=3, layers=3, heads=2, mixer="transformer", norm="pre",
+                        injection="concat", residual_scale=0.3, weight_gain=0.5, state_init="normal",
+                        init_scale=0.62, seed=2)
 
 
 @pytest.fixture(scope="module")
@@ -124,8 +125,8 @@ def test_fixed_point_does_not_depend_on_the_start_state(cyclic_result):
 
 
 # --------------------------------------------------------- rotation (docs/background.md, Regimes)
-ROTATION_SPEC = BlockSpec(width=8, tokens=3, layers=3, heads=2, hidden=16, mixer="transformer", norm="sandwich",
-                          injection="none", residual_scale=1.0, seed=1)
+ROTATION_SPEC = BlockSpec(width=8, tokens=3, layers=3, heads=2, hidden=16, mixer="transformer",
+                          norm="sandwich", injection="none", residual_scale=1.0, seed=1)
 
 
 def rotated(spec, shift):
@@ -167,7 +168,8 @@ def test_pre_norm_with_non_cancelling_updates_drifts_at_the_analytic_velocity():
     # every row grows by s = k·a·c·sqrt(d) per loop, and the Frobenius norm by s·sqrt(T) asymptotically.
     d, tokens, k, a, c = 4, 3, 2, 0.5, 0.7
     spec = BlockSpec(width=d, tokens=tokens, layers=k, mixer="linear", norm="pre", injection="none",
-                     norm_eps=0.0, residual_scale=a, weights={"linear": np.stack([c * np.eye(d)] * k)}, seed=7)
+                     norm_eps=0.0, residual_scale=a, weights={"linear": np.stack([c * np.eye(d)] * k)},
+                     seed=7)
     result = dynloop.classify(spec)
     assert result.regime is Regime.DRIFTING, result.summary()
     assert result.period is None
@@ -256,8 +258,8 @@ def test_post_norm_linear_block_with_irrational_rotation_is_quasiperiodic():
 
 # ----------------------------------------------------------------------------- chaotic
 # a bounded block (it ends in a norm) found by a small search over post/sandwich/sphere MLP blocks
-CHAOTIC_SPEC = BlockSpec(width=8, tokens=1, layers=1, hidden=16, mixer="mlp", activation="tanh", norm="sandwich",
-                         injection="none", weight_gain=6.0, residual_scale=1.0, seed=0)
+CHAOTIC_SPEC = BlockSpec(width=8, tokens=1, layers=1, hidden=16, mixer="mlp", activation="tanh",
+                         norm="sandwich", injection="none", weight_gain=6.0, residual_scale=1.0, seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -308,7 +310,8 @@ def test_unnormalised_expanding_linear_block_diverges(c):
 
 
 def test_random_expanding_block_without_norm_diverges():
-    spec = BlockSpec(width=8, tokens=2, layers=2, mixer="linear", norm="none", injection="none", weight_gain=10.0)
+    spec = BlockSpec(width=8, tokens=2, layers=2, mixer="linear", norm="none", injection="none",
+                     weight_gain=10.0)
     result = dynloop.classify(spec)
     assert result.regime is Regime.DIVERGENT, result.summary()
     assert "non-finite" in result.summary()

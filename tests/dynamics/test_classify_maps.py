@@ -1,4 +1,7 @@
-"""Regimes of textbook maps and affine loops, against answers known in closed form (docs/background.md, Known answers)."""
+"""Regimes of textbook maps and affine loops, against answers known in closed form.
+
+See docs/background.md, Known answers.
+"""
 
 
 import numpy as np

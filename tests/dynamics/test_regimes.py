@@ -28,7 +28,8 @@ def _statistics_oracle(states, reference_scale, max_period, tolerance):
     if sub:
         subperiod.update({R.S_SUBPERIOD_ERROR: errors[sub - 1],
                           R.S_SUBPERIOD_ERROR_START: error(max_period, max_period + span - 1, sub),
-                          R.S_SUBPERIOD_ERROR_MIDDLE: error(middle - span // 2, middle - span // 2 + span - 1, sub)})
+                          R.S_SUBPERIOD_ERROR_MIDDLE: error(middle - span // 2, middle - span // 2 + span - 1,
+                                                            sub)})
     at_last, at_middle = states[last] - states[last - 1], states[middle] - states[middle - 1]
     size, size_middle, change = (np.linalg.norm(v) for v in (at_last, at_middle, at_last - at_middle))
     return {R.S_FINITE: 1.0, R.S_SCALE: scale, R.S_NORM_FIRST: norms[0], R.S_NORM_MIDDLE: norms[middle],
@@ -52,7 +53,8 @@ def _windows(n_rows=100, n=8):
         "5-cycle": rng.standard_normal((5, n))[t[:, 0] % 5],
         "drifting": rng.standard_normal(n) + 0.3 * t * rng.standard_normal(n) + 0.1 * np.sin(t),
         "random walk": np.cumsum(rng.standard_normal((n_rows, n)), axis=0),
-        "slow spiral": (1 + 0.01 * t) * np.column_stack([np.cos(0.37 * t[:, 0]), np.sin(0.37 * t[:, 0])] * (n // 2)),
+        "slow spiral": (1 + 0.01 * t) * np.column_stack([np.cos(0.37 * t[:, 0]), np.sin(0.37 * t[:, 0])]
+                                                        * (n // 2)),
     }
 
 
@@ -102,8 +104,8 @@ def test_held_period_tells_a_cycle_from_a_slow_approach():
 # ------------------------------------------------------------------------------ codes in files
 #: The codes files saved before codes were declared explicitly hold (they were the enum positions
 #: then). Frozen: changing one would change the meaning of every saved phase diagram and store.
-FROZEN_CODES = {"vanishing": 0, "cyclic": 1, "fixed_point": 2, "periodic": 3, "quasiperiodic": 4, "chaotic": 5,
-                "drifting": 6, "divergent": 7, "undetermined": 8}
+FROZEN_CODES = {"vanishing": 0, "cyclic": 1, "fixed_point": 2, "periodic": 3, "quasiperiodic": 4,
+                "chaotic": 5, "drifting": 6, "divergent": 7, "undetermined": 8}
 
 
 def test_every_regime_declares_its_frozen_code():

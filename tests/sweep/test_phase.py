@@ -12,8 +12,9 @@ from dynloop import Regime
 from dynloop.plotting import REGIME_COLOURS
 from dynloop.sweep.phase import OrbitDiagram, PhaseDiagram
 
-CYCLIC, DRIFTING, PERIODIC, CHAOTIC, DIVERGENT = (Regime.CYCLIC.code, Regime.DRIFTING.code, Regime.PERIODIC.code,
-                                                  Regime.CHAOTIC.code, Regime.DIVERGENT.code)
+CYCLIC, DRIFTING, PERIODIC, CHAOTIC, DIVERGENT = (Regime.CYCLIC.code, Regime.DRIFTING.code,
+                                                  Regime.PERIODIC.code, Regime.CHAOTIC.code,
+                                                  Regime.DIVERGENT.code)
 ALPHA = np.array([0.0, 0.1, 0.2, 0.4, 0.8, 1.0, 1.5, 2.0, 3.0, 4.0])  # uneven spacing
 BETA = np.linspace(0.0, 1.0, 6)
 META = {"system_name": "toy block", "stage_names": ["inject", "layer1", "layer2"],
@@ -36,8 +37,8 @@ def half_half():
     diagnostics = {"period": np.where(codes == CYCLIC, 1.0, 0.0), "convergence_rate": rate,
                    "lyapunov": np.full(codes.shape, np.nan),
                    "final_norm": np.where(codes == CYCLIC, 2.0, 50.0 + ALPHA[:, None] + BETA)}
-    return PhaseDiagram(axes={"alpha": ALPHA, "beta": BETA}, regimes=codes.astype(np.int8), diagnostics=diagnostics,
-                        meta=dict(META))
+    return PhaseDiagram(axes={"alpha": ALPHA, "beta": BETA}, regimes=codes.astype(np.int8),
+                        diagnostics=diagnostics, meta=dict(META))
 
 
 def three_axes():
@@ -179,7 +180,8 @@ def test_boundaries_along_chosen_axes_and_boundary_points_errors():
     assert inside.shape == diagram.shape and not np.array_equal(every, inside)
     for k in range(3):
         np.testing.assert_array_equal(inside[k], diagram.select(norm=diagram.axes["norm"][k]).boundaries())
-    assert every[0].all() and every[1].all()  # pre and sandwich are mirror images: every cell differs across norm
+    # pre and sandwich are mirror images: every cell differs across norm
+    assert every[0].all() and every[1].all()
     with pytest.raises(ValueError, match="exactly two numeric axes"):
         diagram.boundary_points()
     with pytest.raises(ValueError, match="along"):
@@ -216,7 +218,8 @@ def test_regime_colour_is_fixed_across_figures():
         assert legend_colour(first, name) == legend_colour(second, name) == legend_colour(one_d, name) \
             == to_rgba(REGIME_COLOURS[name])
     # the cells themselves: drifting looks the same in a 2-region map and a 4-region facet grid
-    assert cell_colour(first.axes[0].collections[0], DRIFTING) == cell_colour(second.axes[0].collections[0], DRIFTING)
+    assert (cell_colour(first.axes[0].collections[0], DRIFTING)
+            == cell_colour(second.axes[0].collections[0], DRIFTING))
     assert cell_colour(second.axes[2].collections[0], CHAOTIC) == to_rgba(REGIME_COLOURS[Regime.CHAOTIC])
 
 
@@ -237,16 +240,19 @@ def test_facets_panels_titles_and_shared_legend(tmp_path):
     panels = [ax for ax in grid.plot().axes if ax.collections]  # layers is numeric: panels are layers × x
     assert len(panels) == 15 and panels[0].get_title() == "norm=pre, y=0"
     assert panels[-1].get_xlabel() == "layers" and panels[0].get_ylabel() == "x"
-    grid = PhaseDiagram({"x": np.arange(4.0), "y": np.arange(5.0), "layers": [1, 2], "norm": ["pre", "post", "peri"]},
+    grid = PhaseDiagram({"x": np.arange(4.0), "y": np.arange(5.0), "layers": [1, 2],
+                         "norm": ["pre", "post", "peri"]},
                         codes.transpose(2, 3, 0, 1), {})
     titles = [ax.get_title() for ax in grid.plot().axes if ax.collections]
     assert titles == [f"layers={k}, norm={n}" for k in (1, 2) for n in ("pre", "post", "peri")]
 
 
 def test_too_many_facets_and_bad_field_raise():
-    big = PhaseDiagram({"x": np.arange(3.0), "y": np.arange(3.0), "seed": np.arange(5), "norm": ["a", "b", "c", "d"]},
+    big = PhaseDiagram({"x": np.arange(3.0), "y": np.arange(3.0), "seed": np.arange(5),
+                        "norm": ["a", "b", "c", "d"]},
                        np.zeros((3, 3, 5, 4), np.int8), {})
-    with pytest.raises(ValueError, match=r"too many facets: the axes seed \(5 values\), norm \(4 values\).*20 panels"):
+    with pytest.raises(ValueError,
+                       match=r"too many facets: the axes seed \(5 values\), norm \(4 values\).*20 panels"):
         big.plot()
     big.select(norm="a").plot()  # 5 facets fit
     with pytest.raises(ValueError, match="'regime', 'period', 'convergence_rate', 'lyapunov', 'final_norm'"):
@@ -284,7 +290,8 @@ def test_one_dimensional_strip_with_diagnostic_line(tmp_path):
     r = np.linspace(2.5, 4.0, 31)
     codes = np.where(r < 3.0, Regime.FIXED_POINT.code, np.where(r < 3.57, PERIODIC, CHAOTIC)).astype(np.int8)
     lyapunov = np.where(codes == CHAOTIC, 0.3, -0.5)
-    diagram = PhaseDiagram({"r": r}, codes, {"lyapunov": lyapunov, "period": np.zeros(31)}, {"system_name": "map"})
+    diagram = PhaseDiagram({"r": r}, codes, {"lyapunov": lyapunov, "period": np.zeros(31)},
+                           {"system_name": "map"})
     path = tmp_path / "strip.png"
     fig = diagram.plot(path)
     assert path.stat().st_size > 5000
@@ -333,11 +340,13 @@ def test_save_load_exact_round_trip(tmp_path):
         back = PhaseDiagram.load(path)
         assert_same(diagram, back)
         assert back.axes["alpha"].tolist() == ALPHA.tolist()
-        assert np.isnan(back.diagnostics["lyapunov"]).sum() == np.isnan(diagram.diagnostics["lyapunov"]).sum() > 0
+        missing = np.isnan(diagram.diagnostics["lyapunov"]).sum()
+        assert np.isnan(back.diagnostics["lyapunov"]).sum() == missing > 0
     assert PhaseDiagram.load(path).axes["norm"].tolist() == ["pre", "sandwich", "post"]
     with np.load(path, allow_pickle=False) as plain:  # an ordinary .npz, no pickles
         assert plain["axis_0"].dtype.kind == "U"
-    integer = PhaseDiagram({"layers": np.array([1, 2, 4]), "eps": np.array([1e-6])}, np.zeros((3, 1), np.int8), {})
+    integer = PhaseDiagram({"layers": np.array([1, 2, 4]), "eps": np.array([1e-6])},
+                           np.zeros((3, 1), np.int8), {})
     integer.save(tmp_path / "int.npz")
     assert_same(integer, PhaseDiagram.load(tmp_path / "int.npz"))
 
@@ -392,7 +401,8 @@ def logistic_points(r, keep=64, loops=3000, stages=1):
 def test_orbit_diagram_counts_plot_and_summary(tmp_path):
     r = np.array([2.8, 3.2, 3.5, 3.83, 3.9])
     codes = np.array([Regime.FIXED_POINT.code, PERIODIC, PERIODIC, PERIODIC, CHAOTIC], np.int8)
-    diagram = OrbitDiagram("r", r, logistic_points(r), ("x",), codes, {"system_name": "logistic", "coordinate": "x"})
+    diagram = OrbitDiagram("r", r, logistic_points(r), ("x",), codes,
+                           {"system_name": "logistic", "coordinate": "x"})
     counts = diagram.distinct_points()
     assert counts[:4].tolist() == [1, 2, 4, 3] and counts[4] > 16
     text = diagram.summary()
@@ -448,15 +458,16 @@ def test_orbit_diagram_panels_per_stage_and_round_trip(tmp_path):
 DATA = Path(__file__).resolve().parents[1] / "data"
 # What dynloop at main 97e1333 (regime codes = enum positions) labelled the points of the files in
 # tests/data (recorded by name when they were made; tests/data/README.md says how).
-LOGISTIC_AT_97E1333 = (["fixed_point"] * 13 + ["undetermined"] + ["periodic"] * 14 + ["chaotic"] * 7 + ["periodic"]
-                       + ["chaotic"] * 4)
+LOGISTIC_AT_97E1333 = (["fixed_point"] * 13 + ["undetermined"] + ["periodic"] * 14 + ["chaotic"] * 7
+                       + ["periodic"] + ["chaotic"] * 4)
 AFFINE_AT_97E1333 = ["fixed_point", "drifting", "divergent", "periodic"]
 
 
 @pytest.mark.parametrize("name, axis, values, expected", [
     ("logistic_phase_main_97e1333.npz", "r", np.linspace(2.5, 4.0, 40), LOGISTIC_AT_97E1333),
     ("affine_phase_main_97e1333.npz", "a", np.array([0.5, 1.0, 1.5, -1.0]), AFFINE_AT_97E1333)])
-def test_a_phase_diagram_saved_before_explicit_codes_loads_with_the_same_regimes(name, axis, values, expected):
+def test_a_phase_diagram_saved_before_explicit_codes_loads_with_the_same_regimes(
+        name, axis, values, expected):
     diagram = PhaseDiagram.load(DATA / name)
     np.testing.assert_array_equal(diagram.axes[axis], values)
     assert [Regime.from_code(code).value for code in diagram.regimes] == expected
@@ -475,12 +486,14 @@ def test_the_same_sweeps_today_give_the_files_saved_before_bit_for_bit():
 
     line = dynloop.Map(_affine_step, 1, params={"a": 0.5}, name="affine line")
     for name, now in [
-            ("logistic_phase_main_97e1333.npz", sweep(dynloop.maps.logistic(), {"r": np.linspace(2.5, 4.0, 40)},
-                                                      loops=2000, lyapunov=True, progress=False)),
-            ("affine_phase_main_97e1333.npz", sweep(line, {"a": np.array([0.5, 1.0, 1.5, -1.0])}, loops=200,
-                                                    progress=False))]:
+            ("logistic_phase_main_97e1333.npz",
+             sweep(dynloop.maps.logistic(), {"r": np.linspace(2.5, 4.0, 40)}, loops=2000, lyapunov=True,
+                   progress=False)),
+            ("affine_phase_main_97e1333.npz",
+             sweep(line, {"a": np.array([0.5, 1.0, 1.5, -1.0])}, loops=200, progress=False))]:
         saved = PhaseDiagram.load(DATA / name)
         np.testing.assert_array_equal(now.regimes, saved.regimes)
         assert now.diagnostics.keys() == saved.diagnostics.keys()
         for field in saved.diagnostics:
-            np.testing.assert_array_equal(now.diagnostics[field], saved.diagnostics[field], err_msg=f"{name} {field}")
+            np.testing.assert_array_equal(now.diagnostics[field], saved.diagnostics[field],
+                                          err_msg=f"{name} {field}")

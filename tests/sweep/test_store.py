@@ -75,7 +75,8 @@ def fork_writer(directory, n_chunks, points, indices=None, reopen=False):
     """Start a writer process (forked: a fresh interpreter takes a second to import dynloop)."""
     context = multiprocessing.get_context("fork")
     ready = context.Event()
-    process = context.Process(target=_write_chunks, args=(directory, n_chunks, points, indices, reopen, ready))
+    process = context.Process(target=_write_chunks,
+                              args=(directory, n_chunks, points, indices, reopen, ready))
     process.start()
     return process, ready
 
@@ -319,7 +320,8 @@ def test_truncated_or_damaged_chunks_are_not_done_and_are_removed(tmp_path):
     rng = random.Random(1)
     damaged = [good[:n] for n in (0, 1, 30, len(good) // 2, len(good) - 65, len(good) - 1)]
     damaged += [good + b"\x00", b"garbage" * 50]
-    for position in list(range(120)) + list(range(len(good) - 200, len(good))) + rng.sample(range(len(good)), 60):
+    positions = list(range(120)) + list(range(len(good) - 200, len(good))) + rng.sample(range(len(good)), 60)
+    for position in positions:
         flipped = bytearray(good)
         flipped[position] ^= 1 << rng.randrange(8)
         damaged.append(bytes(flipped))
@@ -506,6 +508,6 @@ def test_a_store_written_before_explicit_codes_resumes_with_the_same_regimes(tmp
     diagram = sweep(dynloop.maps.logistic(), {"r": np.array([2.5, 3.2, 3.5, 4.0])}, loops=2000, lyapunov=True,
                     chunk=2, store=store, progress=False)
     assert diagram.meta["chunks_loaded"] == diagram.meta["chunks"] == 2
-    assert [Regime.from_code(code).value for code in diagram.regimes] == ["fixed_point", "periodic", "periodic",
-                                                                          "chaotic"]
+    labels = [Regime.from_code(code).value for code in diagram.regimes]
+    assert labels == ["fixed_point", "periodic", "periodic", "chaotic"]
     assert {p.name: p.read_bytes() for p in store.iterdir()} == before

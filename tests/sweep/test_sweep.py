@@ -67,17 +67,20 @@ def test_block_sweep_matches_classify_at_every_point():
     diagram = sweep(BLOCK, axes, loops=240, progress=False, chunk=5)
     for i, alpha in enumerate(axes["residual_scale"]):
         for j, beta in enumerate(axes["injection_scale"]):
-            expected = dynloop.classify(BLOCK.replace(residual_scale=alpha, injection_scale=beta), transient=120,
-                                        window=120, max_period=29, lyapunov=False)
-            assert Regime.from_code(diagram.regimes[i, j]) is expected.regime, (alpha, beta, expected.summary())
+            expected = dynloop.classify(BLOCK.replace(residual_scale=alpha, injection_scale=beta),
+                                        transient=120, window=120, max_period=29, lyapunov=False)
+            assert Regime.from_code(diagram.regimes[i, j]) is expected.regime, (
+                alpha, beta, expected.summary())
             if expected.regime in (Regime.CYCLIC, Regime.VANISHING):
                 assert diagram.diagnostics["distinct_stage_points"][i, j] == expected.distinct_stage_points
 
 
 def test_vanishing_line_and_final_norms():
-    diagram = sweep(BLOCK.replace(injection="none"), {"residual_scale": [0.0, 0.5]}, loops=100, progress=False)
+    diagram = sweep(BLOCK.replace(injection="none"), {"residual_scale": [0.0, 0.5]}, loops=100,
+                    progress=False)
     assert labels(diagram)[0] == "vanishing"
-    final = dynloop.simulate(BLOCK.replace(injection="none", residual_scale=0.5), int(diagram.diagnostics["loops_run"][1]))
+    final = dynloop.simulate(BLOCK.replace(injection="none", residual_scale=0.5),
+                             int(diagram.diagnostics["loops_run"][1]))
     assert diagram.diagnostics["final_norm"][1] == pytest.approx(np.linalg.norm(final.final_state), rel=1e-12)
 
 
@@ -86,11 +89,12 @@ def test_categorical_axis_gives_facets_equal_to_separate_sweeps():
     diagram = sweep(BLOCK, axes, loops=120, progress=False)
     assert diagram.regimes.shape == (2, 3)
     # the diagram's name (summary, figure title) does not claim BLOCK's one norm for both facets
-    assert BLOCK.norm in BLOCK.name and diagram.meta["system_name"] == BLOCK.name.replace(f"norm={BLOCK.norm}/",
-                                                                                          "norm=*/")
+    assert BLOCK.norm in BLOCK.name
+    assert diagram.meta["system_name"] == BLOCK.name.replace(f"norm={BLOCK.norm}/", "norm=*/")
     assert "norm=*/" in diagram.summary()
     for k, norm in enumerate(["pre", "post"]):
-        alone = sweep(BLOCK.replace(norm=norm), {"residual_scale": axes["residual_scale"]}, loops=120, progress=False)
+        alone = sweep(BLOCK.replace(norm=norm), {"residual_scale": axes["residual_scale"]}, loops=120,
+                      progress=False)
         assert np.array_equal(diagram.regimes[k], alone.regimes)
         np.testing.assert_array_equal(diagram.diagnostics["final_norm"][k], alone.diagnostics["final_norm"])
 
@@ -147,7 +151,8 @@ def test_sigkill_loses_no_finished_chunk(tmp_path):
     np.testing.assert_array_equal(resumed.diagnostics["final_norm"], uninterrupted.diagnostics["final_norm"])
 
 
-INTERRUPT_SCRIPT = KILL_SCRIPT.replace("sweep(spec,", "import signal, os; signal.signal(signal.SIGINT, signal.default_int_handler)\nsweep(spec,")
+INTERRUPT_SCRIPT = KILL_SCRIPT.replace(
+    "sweep(spec,", "import signal, os; signal.signal(signal.SIGINT, signal.default_int_handler)\nsweep(spec,")
 
 
 def test_ctrl_c_stops_cleanly_keeping_finished_chunks(tmp_path):
@@ -157,7 +162,8 @@ def test_ctrl_c_stops_cleanly_keeping_finished_chunks(tmp_path):
     # background of a shell may inherit SIGINT ignored.)
     store = tmp_path / "store"
     axes = {"residual_scale": np.linspace(0, 2, 40), "injection_scale": np.linspace(0, 1, 10)}
-    process = subprocess.Popen([sys.executable, "-c", INTERRUPT_SCRIPT, str(store)], stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen([sys.executable, "-c", INTERRUPT_SCRIPT, str(store)], stderr=subprocess.PIPE,
+                               text=True)
     deadline = time.time() + 120
     while time.time() < deadline and not list(store.glob("chunk-*.npz")):
         time.sleep(0.02)
@@ -276,7 +282,8 @@ def test_dask_local_cluster_gives_the_same_labels():
     distributed = pytest.importorskip("distributed")
     axes = {"residual_scale": np.linspace(0.0, 2.0, 5), "injection_scale": np.linspace(0.0, 1.0, 4)}
     local = sweep(BLOCK, axes, loops=120, progress=False, chunk=6)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
         with distributed.Client(cluster) as client:
             remote = sweep(BLOCK, axes, loops=120, progress=False, chunk=6, executor=client.get_executor())
     assert np.array_equal(remote.regimes, local.regimes)
@@ -320,14 +327,16 @@ def test_bad_axis_values_are_refused_before_anything_runs(tmp_path, axes, messag
     # a NaN point was labelled divergent, and a bad facet value was found only when its chunk ran
     store = tmp_path / "store"
     with pytest.raises(ValueError, match=message):
-        sweep(BLOCK, dict(axes, residual_scale=axes.get("residual_scale", [0.5])), progress=False, store=store)
+        sweep(BLOCK, dict(axes, residual_scale=axes.get("residual_scale", [0.5])), progress=False,
+              store=store)
     assert not store.exists()
 
 
-@pytest.mark.parametrize("values, message", [([2.5, np.nan, 3.5], r"axes\['r'\]\[1\]=nan .*finite"),
-                                             ([np.inf], r"axes\['r'\]\[0\]=inf"),
-                                             (["3.2"], r"axes\['r'\]\[0\]='3.2' .*number for logistic's parameter 'r'"),
-                                             ([], r"axes\['r'\]=\[\]")])
+@pytest.mark.parametrize("values, message", [
+    ([2.5, np.nan, 3.5], r"axes\['r'\]\[1\]=nan .*finite"),
+    ([np.inf], r"axes\['r'\]\[0\]=inf"),
+    (["3.2"], r"axes\['r'\]\[0\]='3.2' .*number for logistic's parameter 'r'"),
+    ([], r"axes\['r'\]=\[\]")])
 def test_bad_map_axis_values_are_refused(values, message):
     with pytest.raises(ValueError, match=message):
         sweep(dynloop.maps.logistic(), {"r": values}, progress=False)
@@ -359,9 +368,11 @@ def test_every_accepted_loops_works_with_the_default_transient(loops):
 def test_too_few_loops_or_too_long_a_transient_are_named():
     with pytest.raises(ValueError, match=r"loops=7 is not allowed: expected at least 8"):
         sweep(dynloop.maps.logistic(), {"r": [3.0]}, loops=7, progress=False)
-    with pytest.raises(ValueError, match=r"transient=13 is not allowed: .*at least 8 loops: at most 12 with loops=20"):
+    with pytest.raises(ValueError,
+                       match=r"transient=13 is not allowed: .*at least 8 loops: at most 12 with loops=20"):
         sweep(dynloop.maps.logistic(), {"r": [3.0]}, loops=20, transient=13, progress=False)
-    assert sweep(dynloop.maps.logistic(), {"r": [3.0]}, loops=20, transient=12, progress=False).meta["max_period"] == 1
+    shortest = sweep(dynloop.maps.logistic(), {"r": [3.0]}, loops=20, transient=12, progress=False)
+    assert shortest.meta["max_period"] == 1
 
 
 def test_affine_loops_cannot_be_swept():
@@ -405,7 +416,8 @@ def test_a_point_that_diverges_before_the_last_window_keeps_its_loop_and_state(m
 
 SWEEP_DETERMINISM = """
 import hashlib, numpy as np, dynloop
-spec = dynloop.BlockSpec(width=16, tokens=2, layers=2, mixer="mlp", hidden=16, norm="pre", injection="additive", seed=5)
+spec = dynloop.BlockSpec(width=16, tokens=2, layers=2, mixer="mlp", hidden=16, norm="pre",
+                         injection="additive", seed=5)
 d = dynloop.sweep(spec, {"residual_scale": np.linspace(0, 2, 9), "injection_scale": np.linspace(0, 1, 7)},
                   loops=120, progress=False, chunk=16)
 digest = hashlib.sha256(d.regimes.tobytes())
@@ -418,9 +430,10 @@ print(digest.hexdigest())
 def test_sweep_bitwise_identical_across_thread_counts():
     digests = set()
     for threads in ("1", "2"):
-        env = dict(os.environ, NUMBA_NUM_THREADS=threads, OMP_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads)
-        result = subprocess.run([sys.executable, "-c", SWEEP_DETERMINISM], env=env, capture_output=True, text=True,
-                                check=True)
+        env = dict(os.environ, NUMBA_NUM_THREADS=threads, OMP_NUM_THREADS=threads,
+                   OPENBLAS_NUM_THREADS=threads)
+        result = subprocess.run([sys.executable, "-c", SWEEP_DETERMINISM], env=env, capture_output=True,
+                                text=True, check=True)
         digests.add(result.stdout.strip())
     assert len(digests) == 1
 
@@ -433,9 +446,10 @@ def test_attention_blocks_sweep_point_by_point_like_classify():
     diagram = sweep(spec, axes, loops=240, progress=False)
     for i, alpha in enumerate(axes["residual_scale"]):
         for j, beta in enumerate(axes["injection_scale"]):
-            expected = dynloop.classify(spec.replace(residual_scale=alpha, injection_scale=beta), transient=120,
-                                        window=120, max_period=29, lyapunov=False)
-            assert Regime.from_code(diagram.regimes[i, j]) is expected.regime, (alpha, beta, expected.summary())
+            expected = dynloop.classify(spec.replace(residual_scale=alpha, injection_scale=beta),
+                                        transient=120, window=120, max_period=29, lyapunov=False)
+            assert Regime.from_code(diagram.regimes[i, j]) is expected.regime, (
+                alpha, beta, expected.summary())
 
 
 def test_thread_executor_and_reused_work_memory_give_identical_results():
@@ -450,7 +464,8 @@ def test_thread_executor_and_reused_work_memory_give_identical_results():
     alone = sweep(spec, axes, loops=200, progress=False, chunk=7)
     assert not engine._WORK.__dict__  # released when the in-process sweep ended
     if numba.threading_layer() == "workqueue":
-        pytest.skip("numba's workqueue threading layer cannot launch parallel kernels from two threads at once")
+        pytest.skip("numba's workqueue threading layer cannot launch parallel kernels from two threads "
+                    "at once")
     with ThreadPoolExecutor(2) as pool:
         threaded = sweep(spec, axes, loops=200, progress=False, chunk=7, executor=pool)
     assert_same_results(alone, threaded)
@@ -475,7 +490,8 @@ def test_chunks_run_together_give_what_chunks_run_one_by_one(monkeypatch):
              (BLOCK, {"norm": ["pre", "sandwich"], "residual_scale": np.linspace(0.0, 2.0, 11)}),
              (dynloop.maps.logistic(), {"r": np.linspace(2.6, 3.9, 23)})]
     for system, axes in cases:
-        n_chunks = len(engine._plan({n: np.asarray(v) for n, v in axes.items()}, [n for n in axes if n != "norm"], 3))
+        plan = engine._plan({n: np.asarray(v) for n, v in axes.items()}, [n for n in axes if n != "norm"], 3)
+        n_chunks = len(plan)
         results = {}
         for seconds in (math.inf, 0.0):  # 0: one call per chunk
             monkeypatch.setattr(engine, "_CALL_SECONDS", seconds)

@@ -173,11 +173,12 @@ def test_power_method_which_eigenvalue_wins(power):
     assert d.regime(alpha=-0.5) == Regime.VANISHING.code     # mu_2 = 2.5 dominant and positive
     assert d.regime(alpha=1.5) == Regime.PERIODIC.code       # mu_2 = -3.5 dominant and negative: sign flips
     assert d.regime(alpha=1.0) == Regime.UNDETERMINED.code   # |mu_1| = |mu_2| = 2: a tie, on the boundary
-    # exactly: along direction 1 the transverse multiplier is mu_2 / mu_1 (squared over the sign-flip 2-cycle),
-    # the radial one 0; the branch exists where mu_1 > 0 (fixed point) or mu_1 < 0 (2-cycle)
+    # exactly: along direction 1 the transverse multiplier is mu_2 / mu_1 (squared over the sign-flip
+    # 2-cycle), the radial one 0; the branch exists where mu_1 > 0 (fixed point) or mu_1 < 0 (2-cycle)
     mu1, mu2 = 1 + alpha, 1 - 3 * alpha
     branches = {b.label: b for b in d.branches}
-    fixed, flip = branches["fixed point along eigen-direction 1"], branches["2-cycle (sign flip) along eigen-direction 1"]
+    fixed = branches["fixed point along eigen-direction 1"]
+    flip = branches["2-cycle (sign flip) along eigen-direction 1"]
     assert sympy.simplify(fixed.jacobian - sympy.diag(0, mu2 / mu1)) == sympy.zeros(2, 2)
     assert sympy.simplify(flip.jacobian - sympy.diag(0, (mu2 / mu1) ** 2)) == sympy.zeros(2, 2)
     assert fixed.existence == [alpha > -1] and flip.existence == [alpha < -1]
@@ -209,7 +210,8 @@ def test_reports_and_errors():
 
 
 @pytest.mark.parametrize("scheme", [Scheme(norm="sandwich", injection="concat", mixer="tanh", layers=2),
-                                    Scheme(norm="sphere", injection="none", layers=2)], ids=["sandwich", "sphere"])
+                                    Scheme(norm="sphere", injection="none", layers=2)],
+                         ids=["sandwich", "sphere"])
 def test_unclosed_derivations_fall_back_quickly(scheme):
     # sympy cannot solve these fixed-point equations: giving up takes up to the time limits, so a small
     # budget shows the same fallback fast
@@ -257,9 +259,9 @@ def test_near_changes_band_and_undefined_signs():
 def test_transcendental_fixed_point_falls_back_to_the_numeric_condition():
     d = derive(Scheme(norm="none", injection="additive", mixer="tanh"))
     assert not d.closed and any("transcendental" in n or "closed form" in n for n in d.notes)
-    # the numeric fallback still predicts. x -> y = x + beta e -> y + alpha v0 tanh(u0 y): a fixed point needs
-    # alpha v0 tanh(u0 y) = -beta e, i.e. tanh(0.5 y) = 1/3 at alpha = 3 (multiplier 1 - 1.5 (1 - 1/9) = -1/3):
-    # a stable cyclic point (the stage points x and x + 1 differ)
+    # the numeric fallback still predicts. x -> y = x + beta e -> y + alpha v0 tanh(u0 y): a fixed point
+    # needs alpha v0 tanh(u0 y) = -beta e, i.e. tanh(0.5 y) = 1/3 at alpha = 3 (multiplier
+    # 1 - 1.5 (1 - 1/9) = -1/3): a stable cyclic point (the stage points x and x + 1 differ)
     assert d.regime(alpha=3.0, beta=1.0, u0=0.5, v0=-1.0, e=1.0) == Regime.CYCLIC.code
     # at alpha = 0.3 no fixed point exists (|alpha v0 tanh| < 0.3 < beta e): nothing stable is predicted
     assert d.regime(alpha=0.3, beta=1.0, u0=0.5, v0=-1.0, e=1.0) == Regime.UNDETERMINED.code
@@ -280,8 +282,10 @@ def _numeric_stages(derivation):
 
 # width 2 keeps sympy's own differentiation of the normed stages small (width 3 costs ~10x per case);
 # the 1/d terms of every norm still enter, and one width-3 LayerNorm case checks the general centring
-_JACOBIAN_CASES = [(norm, kind, 2) for norm in ("none", "pre", "post", "sandwich", "peri", "pre_outer", "peri_outer",
-                                                 "sphere") for kind in ("rms", "layer", "l2")]
+_JACOBIAN_CASES = [(norm, kind, 2)
+                   for norm in ("none", "pre", "post", "sandwich", "peri", "pre_outer", "peri_outer",
+                                "sphere")
+                   for kind in ("rms", "layer", "l2")]
 _JACOBIAN_CASES.append(("pre_outer", "layer", 3))
 
 
@@ -290,8 +294,8 @@ def test_jacobians_match_sympy_and_the_kernels(norm, kind, width):
     injection = ["additive", "concat", "diagonal", "convex", "none"][(len(norm) + len(kind)) % 5]
     mixer = "mlp" if norm in ("pre", "sandwich", "peri_outer") else "linear"
     spec = dynloop.BlockSpec(width=width, tokens=1, layers=2, hidden=width, mixer=mixer, activation="tanh",
-                             norm=norm, norm_kind=kind, norm_eps=1e-3, injection=injection, residual_scale=0.7,
-                             injection_scale=0.4, seed=3)
+                             norm=norm, norm_kind=kind, norm_eps=1e-3, injection=injection,
+                             residual_scale=0.7, injection_scale=0.4, seed=3)
     arrays = spec.materialize()
     spec = spec.replace(weights=arrays["weights"], inputs=arrays["inputs"])
     start = time.monotonic()
@@ -306,7 +310,8 @@ def test_jacobians_match_sympy_and_the_kernels(norm, kind, width):
         kernel = spec.stage_jacobians(x[None, :])
         for s, (f, j, auto) in enumerate(compiled):
             closed_form = np.asarray(j(x), dtype=float)
-            assert np.allclose(closed_form, np.asarray(auto(x), dtype=float), rtol=1e-10, atol=1e-10), d.stages[s].name
+            automatic = np.asarray(auto(x), dtype=float)
+            assert np.allclose(closed_form, automatic, rtol=1e-10, atol=1e-10), d.stages[s].name
             assert np.allclose(closed_form, kernel[s], rtol=1e-10, atol=1e-10), d.stages[s].name
             x = np.asarray(f(x), dtype=float).ravel()
 
@@ -316,7 +321,8 @@ def _agree(result, minimum=0.99, cells=40):
     """At least ``minimum`` agreement outside the band, measured on at least ``cells`` cells."""
     print(result.summary())
     outside = int(np.count_nonzero(result.covered & ~result.near_boundary))
-    assert outside >= cells, f"only {outside} predicted cells outside the band: the grid is too coarse to judge"
+    assert outside >= cells, (f"only {outside} predicted cells outside the band: "
+                              "the grid is too coarse to judge")
     assert result.agreement_outside_band >= minimum, result.disagreements()[:10]
 
 
@@ -331,7 +337,8 @@ def test_affine_block_agrees_with_sweep():
     result = d.check(diagram)
     _agree(result)
     assert result.coverage == 1.0
-    assert set(np.unique(result.predicted)) >= {Regime.CYCLIC.code, Regime.VANISHING.code, Regime.DIVERGENT.code}
+    assert set(np.unique(result.predicted)) >= {Regime.CYCLIC.code, Regime.VANISHING.code,
+                                                 Regime.DIVERGENT.code}
 
 
 def test_residual_block_eigenvalues_agree_with_sweep():
@@ -359,7 +366,8 @@ def test_power_method_agrees_with_sweep(power):
 
 def test_logistic_agrees_with_sweep(logistic2):
     d = logistic2
-    diagram = dynloop.sweep(dynloop.maps.logistic(), {"r": np.linspace(0.5, 3.4, 59)}, loops=4000, progress=False)
+    diagram = dynloop.sweep(dynloop.maps.logistic(), {"r": np.linspace(0.5, 3.4, 59)}, loops=4000,
+                            progress=False)
     result = d.check(diagram)
     _agree(result)
     # the theory declines to predict exactly at the bifurcation points r = 1 (multiplier +1) and r = 3 (-1)
@@ -369,7 +377,8 @@ def test_logistic_agrees_with_sweep(logistic2):
 
 def test_henon_agrees_with_sweep(henon2):
     d = henon2
-    diagram = dynloop.sweep(dynloop.maps.henon(), {"a": np.linspace(-0.1, 1.0, 23), "b": np.linspace(-0.4, 0.4, 9)},
+    diagram = dynloop.sweep(dynloop.maps.henon(),
+                            {"a": np.linspace(-0.1, 1.0, 23), "b": np.linspace(-0.4, 0.4, 9)},
                             loops=4000, progress=False)
     result = d.check(diagram)
     _agree(result)

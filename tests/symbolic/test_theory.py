@@ -67,8 +67,8 @@ def test_theory_markdown_is_up_to_date(regenerated):
     for name, text in regenerated.items():
         on_disk = (THEORY / name).read_text(encoding="utf-8")
         if on_disk != text:
-            first = next(i for i, (a, b) in enumerate(zip(on_disk.splitlines() + [""], text.splitlines() + [""]))
-                         if a != b)
+            pairs = zip(on_disk.splitlines() + [""], text.splitlines() + [""])
+            first = next(i for i, (a, b) in enumerate(pairs) if a != b)
             pytest.fail(f"{HINT}: theory/{name} differs from the regenerated text at line {first + 1}")
 
 
@@ -76,7 +76,8 @@ def test_every_linked_figure_is_committed():
     for path in THEORY.glob("*.md"):
         text = path.read_text(encoding="utf-8")
         for link in [part.split(")")[0] for part in text.split("](figures/")[1:]]:
-            assert (THEORY / "figures" / link).is_file(), f"{HINT}: theory/figures/{link} (in {path.name}) is missing"
+            assert (THEORY / "figures" / link).is_file(), (f"{HINT}: theory/figures/{link} "
+                                                           f"(in {path.name}) is missing")
 
 
 def test_documents_cover_every_injection_and_quote_agreement():
@@ -85,7 +86,8 @@ def test_documents_cover_every_injection_and_quote_agreement():
         text = committed[f"{family.slug}.md"]
         for norm, injections, *skip in family.placements:
             for injection in injections:
-                assert f'### `norm="{norm}"`{build_theory._skip_text(*skip[:1])}, injection `{injection}`' in text
+                heading = f'### `norm="{norm}"`{build_theory._skip_text(*skip[:1])}, injection `{injection}`'
+                assert heading in text
         assert text.count("**Against the numerics**") == sum(len(i) for _, i, *_ in family.placements)
     # every registry injection has its section in every family, and the skip scale has DeepNorm's
     no_norm = committed["no_norm.md"]
@@ -98,5 +100,6 @@ def test_documents_cover_every_injection_and_quote_agreement():
 def test_symbolic_is_reachable_from_the_package_without_importing_it_first():
     code = ("import sys, dynloop; assert 'dynloop.symbolic' not in sys.modules; "
             "print(dynloop.symbolic.jury.__name__, 'sympy' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = result.stdout.split()
     assert out == ["jury", "True"]

@@ -67,7 +67,8 @@ def test_loop_matrix_multiplies_in_stage_order():
     # the linear part of the oracle's loop
     columns = [oracle_run([a0, a1, a2], loop.offsets, e, 1)[0, -1] - loop.loop_offset() for e in np.eye(2)]
     np.testing.assert_allclose(np.array(columns).T, loop.loop_matrix(), atol=1e-14)
-    np.testing.assert_allclose(loop.loop_offset(), oracle_run([a0, a1, a2], loop.offsets, [0.0, 0.0], 1)[0, -1])
+    np.testing.assert_allclose(loop.loop_offset(),
+                               oracle_run([a0, a1, a2], loop.offsets, [0.0, 0.0], 1)[0, -1])
     np.testing.assert_array_equal(loop.stage_jacobians(), [a0, a1, a2])
 
 
@@ -189,8 +190,8 @@ def test_tangent_run_exponents_are_log_moduli_of_the_loop_eigenvalues():
     np.testing.assert_allclose(log_r / done, np.log(moduli), atol=1e-3)  # finite-time error O(1/loops)
     assert log_det == pytest.approx(loops * np.log(abs(np.linalg.det(loop.loop_matrix()))), rel=1e-12)
     assert log_r.sum() == pytest.approx(log_det, rel=1e-10)
-    np.testing.assert_allclose(state, oracle_run(loop.matrices, loop.offsets, loop.start_state(), loops)[-1, -1],
-                               rtol=1e-10)
+    expected = oracle_run(loop.matrices, loop.offsets, loop.start_state(), loops)[-1, -1]
+    np.testing.assert_allclose(state, expected, rtol=1e-10)
     np.testing.assert_allclose(basis.T @ basis, np.eye(2), atol=1e-14)
     doubling = AffineLoop([[[2.0]]])
     state, _, _, _, done = doubling._tangent_run([1.0], np.eye(1), 2000, None, False)

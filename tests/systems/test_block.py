@@ -113,7 +113,8 @@ def test_float32_tracks_float64():
 
 # ----------------------------------------------------------------------------- spec and arrays
 def test_materialize_round_trip_is_bitwise():
-    for mixer, norm, injection in [("transformer", "sandwich", "concat"), ("attention", "peri_outer", "diagonal"),
+    for mixer, norm, injection in [("transformer", "sandwich", "concat"),
+                                   ("attention", "peri_outer", "diagonal"),
                                    ("mlp", "pre", "convex"), ("linear", "post", "additive")]:
         spec = BlockSpec(width=6, tokens=3, layers=2, heads=3, mixer=mixer, norm=norm, injection=injection,
                          seed=4, state_init="normal", weight_gain=1.3)
@@ -179,7 +180,8 @@ def test_replace_rejects_unknown_field():
         BlockSpec().replace(depth=3)
 
 
-@pytest.mark.parametrize("build", [lambda: BlockSpec(injecton="concat"), lambda: BlockSpec().replace(injecton="concat"),
+@pytest.mark.parametrize("build", [lambda: BlockSpec(injecton="concat"),
+                                   lambda: BlockSpec().replace(injecton="concat"),
                                    lambda: BlockSpec.from_dict({"injecton": "concat"})])
 def test_a_mistyped_field_is_named_with_the_close_one(build):
     with pytest.raises(ValueError, match=r"injecton='concat' is not allowed: not a BlockSpec field; .*"

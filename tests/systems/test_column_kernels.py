@@ -37,22 +37,23 @@ def _columns_against_points(spec, dtype, rtol):
             point = spec.replace(residual_scale=a, injection_scale=b, norm_eps=e, skip_scale=s)
             states[i] = stage_apply(*point._compiled(dtype), stage, states[i], no_tangent)[0]
             ours = columns[:, i * n_tokens:(i + 1) * n_tokens].T
+            where = f"{spec.norm}/{spec.injection} stage {spec.stage_names[stage]}"
             np.testing.assert_allclose(ours, states[i], rtol=rtol, atol=rtol * np.abs(states[i]).max(),
-                                       err_msg=f"{spec.norm}/{spec.injection} stage {spec.stage_names[stage]}")
+                                       err_msg=where)
 
 
 @pytest.mark.parametrize("norm,injection", list(itertools.product(components.NORMS, components.INJECTIONS)))
 def test_every_placement_and_injection(norm, injection):
-    spec = dynloop.BlockSpec(width=4, tokens=2, layers=2, mixer="mlp", hidden=6, norm=norm, injection=injection,
-                             seed=2)
+    spec = dynloop.BlockSpec(width=4, tokens=2, layers=2, mixer="mlp", hidden=6, norm=norm,
+                             injection=injection, seed=2)
     _columns_against_points(spec, np.float64, 1e-13)
 
 
 @pytest.mark.parametrize("kind", components.NORM_KINDS)
 @pytest.mark.parametrize("activation", components.ACTIVATIONS)
 def test_norm_kinds_activations_and_the_linear_mixer(kind, activation):
-    spec = dynloop.BlockSpec(width=5, tokens=1, layers=2, mixer="mlp", hidden=3, norm="sandwich", norm_kind=kind,
-                             activation=activation, injection="additive", seed=4)
+    spec = dynloop.BlockSpec(width=5, tokens=1, layers=2, mixer="mlp", hidden=3, norm="sandwich",
+                             norm_kind=kind, activation=activation, injection="additive", seed=4)
     _columns_against_points(spec, np.float64, 1e-13)
     _columns_against_points(spec.replace(mixer="linear"), np.float64, 1e-13)
 
@@ -68,8 +69,8 @@ def test_small_products_and_blas_products(dtype, rtol, side):
 
 
 def test_float32_columns_stay_float32():
-    spec = dynloop.BlockSpec(width=6, tokens=2, layers=2, mixer="mlp", hidden=6, norm="peri", injection="additive",
-                             seed=3)
+    spec = dynloop.BlockSpec(width=6, tokens=2, layers=2, mixer="mlp", hidden=6, norm="peri",
+                             injection="additive", seed=3)
     _columns_against_points(spec, np.float32, 2e-5)
 
 
@@ -110,7 +111,8 @@ def test_product_against_numpy(dtype, rtol):
         out = np.full((n_out, 33), np.nan, dtype=dtype)
         C.column_product(w, x, out)
         exact = w.astype(np.float64) @ x.astype(np.float64)
-        np.testing.assert_allclose(out, exact, rtol=rtol, atol=rtol * np.abs(exact).max(), err_msg=f"{n_out}x{n_in}")
+        np.testing.assert_allclose(out, exact, rtol=rtol, atol=rtol * np.abs(exact).max(),
+                                   err_msg=f"{n_out}x{n_in}")
 
 
 def _each_column_alone_and_in_groups(apply, pool, per_column, n_out):
@@ -165,13 +167,14 @@ def test_a_columns_result_does_not_depend_on_the_other_columns(dtype, d):
                        injection="concat", seed=5),
                  block(mixer="mlp", hidden=2 * d, activation="gelu", norm="sphere", norm_kind="rms",
                        injection="additive", seed=6),
-                 block(mixer="mlp", hidden=d, activation="silu", norm="post", norm_kind="rms", injection="convex",
-                       seed=7),
+                 block(mixer="mlp", hidden=d, activation="silu", norm="post", norm_kind="rms",
+                       injection="convex", seed=7),
                  block(mixer="linear", norm="sandwich", norm_kind="l2", injection="diagonal", seed=8)):
         cfg, arrays = spec._compiled(dtype)
         hidden = spec.hidden if spec.mixer == "mlp" else 0
         alpha = rng.uniform(0.0, 3.0, 41).astype(dtype)
-        skip = (rng.uniform(0.5, 2.0, 41) if spec.components["norm"].has_residual else np.ones(41)).astype(dtype)
+        skip = rng.uniform(0.5, 2.0, 41) if spec.components["norm"].has_residual else np.ones(41)
+        skip = skip.astype(dtype)
         eps = rng.uniform(1e-6, 0.5, 41).astype(dtype)
         constant = rng.standard_normal((d, 41)).astype(dtype)
         for stage in range(spec.n_stages):
@@ -181,4 +184,5 @@ def test_a_columns_result_does_not_depend_on_the_other_columns(dtype, d):
                                C.column_buffers(d, hidden, x.shape[1], x))
                 return x
             found = _each_column_alone_and_in_groups(apply, pool, [alpha, skip, constant, eps], d)
-            assert found is None, f"{spec.mixer}/{spec.norm}/{spec.injection} stage {spec.stage_names[stage]}: {found}"
+            assert found is None, (f"{spec.mixer}/{spec.norm}/{spec.injection} "
+                                   f"stage {spec.stage_names[stage]}: {found}")

@@ -412,14 +412,16 @@ def test_indices_out_of_range_are_named():
                               "params={'r': 2.0}: index 3 is out of bounds for axis 0 with size 1")
     assert "`return np.array([p[3] * x[0]])`" in message
     assert "The map has 1 parameter, so p holds p[0] ('r') only" in message
-    with pytest.raises(ValueError, match=r"step='step_reading_x1' reads an index out of range.*index 1 is out "
-                                         r"of bounds.*`return np\.array\(\[p\[0\] \* x\[1\]\]\)`.*dim=1, so x holds x\[0\] only"):
+    with pytest.raises(ValueError, match=r"step='step_reading_x1' reads an index out of range.*"
+                                         r"index 1 is out of bounds.*"
+                                         r"`return np\.array\(\[p\[0\] \* x\[1\]\]\)`.*"
+                                         r"dim=1, so x holds x\[0\] only"):
         dynloop.Map.from_function(step_reading_x1, 1, params={"r": 2.0})
     # only some states read out of range: the error comes from the iteration, naming the state
     m = dynloop.Map.from_function(step_reading_p2_above_half, 1, params={"r": 2.0, "s": 1.0}, x0=0.1)
-    with pytest.raises(ValueError, match=r"step='step_reading_p2_above_half' reads an index out of range at "
-                                         r"x=\[0\.8\], params=\{'r': 2\.0, 's': 1\.0\}: index 2 .*2 parameters, "
-                                         r"so p holds p\[0\]\.\.p\[1\] \('r', 's'\)"):
+    with pytest.raises(ValueError, match=r"step='step_reading_p2_above_half' reads an index out of range "
+                                         r"at x=\[0\.8\], params=\{'r': 2\.0, 's': 1\.0\}: index 2 .*"
+                                         r"2 parameters, so p holds p\[0\]\.\.p\[1\] \('r', 's'\)"):
         dynloop.simulate(m, 10)
     # a parameter without default: checked when the map is used
     m = dynloop.Map.from_function(step_reading_p3, 1, params={"r": None})
@@ -454,13 +456,15 @@ def test_wrong_shapes_for_some_states_name_the_function_shape_and_state():
                                "which is not allowed: expected shape (1,) (dim=1)")
     with pytest.raises(ValueError, match=r"returns an array of shape \(2,\) at x=\[0\.8\]"):
         m([0.8])
-    with pytest.raises(ValueError, match=r"step='step_two_values_above_half' returns an array of shape \(2,\)"):
+    with pytest.raises(ValueError,
+                       match=r"step='step_two_values_above_half' returns an array of shape \(2,\)"):
         m.jacobian([0.8])  # finite differences call the step at 0.8 +- h
     with pytest.raises(ValueError, match=r"step='step_two_values_above_half' returns .* at x=\[0\.8"):
         dynloop.lyapunov_spectrum(m, steps=10, transient=0)
     m = dynloop.Map.from_function(lambda x, p: 2.0 * x, 1, jacobian=jacobian_wrong_above_half, x0=0.1)
     with pytest.raises(ValueError, match=r"^jacobian='jacobian_wrong_above_half' returns an array of shape "
-                                         r"\(1, 2\) at x=\[0\.8\], which is not allowed: expected shape \(1, 1\)"):
+                                         r"\(1, 2\) at x=\[0\.8\], which is not allowed: "
+                                         r"expected shape \(1, 1\)"):
         dynloop.lyapunov_spectrum(m, steps=10, transient=0)
 
 
@@ -534,13 +538,15 @@ def test_from_sympy_lozi_is_real_and_piecewise():
 PIECEWISE = {  # name: (expression of x, y, a; numpy oracle)
     "Abs": (lambda x, y, a: a * sympy.Abs(x - y), lambda x, y, a: a * abs(x - y)),
     "sign": (lambda x, y, a: sympy.sign(x) * y ** 2 + a * x, lambda x, y, a: np.sign(x) * y ** 2 + a * x),
-    "Piecewise": (lambda x, y, a: sympy.Piecewise((x ** 2, x < y), (a * x, sympy.And(x >= y, y > 0)), (-x, True)),
+    "Piecewise": (lambda x, y, a: sympy.Piecewise((x ** 2, x < y), (a * x, sympy.And(x >= y, y > 0)),
+                                                  (-x, True)),
                   lambda x, y, a: x ** 2 if x < y else (a * x if y > 0 else -x)),
     "Min": (lambda x, y, a: a * sympy.Min(x, 1 - x, y), lambda x, y, a: a * min(x, 1 - x, y)),
     "Max": (lambda x, y, a: sympy.Max(x * y, a) - sympy.Max(y, 0), lambda x, y, a: max(x * y, a) - max(y, 0)),
     "Mod": (lambda x, y, a: sympy.Mod(a * x + y, 1) + sympy.Mod(x, a),
             lambda x, y, a: (a * x + y) % 1 + x % a),
-    "floor": (lambda x, y, a: x * sympy.floor(2 * y) + sympy.floor(a), lambda x, y, a: x * math.floor(2 * y) + 1),
+    "floor": (lambda x, y, a: x * sympy.floor(2 * y) + sympy.floor(a),
+              lambda x, y, a: x * math.floor(2 * y) + 1),
     "ceiling": (lambda x, y, a: x * sympy.ceiling(a * y), lambda x, y, a: x * math.ceil(a * y)),
     "frac": (lambda x, y, a: sympy.frac(3 * x) * y, lambda x, y, a: (3 * x) % 1 * y),
     "Heaviside": (lambda x, y, a: sympy.Heaviside(x) * y + x, lambda x, y, a: (x > 0) * y + x),
