@@ -66,8 +66,10 @@ def test_no_import_cycles():
     assert not cycles, "import cycles: " + "; ".join(" -> ".join(c + c[:1]) for c in cycles)
 
 
-@pytest.mark.parametrize("upper", ["dynloop.dynamics", "dynloop.sweep", "dynloop.symbolic", "dynloop.plotting",
-                                   "dynloop.cli"])
+UPPER_LAYERS = ["dynloop.dynamics", "dynloop.sweep", "dynloop.symbolic", "dynloop.plotting", "dynloop.cli"]
+
+
+@pytest.mark.parametrize("upper", UPPER_LAYERS)
 def test_systems_import_no_upper_layer(upper):
     wrong = [(a, b, line) for a, b, line in GRAPH.edges(data="line")
              if _in(a, "dynloop.systems") and _in(b, upper)]
@@ -76,6 +78,7 @@ def test_systems_import_no_upper_layer(upper):
 
 def test_plotting_runs_nothing():
     forbidden = ("dynloop.dynamics.simulate", "dynloop.dynamics.classify", "dynloop.dynamics.lyapunov",
-                 "dynloop.dynamics.orbits", "dynloop.sweep.engine", "dynloop.sweep.orbit", "dynloop.sweep._kernels")
+                 "dynloop.dynamics.orbits", "dynloop.sweep.engine", "dynloop.sweep.orbit",
+                 "dynloop.sweep._kernels")
     wrong = [b for b in GRAPH.successors("dynloop.plotting") if _in(b, *forbidden)]
     assert not wrong, f"plotting imports {wrong}"

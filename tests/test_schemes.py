@@ -2,7 +2,8 @@
 
 The generic checks (kernels against the numpy oracle, analytic Jacobians against finite
 differences, column kernels against stage_apply, every scheme in a sweep) cover every registry
-entry by parametrisation (tests/systems/test_block.py, tests/systems/test_column_kernels.py, tests/test_oracle_self.py).
+entry by parametrisation (tests/systems/test_block.py, tests/systems/test_column_kernels.py,
+tests/test_oracle_self.py).
 Here each scheme's defining equation is checked on its own.
 """
 
@@ -162,7 +163,8 @@ def _linear_layers(spec):
 def test_classify_a_gated_linear_block(residual_scale, injection_scale):
     """x ↦ ((βe ⊙ x) A_0ᵀ) A_1ᵀ is linear: it vanishes iff the spectral radius of its matrix is below 1."""
     spec = dynloop.BlockSpec(width=3, tokens=1, layers=2, mixer="linear", norm="none", injection="gate",
-                             injection_scale=injection_scale, residual_scale=residual_scale, skip_scale=0.8, seed=9)
+                             injection_scale=injection_scale, residual_scale=residual_scale, skip_scale=0.8,
+                             seed=9)
     e = spec.materialize()["inputs"][0]
     a0, a1 = _linear_layers(spec)
     radius = max(abs(np.linalg.eigvals(a1 @ a0 @ np.diag(injection_scale * e))))  # 0.44 and 1.98
@@ -175,7 +177,7 @@ def test_classify_a_gated_linear_block(residual_scale, injection_scale):
 
 
 def test_classify_finds_the_affine_fixed_point_of_an_each_layer_injection():
-    """x ↦ A_1 (A_0 (x + c) + c) (columns) is affine: its fixed point, solved by numpy, is a cyclic fixed point."""
+    """x ↦ A_1 (A_0 (x + c) + c) (columns) is affine: its fixed point, solved by numpy, is the cyclic one."""
     spec = dynloop.BlockSpec(width=3, tokens=1, layers=2, mixer="linear", norm="none",
                              injection="additive_each_layer", injection_scale=0.7, residual_scale=0.3,
                              skip_scale=0.5, seed=10)

@@ -22,7 +22,8 @@ DIAGNOSTICS = ("period", "convergence_rate", "lyapunov", "final_norm", "distinct
 (D_PERIOD, D_RATE, D_LYAPUNOV, D_FINAL_NORM, D_DISTINCT, D_MIN_COS, D_MAX_STEP, D_TRANSIENT,
  D_LOOPS) = range(len(DIAGNOSTICS))
 
-# the columns of a block sweep's values: systems.block.POINT_FIELDS, in its order (tests/test_sweep.py checks)
+# the columns of a block sweep's values: systems.block.POINT_FIELDS, in its order
+# (tests/sweep/test_sweep.py checks)
 P_RESIDUAL_SCALE, P_INJECTION_SCALE, P_NORM_EPS, P_SKIP_SCALE = range(4)
 
 _JIT = dict(cache=True, error_model="numpy")

@@ -12,11 +12,11 @@ BLAS (``W @ X``) in blocks of a fixed number of columns.
 A column's result never depends on the other columns: not on how many there are (a sweep's group
 size, which shrinks as points leave it) nor on where it sits among them. Every loop here treats
 each column with the same operations in the same order, and the BLAS calls always have the same
-shape (:func:`_blas_product`). tests/test_column_kernels.py checks it bit for bit.
+shape (:func:`_blas_product`). tests/systems/test_column_kernels.py checks it bit for bit.
 
 These functions compute exactly what :func:`~dynloop.systems._block_kernels.stage_apply`
 computes without tangents (MODEL.md), up to rounding (fused multiply-adds, summation order):
-tests/test_column_kernels.py checks every scheme against it. Buffers are preallocated by
+tests/systems/test_column_kernels.py checks every scheme against it. Buffers are preallocated by
 :func:`column_buffers` and results are written in place.
 """
 
@@ -158,7 +158,7 @@ def _blas_product(w, x, out):
     with Haswell's kernels), Sandybridge, Nehalem; 17 to 128 inputs, one and two threads;
     widths 16, 32, 64), except Haswell's float32 kernels at 24 columns or more, which round the
     first and last 8 columns of a call unlike the rest: float32 calls take 16.
-    tests/test_column_kernels.py checks it wherever it runs.
+    tests/systems/test_column_kernels.py checks it wherever it runs.
     """
     n_out, n_in = w.shape
     c = x.shape[1]

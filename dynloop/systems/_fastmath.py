@@ -8,7 +8,7 @@ an array of them compiles to vector instructions. :func:`tanh` and :func:`exp` a
 float64 whatever the input precision and agree with the C library to 3 units in the last place;
 :func:`tanh_native` works in the precision of its argument, with the rational approximation XLA
 and Eigen use for float32 (within 6 float32 ulp), twice as many lanes per vector
-(tests/test_fastmath.py).
+(tests/systems/test_fastmath.py).
 """
 
 import math

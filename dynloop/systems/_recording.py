@@ -2,8 +2,8 @@
 
 Every system's kernel allocates its buffers with :func:`new_records`, computes the ``S + 1`` stage
 states of loop ``t`` into the buffer ``cur`` of shape ``(S + 1, n)`` (row 0 is the state entering
-the loop) and then calls :func:`close_loop`. Keeping this in one place means a map, an affine loop and a looped block
-report their trajectories identically.
+the loop) and then calls :func:`close_loop`. Keeping this in one place means a map, an affine loop
+and a looped block report their trajectories identically.
 """
 
 __all__ = ["RECORD_ALL", "RECORD_LAST", "RECORD_NONE", "record_capacity", "summarize_loop",
