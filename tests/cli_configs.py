@@ -16,16 +16,21 @@ injection = "additive"
 """
 
 
-#: ``tiny_block()`` with a sweep of 8 × 3 points in chunks of 16.
-TINY_SWEEP = tiny_block() + """
+def tiny_sweep(norm="pre", loops=120, chunk=16, alphas=8):
+    """``tiny_block(norm)`` with a sweep of ``alphas`` × 3 points in chunks of ``chunk``."""
+    return tiny_block(norm) + f"""
 [sweep]
-loops = 120
-chunk = 16
+loops = {loops}
+chunk = {chunk}
 
 [sweep.axes]
-residual_scale = { start = 0.0, stop = 3.0, num = 8 }
+residual_scale = {{ start = 0.0, stop = 3.0, num = {alphas} }}
 injection_scale = [0.0, 1.0, 2.0]
 """
+
+
+#: ``tiny_block()`` with a sweep of 8 × 3 points in chunks of 16.
+TINY_SWEEP = tiny_sweep()
 
 
 def write(tmp_path, text, name="config.toml"):

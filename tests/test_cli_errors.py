@@ -9,24 +9,18 @@ import numpy as np
 import pytest
 
 import dynloop
-from cli_configs import tiny_block, write
+import cli_configs
+from cli_configs import write
 from dynloop.cli import main
 from dynloop.sweep.store import ChunkStore
 
 ROOT = Path(__file__).resolve().parents[1]
 LOGISTIC = str(ROOT / "examples/configs/logistic.toml")
 
+
 def tiny_sweep(norm):
     """``tiny_block(norm)`` with a sweep of 4 × 3 points in chunks of 8."""
-    return tiny_block(norm) + """
-[sweep]
-loops = 64
-chunk = 8
-
-[sweep.axes]
-residual_scale = { start = 0.0, stop = 3.0, num = 4 }
-injection_scale = [0.0, 1.0, 2.0]
-"""
+    return cli_configs.tiny_sweep(norm, loops=64, chunk=8, alphas=4)
 
 
 def one_error_line(capsys, command):

@@ -274,8 +274,7 @@ def block_stages(scheme, structure, d, weights=None, inputs=None):
     kind = scheme.norm_kind
     e = _vector("e", d, None if inputs is None else np.ravel(inputs)[:d])
     placement, injection = NORMS[scheme.norm], INJECTIONS[scheme.injection]
-    declared = {array.name: array for part in (MIXERS["linear"], MIXERS["mlp"], injection)
-                for array in part.arrays}
+    declared = {array.name: array for part in (*MIXERS.values(), injection) for array in part.arrays}
 
     def array(name, layer=None):
         """The sympy form of a weight: its given numbers, else its symbols (``Array.symbol``)."""

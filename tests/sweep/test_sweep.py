@@ -62,17 +62,28 @@ def test_the_kernels_read_point_values_in_point_fields_order():
     assert list(columns.values()) == list(range(len(POINT_FIELDS))), columns
 
 
-def test_block_sweep_matches_classify_at_every_point():
-    axes = {"residual_scale": np.linspace(0.0, 2.0, 4), "injection_scale": np.linspace(0.0, 1.5, 3)}
-    diagram = sweep(BLOCK, axes, loops=240, progress=False, chunk=5)
+def _classify_each_point(spec, axes, diagram):
+    """Assert that every point of a (residual scale × injection strength) diagram has classify's regime.
+
+    Returns ``[((i, j), classification), ...]`` for further checks.
+    """
+    results = []
     for i, alpha in enumerate(axes["residual_scale"]):
         for j, beta in enumerate(axes["injection_scale"]):
-            expected = dynloop.classify(BLOCK.replace(residual_scale=alpha, injection_scale=beta),
+            expected = dynloop.classify(spec.replace(residual_scale=alpha, injection_scale=beta),
                                         transient=120, window=120, max_period=29, lyapunov=False)
             assert Regime.from_code(diagram.regimes[i, j]) is expected.regime, (
                 alpha, beta, expected.summary())
-            if expected.regime in (Regime.CYCLIC, Regime.VANISHING):
-                assert diagram.diagnostics["distinct_stage_points"][i, j] == expected.distinct_stage_points
+            results.append(((i, j), expected))
+    return results
+
+
+def test_block_sweep_matches_classify_at_every_point():
+    axes = {"residual_scale": np.linspace(0.0, 2.0, 4), "injection_scale": np.linspace(0.0, 1.5, 3)}
+    diagram = sweep(BLOCK, axes, loops=240, progress=False, chunk=5)
+    for (i, j), expected in _classify_each_point(BLOCK, axes, diagram):
+        if expected.regime in (Regime.CYCLIC, Regime.VANISHING):
+            assert diagram.diagnostics["distinct_stage_points"][i, j] == expected.distinct_stage_points
 
 
 def test_vanishing_line_and_final_norms():
@@ -444,12 +455,7 @@ def test_attention_blocks_sweep_point_by_point_like_classify():
                              injection="concat", seed=1)
     axes = {"residual_scale": np.array([0.2, 0.8]), "injection_scale": np.array([0.5, 1.0])}
     diagram = sweep(spec, axes, loops=240, progress=False)
-    for i, alpha in enumerate(axes["residual_scale"]):
-        for j, beta in enumerate(axes["injection_scale"]):
-            expected = dynloop.classify(spec.replace(residual_scale=alpha, injection_scale=beta),
-                                        transient=120, window=120, max_period=29, lyapunov=False)
-            assert Regime.from_code(diagram.regimes[i, j]) is expected.regime, (
-                alpha, beta, expected.summary())
+    _classify_each_point(spec, axes, diagram)
 
 
 def test_thread_executor_and_reused_work_memory_give_identical_results():
