@@ -277,11 +277,8 @@ class Injection:
         return self.numeric is not None
 
 
-def _additive(w, e, beta):
-    return None, None, beta * e
-
-
-def _additive_symbolic(array, e, beta):
+def _additive(weights_or_array, e, beta):
+    """The injected term ``βe`` alone (no operator): the same in numpy and in sympy."""
     return None, None, beta * e
 
 
@@ -318,7 +315,7 @@ def _convex_symbolic(array, e, beta):
 
 INJECTIONS = Registry("injection", [
     Injection("none", "no injection: the loop sees e only through the start state"),
-    Injection("additive", "X + β e", _additive, _additive_symbolic),
+    Injection("additive", "X + β e", _additive, _additive),
     Injection("concat", "X W_hᵀ + β e W_eᵀ (a learned adapter of [X, e])", _concat, _concat_symbolic,
               arrays=(Array("inject_h", ("d", "d"), "weight", stream=9, fan_in="2d", symbol="h"),
                       Array("inject_e", ("d", "d"), "weight", stream=10, fan_in="2d", symbol="u")),
@@ -333,12 +330,12 @@ INJECTIONS = Registry("injection", [
               arrays=(Array("inject_alpha", ("d",), "uniform", stream=14, symbol="c_alpha"),
                       Array("inject_beta", ("d",), "complement", of="inject_alpha", symbol="c_beta")),
               operator="diagonal"),
-    Injection("gate", "X ⊙ (β e) (Huginn's multiplicative injection)", _additive, _additive_symbolic,
+    Injection("gate", "X ⊙ (β e) (Huginn's multiplicative injection)", _additive, _additive,
               combine="multiply"),
     Injection("additive_norm", "N(X + β e; inject_norm) (the LT_i variant of fully looped transformers)",
-              _additive, _additive_symbolic, arrays=(Array("inject_norm", ("d",), "ones"),), then_norm=True),
+              _additive, _additive, arrays=(Array("inject_norm", ("d",), "ones"),), then_norm=True),
     Injection("additive_each_layer", "X + β e before every layer, inside its stage (looped transformers' "
-              "add-inputs option, FLT_res)", _additive, _additive_symbolic, each_layer=True),
+              "add-inputs option, FLT_res)", _additive, _additive, each_layer=True),
 ])
 
 
