@@ -9,11 +9,13 @@ import numpy as np
 
 from .._errors import check_int
 from ..systems.base import check_system, register_fixed_point_finder
+from ._measures import convergence, stage_degeneracy
 from .lyapunov import default_exponent_count, lyapunov_spectrum
 from .orbits import find_cycle
 from .regimes import (STAT_NAMES, S_IS_MAP, S_LYAPUNOV, S_LYAPUNOV_ERROR, S_NORM_LAST, S_NORM_MIDDLE,
-                      S_PERIOD, S_PERIOD_ERROR, S_PERIOD_ERROR_MIDDLE, S_PERIOD_ERROR_START, S_SCALE, S_SPECTRAL_RADIUS,
-                      S_STAGE_SPREAD, S_BEST_PERIOD, S_SUBPERIOD, S_SUBPERIOD_ERROR, S_SUBPERIOD_ERROR_MIDDLE, S_SUBPERIOD_ERROR_START,
+                      S_PERIOD, S_PERIOD_ERROR, S_PERIOD_ERROR_MIDDLE, S_PERIOD_ERROR_START, S_SCALE,
+                      S_SPECTRAL_RADIUS, S_STAGE_SPREAD, S_BEST_PERIOD, S_SUBPERIOD, S_SUBPERIOD_ERROR,
+                      S_SUBPERIOD_ERROR_MIDDLE, S_SUBPERIOD_ERROR_START,
                       Regime, Tolerances, decide, held_period, period_error, settled, window_statistics)
 from .simulate import simulate
 
@@ -24,7 +26,9 @@ def _default_budget(state_size):
 
 @dataclass
 class Degeneracy:
-    """How far apart the per-stage points of a converged loop are (docs/background.md, Metrics on real checkpoints).
+    """How far apart the per-stage points of a converged loop are.
+
+    See docs/background.md, Metrics on real checkpoints.
 
     Attributes
     ----------
@@ -119,10 +123,12 @@ class Classification:
                          f"(first quarter: {e['period_error_start']:.3g})")
         if self.multipliers is not None:
             shown = ", ".join(f"{m:.6g}" for m in self.multipliers[:6])
-            lines.append(f"  multipliers (largest first): {shown}{' …' if self.multipliers.size > 6 else ''}; "
+            more = " …" if self.multipliers.size > 6 else ""
+            lines.append(f"  multipliers (largest first): {shown}{more}; "
                          f"spectral radius {self.spectral_radius:.6g}")
         if self.newton_agrees is not None:
-            lines.append(f"  Newton on the loop map {'agrees' if self.newton_agrees else 'DISAGREES'} with the "
+            verdict = "agrees" if self.newton_agrees else "DISAGREES"
+            lines.append(f"  Newton on the loop map {verdict} with the "
                          f"iteration (distance {e['newton_distance']:.3g} relative to the scale)")
         if self.convergence_rate is not None:
             line = f"  observed convergence rate per loop {self.convergence_rate:.6g}"
@@ -139,7 +145,8 @@ class Classification:
             lines.append(f"  norm grows by {self.drift_velocity:.6g} per loop")
         if self.lyapunov is not None:
             shown = ", ".join(f"{v:+.5f}" for v in self.lyapunov[:6])
-            lines.append(f"  Lyapunov exponents per loop: {shown} (± {e.get('lyapunov_error', float('nan')):.1e}"
+            error = e.get("lyapunov_error", float("nan"))
+            lines.append(f"  Lyapunov exponents per loop: {shown} (± {error:.1e}"
                          f", from {e.get('lyapunov_source')})")
         for note in e.get("notes", []):
             lines.append(f"  note: {note}")
@@ -213,36 +220,6 @@ def _tolerances(tol):
     return Tolerances(period=float(tol), stage=max(float(tol), Tolerances().stage))
 
 
-def _convergence(history, period, scale, tolerance, offset):
-    """Observed geometric rate per loop and transient length, from ``d_t = |h_t - h_{t-p}|``.
-
-    The rate is the median of ``(d_t / d_{t-p})^(1/p)`` over the last 64 values above the rounding
-    floor; the transient is the number of loops until ``d_t`` stayed within tolerance.
-    """
-    distances = np.linalg.norm(history[period:] - history[:-period], axis=1)
-    outside = np.nonzero(~(distances <= tolerance * scale))[0]
-    transient = offset + (int(outside[-1]) + period + 1 if outside.size else 0)
-    usable = distances > 1e-12 * scale
-    ratios = distances[period:][usable[period:] & usable[:-period]] / distances[:-period][usable[period:] & usable[:-period]]
-    if ratios.size < 4:
-        return None, transient
-    return float(np.exp(np.median(np.log(ratios[-64:])) / period)), transient
-
-
-def _layer_indices(system):
-    names = system.stage_names
-    layers = [i for i, name in enumerate(names) if name.startswith("layer")]
-    return layers if layers else list(range(len(names)))
-
-
-def _distinct(points, tolerance):
-    representatives = []
-    for point in points:
-        if all(np.linalg.norm(point - other) > tolerance for other in representatives):
-            representatives.append(point)
-    return len(representatives)
-
-
 def _shortest_period(loop_points, tolerance):
     """The smallest ``q`` dividing ``p = len(loop_points)`` with every point within ``tolerance`` of the
     point ``q`` loops later: an orbit whose ``p`` points coincide that way has period ``q``."""
@@ -299,8 +276,8 @@ def _refine(system, stats, window_states, scale, tolerances, params, evidence, n
     shortest = _shortest_period(cycle.loop_points, tolerances.stage * scale) if cycle.converged else period
     if shortest < period:
         evidence["period_reduced_from"] = period
-        notes.append(f"Newton's period-{period} orbit repeats after {shortest} loop{'s' * (shortest > 1)} (its points "
-                     f"coincide within the stage tolerance): it is a period-{shortest} orbit")
+        notes.append(f"Newton's period-{period} orbit repeats after {shortest} loop{'s' * (shortest > 1)} "
+                     f"(its points coincide within the stage tolerance): it is a period-{shortest} orbit")
         period = shortest
         cycle = find_cycle(system, period, cycle.loop_points[0], params=params)
     distance = _distance_to_orbit(last, cycle.loop_points) / scale
@@ -372,7 +349,8 @@ def classify(system, *, x0=None, params=None, transient=None, window=None, tol=N
     """
     check_system(system)
     max_period = check_int("max_period", max_period, minimum=1)
-    window = max(4 * max_period + 4, 256) if window is None else check_int("window", window, 4 * max_period + 4)
+    shortest_window = 4 * max_period + 4
+    window = max(shortest_window, 256) if window is None else check_int("window", window, shortest_window)
     tolerances = _tolerances(tol)
     tol_array = tolerances.as_array()
     is_map = system.kind == "map"
@@ -400,7 +378,8 @@ def classify(system, *, x0=None, params=None, transient=None, window=None, tol=N
         windows.append((loops_done, flat))
         stats = window_statistics(flat, reference_scale, max_period, tolerances.period)
         stats[S_IS_MAP] = 1.0 if is_map else 0.0
-        if settled(stats, tol_array) or transient is not None or loops_done >= _default_budget(system.state_size):
+        out_of_budget = loops_done >= _default_budget(system.state_size)
+        if settled(stats, tol_array) or transient is not None or out_of_budget:
             break
     if stats[0] and stats[S_PERIOD] == 0 and len(windows) > 4:
         # still converging? the best period's error at a quarter and at half of the run
@@ -410,7 +389,8 @@ def classify(system, *, x0=None, params=None, transient=None, window=None, tol=N
             earlier_scale = max(float(np.mean(np.linalg.norm(earlier, axis=1))), reference_scale, 1e-300)
             stats[index] = period_error(earlier, best) / earlier_scale
     evidence = {"tolerances": asdict(tolerances), "loops": loops_done, "window": window,
-                "reference_scale": reference_scale, "scale": float(stats[S_SCALE]) if stats[0] else float("nan"),
+                "reference_scale": reference_scale,
+                "scale": float(stats[S_SCALE]) if stats[0] else float("nan"),
                 "max_period": max_period, "statistics": {n: float(v) for n, v in zip(STAT_NAMES, stats)},
                 "notes": notes}
     result = dict(period=None, stage_fixed_points=None, distinct_stage_points=None, multipliers=None,
@@ -426,8 +406,10 @@ def classify(system, *, x0=None, params=None, transient=None, window=None, tol=N
     evidence["period_error"] = float(stats[S_PERIOD_ERROR])
     evidence["period_error_start"] = float(stats[S_PERIOD_ERROR_START])
 
-    # a converged orbit (or one still approaching a shorter orbit): refine by Newton, multipliers, stage points
-    period, cycle, agrees = _refine(system, stats, run.loop_states, scale, tolerances, params, evidence, notes)
+    # a converged orbit (or one still approaching a shorter orbit): refine by Newton, multipliers,
+    # stage points
+    period, cycle, agrees = _refine(system, stats, run.loop_states, scale, tolerances, params, evidence,
+                                    notes)
     if period > 0:
         result["newton_agrees"] = agrees
         stats[S_SPECTRAL_RADIUS] = cycle.spectral_radius
@@ -438,18 +420,18 @@ def classify(system, *, x0=None, params=None, transient=None, window=None, tol=N
         entering = cycle.loop_points[0] if result["newton_agrees"] else run.loop_states[-period]
         stats[S_STAGE_SPREAD] = max(np.linalg.norm(p - entering) for p in points) / scale
         if period == 1 and not is_map:
-            layer_points = points[_layer_indices(system)]
-            ring = np.concatenate([points, points[:1]])
-            max_step = float(max(np.linalg.norm(ring[i + 1] - ring[i]) for i in range(len(points))))
-            first = layer_points[0].ravel()
-            cosines = [float(first @ p.ravel() / (np.linalg.norm(first) * np.linalg.norm(p) + 1e-300))
-                       for p in layer_points[1:]]
-            result["degeneracy"] = Degeneracy(min_cos=min(cosines) if cosines else 1.0, max_step=max_step,
-                                              max_step_relative=max_step / scale)
-            result["distinct_stage_points"] = _distinct(layer_points, tolerances.stage * scale)
+            layers = system.layer_stages
+            stage_states = np.concatenate([entering[None], points]).reshape(len(points) + 1, -1)
+            distinct, min_cos, max_step = stage_degeneracy(stage_states, layers.start, len(layers),
+                                                           tolerances.stage * scale)
+            result["degeneracy"] = Degeneracy(min_cos=float(min_cos), max_step=float(max_step),
+                                              max_step_relative=float(max_step / scale))
+            result["distinct_stage_points"] = int(distinct)
         history = np.concatenate([states for _, states in windows])
-        result["convergence_rate"], result["transient_loops"] = _convergence(
-            history, period, scale, tolerances.period, loops_done - history.shape[0])
+        rate, transient = convergence(history, period, scale, tolerances.period,
+                                      loops_done - history.shape[0])
+        result["convergence_rate"] = None if np.isnan(rate) else float(rate)
+        result["transient_loops"] = int(transient)
         if cycle.spectral_radius > 1.0 + tolerances.multiplier:
             notes.append("the iteration settled on an orbit whose multipliers lie outside the unit circle: "
                          "it cannot attract, so this is floating-point collapse, not a genuine fixed point")
@@ -460,16 +442,19 @@ def classify(system, *, x0=None, params=None, transient=None, window=None, tol=N
         if kink is not None:
             point, coordinate, forward, backward = kink
             evidence["jacobian_reliable"] = False
-            notes.append(f"the map is not differentiable on this orbit: at x = {np.array2string(point, precision=6)} "
-                         f"the one-sided differences along coordinate {coordinate} are "
-                         f"{np.array2string(forward, precision=4)} and {np.array2string(backward, precision=4)}, so "
-                         "its finite-difference Jacobian, the multipliers and the Lyapunov exponents computed from "
-                         "it are not precise values (their error is reported as infinite)")
+            notes.append(f"the map is not differentiable on this orbit: at x = "
+                         f"{np.array2string(point, precision=6)} the one-sided differences along "
+                         f"coordinate {coordinate} are {np.array2string(forward, precision=4)} and "
+                         f"{np.array2string(backward, precision=4)}, so its finite-difference Jacobian, "
+                         "the multipliers and the Lyapunov exponents computed from it are not precise "
+                         "values (their error is reported as infinite)")
 
     # Lyapunov exponents: exact from the multipliers at a stable orbit, else by the QR method
     count = 0 if lyapunov is False else (default_exponent_count(system.state_size) if lyapunov is True
                                          else check_int("lyapunov", lyapunov, 1))
-    if count and cycle is not None and cycle.stable and result["newton_agrees"] and "jacobian_reliable" not in evidence:
+    exact = (cycle is not None and cycle.stable and result["newton_agrees"]
+             and "jacobian_reliable" not in evidence)
+    if count and exact:
         exponents = np.sort(np.log(np.abs(cycle.multipliers)) / period)[::-1][:count]
         result.update(lyapunov=exponents, lyapunov_sum_check=float("nan"))
         evidence.update(lyapunov_source="multipliers of the converged orbit", lyapunov_error=0.0)

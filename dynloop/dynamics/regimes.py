@@ -370,7 +370,8 @@ def window_statistics(states, reference_scale, max_period, period_tolerance):
             if stats[S_SUBPERIOD] == 0.0 or error < stats[S_SUBPERIOD_ERROR]:
                 stats[S_SUBPERIOD] = q
                 stats[S_SUBPERIOD_ERROR] = error
-                stats[S_SUBPERIOD_ERROR_START] = _period_error(states, max_period, max_period + span - 1, q) / scale
+                stats[S_SUBPERIOD_ERROR_START] = _period_error(
+                    states, max_period, max_period + span - 1, q) / scale
                 stats[S_SUBPERIOD_ERROR_MIDDLE] = _period_error(
                     states, middle - span // 2, middle - span // 2 + span - 1, q) / scale
     stats[S_BEST_PERIOD] = best_candidate

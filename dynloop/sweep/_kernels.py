@@ -13,6 +13,7 @@ import numpy as np
 from numba import njit, prange, types
 
 from ..dynamics import regimes as R
+from ..dynamics._measures import convergence, stage_degeneracy
 from ..systems._block_kernels import stage_apply, with_point
 from ..systems._column_kernels import column_buffers, column_stage
 from ..systems._map_kernels import JacobianFunction, StepFunction
@@ -42,10 +43,8 @@ def _ordered(ring, t):
 
 @njit(**_JIT)
 def _norm(x):
-    total = 0.0
-    for value in x.ravel():
-        total += np.float64(value) * np.float64(value)
-    return math.sqrt(total)
+    """``|x|`` of an array of any shape, summed in float64."""
+    return R._length(x.ravel())
 
 
 @njit(**_JIT)
@@ -91,26 +90,46 @@ def _lyapunov_statistics(halves, window, stats):
 
 
 @njit(**_JIT)
-def _convergence(states, period, scale, tolerance, loops_run, row):
-    """Observed rate per loop and transient length from ``|h_t - h_{t-p}|`` over the window."""
-    n_rows = states.shape[0]
-    distances = np.empty(n_rows - period)
-    for t in range(period, n_rows):
-        distances[t - period] = R._distance(states[t], states[t - period])
-    last_outside = -1
-    for t in range(distances.shape[0]):
-        if not distances[t] <= tolerance * scale:
-            last_outside = t
-    row[D_TRANSIENT] = loops_run - n_rows + (last_outside + period + 1 if last_outside >= 0 else 0)
-    logs = np.empty(distances.shape[0])
-    count = 0
-    floor = 1e-12 * scale
-    for t in range(period, distances.shape[0]):
-        if distances[t] > floor and distances[t - period] > floor:
-            logs[count] = math.log(distances[t] / distances[t - period])
-            count += 1
-    if count >= 4:
-        row[D_RATE] = math.exp(np.median(logs[max(0, count - 64):count]) / period)
+def _start(x0):
+    """A point's start: its state, its decision statistics (unknown; finite so far) and ``|x0|``."""
+    stats = np.full(len(R.STAT_NAMES), np.nan)
+    stats[R.S_FINITE] = 1.0
+    return x0.copy(), stats, _norm(x0)
+
+
+@njit(**_JIT)
+def _held(x, states, stats, t, window, tolerances, row):
+    """The first conclusions of a point stopped after ``t`` loops with state ``x``, for every family.
+
+    Returns ``(code, period)``: the regime's code when there is nothing more to examine (diverged,
+    or too few loops to judge), else ``-1`` and the period the window holds (0 for none), with its
+    convergence rate and transient written into ``row``.
+    """
+    row[D_LOOPS] = t
+    row[D_FINAL_NORM] = _norm(x)
+    if stats[R.S_FINITE] == 0.0 or t < window:
+        if t < window and stats[R.S_FINITE] == 1.0:
+            return R.UNDETERMINED, 0  # too few loops to judge
+        return R.DIVERGENT, 0
+    period = R.held_period(stats, tolerances)
+    if period > 0:
+        rate, transient = convergence(states, period, stats[R.S_SCALE], tolerances[0], t - states.shape[0])
+        row[D_TRANSIENT] = transient
+        if not math.isnan(rate):
+            row[D_RATE] = rate
+    return -1, period
+
+
+@njit(**_JIT)
+def _grow(halves, s, window, size):
+    """Add loop ``s``'s log growth ``log(size)`` of the tangent to its half of the window.
+
+    Returns False (and adds nothing) when the tangent vanished or overflowed: the estimate stops there.
+    """
+    if not (size > 0.0 and math.isfinite(size)):
+        return False
+    halves[0 if s < window // 2 else 1] += math.log(size)
+    return True
 
 
 @njit(**_JIT)
@@ -143,18 +162,12 @@ def _block_conclude(cfg, arrays, x, states, stats, t, window, tolerances, lyapun
                     n_layers, row):
     """Diagnostics and decision of one point, from its last window of loop states and its state ``x``."""
     n_tokens, d = x.shape
-    row[D_LOOPS] = t
-    row[D_FINAL_NORM] = _norm(x)
-    if stats[R.S_FINITE] == 0.0 or t < window:
-        if t < window and stats[R.S_FINITE] == 1.0:
-            return R.UNDETERMINED  # too few loops to judge
-        return R.DIVERGENT
-    no_tangent = np.empty((0, n_tokens, d), dtype=x.dtype)
+    code, period = _held(x, states, stats, t, window, tolerances, row)
+    if code >= 0:
+        return code
     scale = stats[R.S_SCALE]
-    period = R.held_period(stats, tolerances)
-    if period > 0:
-        _convergence(states, period, scale, tolerances[0], t, row)
     if period == 1:
+        no_tangent = np.empty((0, n_tokens, d), dtype=x.dtype)
         stage_states = np.empty((n_stages + 1, n_tokens, d), dtype=x.dtype)
         stage_states[0] = x
         for stage in range(n_stages):
@@ -163,25 +176,8 @@ def _block_conclude(cfg, arrays, x, states, stats, t, window, tolerances, lyapun
         for stage in range(1, n_stages + 1):
             spread = max(spread, R._distance(stage_states[stage].ravel(), x.ravel()))
         stats[R.S_STAGE_SPREAD] = spread / scale
-        # per-layer points: how many distinct, how far apart, how aligned
-        distinct = 0
-        min_cos = 1.0
-        first = stage_states[first_layer + 1].ravel()
-        for layer in range(n_layers):
-            point = stage_states[first_layer + 1 + layer].ravel()
-            new = True
-            for other in range(layer):
-                if R._distance(point, stage_states[first_layer + 1 + other].ravel()) <= tolerances[1] * scale:
-                    new = False
-                    break
-            distinct += 1 if new else 0
-            norms = _norm(first) * _norm(point)
-            if layer > 0 and norms > 0:
-                min_cos = min(min_cos, np.dot(first.astype(np.float64), point.astype(np.float64)) / norms)
-        max_step = 0.0
-        for stage in range(n_stages):
-            step = R._distance(stage_states[stage + 1].ravel(), stage_states[stage].ravel())
-            max_step = max(max_step, step)
+        distinct, min_cos, max_step = stage_degeneracy(stage_states.reshape(n_stages + 1, n_tokens * d),
+                                                       first_layer, n_layers, tolerances[1] * scale)
         row[D_DISTINCT] = distinct
         row[D_MIN_COS] = min_cos
         row[D_MAX_STEP] = max_step / scale
@@ -192,9 +188,8 @@ def _block_conclude(cfg, arrays, x, states, stats, t, window, tolerances, lyapun
         for s in range(window):
             x, tangent = _block_loop(cfg, arrays, x, n_stages, tangent)
             size = _norm(tangent)
-            if not (size > 0.0 and math.isfinite(size)):
+            if not _grow(halves, s, window, size):
                 break
-            halves[0 if s < window // 2 else 1] += math.log(size)
             tangent = (tangent / size).astype(x.dtype)
         _lyapunov_statistics(halves, window, stats)
     return _finish(stats, tolerances, row)
@@ -208,11 +203,8 @@ def _block_point(cfg0, arrays0, unit_constant, point, x0, loops, window, max_per
     n_tokens, d = x0.shape
     ring = np.zeros((window, n_tokens * d), dtype=x0.dtype)
     no_tangent = np.empty((0, n_tokens, d), dtype=x0.dtype)
-    reference_scale = _norm(x0)
-    x = x0.copy()
+    x, stats, reference_scale = _start(x0)
     t = 0
-    stats = np.full(len(R.STAT_NAMES), np.nan)
-    stats[R.S_FINITE] = 1.0
     states = ring
     while t < loops:
         x, _ = _block_loop(cfg, arrays, x, n_stages, no_tangent)
@@ -444,11 +436,8 @@ def sweep_block_columns(cfg, arrays, unit_constant, values, x0, loops, window, m
 def _map_point(step, jacobian, params, x0, loops, window, max_period, tolerances, early_exit, lyapunov, row):
     dim = x0.shape[0]
     ring = np.zeros((window, dim))
-    reference_scale = _norm(x0)
-    x = x0.copy()
+    x, stats, reference_scale = _start(x0)
     t = 0
-    stats = np.full(len(R.STAT_NAMES), np.nan)
-    stats[R.S_FINITE] = 1.0
     states = ring
     while t < loops:
         x = step(x, params)
@@ -457,15 +446,9 @@ def _map_point(step, jacobian, params, x0, loops, window, max_period, tolerances
                                      True, states, stats)
         if stop:
             break
-    row[D_LOOPS] = t
-    row[D_FINAL_NORM] = _norm(x)
-    if stats[R.S_FINITE] == 0.0 or t < window:
-        if t < window and stats[R.S_FINITE] == 1.0:
-            return R.UNDETERMINED
-        return R.DIVERGENT
-    period = R.held_period(stats, tolerances)
-    if period > 0:
-        _convergence(states, period, stats[R.S_SCALE], tolerances[0], t, row)
+    code, period = _held(x, states, stats, t, window, tolerances, row)
+    if code >= 0:
+        return code
     if lyapunov and period == 0:
         tangent = np.ones(dim) / math.sqrt(dim)
         halves = np.zeros(2)
@@ -473,9 +456,8 @@ def _map_point(step, jacobian, params, x0, loops, window, max_period, tolerances
             tangent = jacobian(x, params) @ tangent
             x = step(x, params)
             size = _norm(tangent)
-            if not (size > 0.0 and math.isfinite(size)):
+            if not _grow(halves, s, window, size):
                 break
-            halves[0 if s < window // 2 else 1] += math.log(size)
             tangent = tangent / size
         _lyapunov_statistics(halves, window, stats)
     return _finish(stats, tolerances, row)

@@ -223,10 +223,9 @@ def _run_kernel(system, kind, tasks, settings):
         values = np.tile(kernel.point_values, (n_points, 1))
         for column, name in enumerate(task.point_names):
             values[:, kernel.point_fields.index(name)] = point_values[:, column]
-        stage_names = spec.stage_names
-        layers = [i for i, name in enumerate(stage_names) if name.startswith("layer")]
+        layers = spec.layer_stages
         arguments = (*kernel.arguments, values, start, loops, window, max_period, tolerances, early_exit,
-                     lyapunov, spec.n_stages, layers[0], len(layers))
+                     lyapunov, spec.n_stages, layers.start, len(layers))
         if spec.components["mixer"].row_wise:
             # row-wise mixers: iterate groups of points together, a point's token rows as columns. Groups
             # never straddle two chunks, so that a chunk's results do not depend on its neighbours in a call

@@ -151,6 +151,23 @@ class System:
         return self.name
 
     @property
+    def layer_stages(self):
+        """The stages that are the block's layers: from the first to the last stage named ``layer...``.
+
+        A system without such names has every stage as a layer.
+
+        Examples
+        --------
+        >>> import dynloop
+        >>> dynloop.BlockSpec(layers=3).layer_stages
+        range(1, 4)
+        >>> dynloop.maps.logistic().layer_stages
+        range(0, 1)
+        """
+        layers = [i for i, name in enumerate(self.stage_names) if name.startswith("layer")]
+        return range(layers[0], layers[-1] + 1) if layers else range(self.n_stages)
+
+    @property
     def n_stages(self):
         """Number of stages per loop, ``S``."""
         return len(self.stage_names)
