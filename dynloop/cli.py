@@ -71,7 +71,8 @@ class _Interrupted(Exception):
 
 # ----------------------------------------------------------------------------- configuration
 def _check_keys(table, options, allowed):
-    """Refuse keys of ``options`` (the table ``table``) that are not in ``allowed``, suggesting a close one."""
+    """Refuse keys of ``options`` (the table ``table``) that are not in ``allowed``,
+    suggesting a close one."""
     if not isinstance(options, dict):
         raise invalid(table, options, "expected a table, e.g. [" + table + "]")
     for key in options:
@@ -102,7 +103,8 @@ def load_config(path):
     >>> load_config("[map]\\nname = 'logistic'\\n[simualte]\\nloops = 10\\n")
     Traceback (most recent call last):
     ...
-    ValueError: table [simualte] is not allowed: a configuration holds [block] or [map], and [simulate], [classify], [sweep] or [orbit]; did you mean 'simulate'?
+    ValueError: table [simualte] is not allowed: a configuration holds [block] or [map], and [simulate],
+    [classify], [sweep] or [orbit]; did you mean 'simulate'?
     """
     document = load_toml(path)
     for key in document:
@@ -136,7 +138,8 @@ def load_system(document):
     from .systems.maps import catalogue_names
 
     if ("block" in document) == ("map" in document):
-        raise invalid("configuration", sorted(document), "expected exactly one of the tables [block] or [map]")
+        raise invalid("configuration", sorted(document),
+                      "expected exactly one of the tables [block] or [map]")
     if "block" in document:
         return BlockSpec.from_dict(document["block"]), None, None
     table = _check_keys("map", document["map"], _MAP_KEYS)
@@ -149,7 +152,8 @@ def load_system(document):
                       + (f"{names[0]} = 1.0" if names else "") + " }")
     for key, value in params.items():
         if key not in names:
-            allowed = (f"{name} has the parameter{'s' * (len(names) != 1)} " + ", ".join(names)) if names else \
+            plural = "s" * (len(names) != 1)
+            allowed = (f"{name} has the parameter{plural} " + ", ".join(names)) if names else \
                 f"{name} has no parameters"
             raise invalid(f"map.params.{key}", value, allowed + did_you_mean(key, names))
         check_real(f"map.params.{key}", value)
@@ -182,7 +186,8 @@ def sweep_settings(document):
     Examples
     --------
     >>> from dynloop.cli import sweep_settings
-    >>> settings = sweep_settings({"sweep": {"loops": 400, "axes": {"r": {"start": 2.5, "stop": 4, "num": 4}}}})
+    >>> settings = sweep_settings({"sweep": {"loops": 400,
+    ...                                      "axes": {"r": {"start": 2.5, "stop": 4, "num": 4}}}})
     >>> settings["loops"], settings["axes"]["r"].tolist()
     (400, [2.5, 3.0, 3.5, 4.0])
     """
@@ -293,12 +298,14 @@ def regime_reached(system, trajectory, params=None, window=REGIME_WINDOW):
     >>> from dynloop.cli import regime_reached
     >>> system = dynloop.maps.logistic(r=3.2)
     >>> regime_reached(system, dynloop.simulate(system, 200))
-    'regime at the end of the run: periodic, period 2 (dynloop.classify on 64 more loops from the final state)'
+    'regime at the end of the run: periodic, period 2 (dynloop.classify on 64 more loops from the final
+    state)'
     """
     from .dynamics.classify import classify
 
     if trajectory.diverged:
-        return f"regime at the end of the run: divergent (a non-finite value at loop {trajectory.diverged_at})"
+        return ("regime at the end of the run: divergent (a non-finite value at loop "
+                f"{trajectory.diverged_at})")
     result = classify(system, x0=trajectory.final_state, params=params, transient=0, window=window,
                       max_period=(window - 4) // 4)
     period = f", period {result.period}" if result.period is not None and result.period > 1 else ""
@@ -364,8 +371,9 @@ def _sweep(args):
         diagram = sweep(system, axes, x0=x0, store=chunks, resume=not args.fresh,
                         progress=not args.no_progress, **options)
     except ResumeRefused as refused:
-        raise ValueError(f"{chunks} {refused.reason}. To keep its {refused.chunks} finished chunk(s), give this "
-                         "sweep another -o OUTDIR; to discard them and start over, add --fresh") from None
+        raise ValueError(f"{chunks} {refused.reason}. To keep its {refused.chunks} finished chunk(s), "
+                         "give this sweep another -o OUTDIR; to discard them and start over, "
+                         "add --fresh") from None
     except BaseException as error:  # noqa: B036 - Ctrl-C may surface as another exception caused by it
         if not caused_by_interrupt(error):
             raise
@@ -376,8 +384,8 @@ def _sweep(args):
     diagram.plot(figure, field=field)
     print(diagram.summary())
     if diagram.meta.get("chunks_loaded"):
-        print(f"resumed: {diagram.meta['chunks_loaded']} of {diagram.meta['chunks']} chunks were loaded from {chunks} "
-              "(computed by an earlier run)")
+        print(f"resumed: {diagram.meta['chunks_loaded']} of {diagram.meta['chunks']} chunks were loaded "
+              f"from {chunks} (computed by an earlier run)")
     print(f"phase diagram written to {result} and {figure}")
     return 0
 
@@ -393,7 +401,8 @@ def _orbit(args):
     options = _settings(document, "orbit", _ORBIT_KEYS)
     for key in ("parameter", "values"):
         if key not in options:
-            raise invalid(f"orbit.{key}", None, "required: parameter = NAME and values = a list or {start, stop, num}")
+            raise invalid(f"orbit.{key}", None,
+                          "required: parameter = NAME and values = a list or {start, stop, num}")
     parameter = options.pop("parameter")
     values = _axis_values("orbit.values", options.pop("values"))
     if args.loops is not None:
@@ -405,8 +414,8 @@ def _orbit(args):
     return 0
 
 
-_PLOT_ACCEPTS = ("plot draws a phase diagram (OUTDIR/phase.npz, written by 'dynloop sweep CONFIG.toml -o OUTDIR') "
-                 "or an orbit diagram (written by 'dynloop orbit CONFIG.toml --out FILE.npz')")
+_PLOT_ACCEPTS = ("plot draws a phase diagram (OUTDIR/phase.npz, written by 'dynloop sweep CONFIG.toml "
+                 "-o OUTDIR') or an orbit diagram (written by 'dynloop orbit CONFIG.toml --out FILE.npz')")
 
 
 def _plot(args):
@@ -487,7 +496,8 @@ def theory_request(tokens):
     >>> theory_request(["nrom=pre"])
     Traceback (most recent call last):
     ...
-    ValueError: scheme field 'nrom'='pre' is not allowed: expected one of norm, norm_kind, injection, mixer, activation, layers, width, map, period; did you mean 'norm'?
+    ValueError: scheme field 'nrom'='pre' is not allowed: expected one of norm, norm_kind, injection, mixer,
+    activation, layers, width, map, period; did you mean 'norm'?
     """
     from . import maps
     from .systems.maps import catalogue_names
@@ -497,7 +507,8 @@ def theory_request(tokens):
     for token in tokens:
         key, sep, value = token.partition("=")
         if not sep or not key or not value:
-            raise invalid("scheme word", token, "expected key=value, e.g. norm=pre injection=additive layers=2")
+            raise invalid("scheme word", token,
+                          "expected key=value, e.g. norm=pre injection=additive layers=2")
         if key not in _THEORY_FIELDS:
             raise invalid(f"scheme field {key!r}", value, "expected one of " + ", ".join(_THEORY_FIELDS)
                           + did_you_mean(key, _THEORY_FIELDS))
@@ -580,11 +591,13 @@ def _theory_help():
     return ("Print the symbolic derivation (fixed points, loop Jacobian, Jury conditions, fold/flip/"
             "Neimark-Sacker boundaries) of a block scheme or a catalogue map. A SCHEME is key=value words, "
             f"in BlockSpec's vocabulary: norm= {words(NORMS)}, norm_kind= {words(NORM_KINDS)}, injection= "
-            f"{words(INJECTIONS)}, mixer= {words(_THEORY_MIXERS)}, activation= {words(_smooth_activations())} "
+            f"{words(INJECTIONS)}, mixer= {words(_THEORY_MIXERS)}, "
+            f"activation= {words(_smooth_activations())} "
             f"with mixer=mlp (default {_default_activation()}), layers=, width=; or map= (a catalogue map); "
-            "period= for cycles. Unset fields: norm=none injection=none mixer=linear layers=1. Example: dynloop "
-            "theory norm=pre injection=additive mixer=mlp activation=tanh layers=2. (The repository's theory/ "
-            "documents are regenerated by a tool of the source checkout, python tools/build_theory.py theory.)")
+            "period= for cycles. Unset fields: norm=none injection=none mixer=linear layers=1. Example: "
+            "dynloop theory norm=pre injection=additive mixer=mlp activation=tanh layers=2. (The "
+            "repository's theory/ documents are regenerated by a tool of the source checkout, python "
+            "tools/build_theory.py theory.)")
 
 
 def build_parser():
@@ -611,7 +624,8 @@ def build_parser():
                     "(.npz) and a figure.")
     simulate.add_argument("config", metavar="CONFIG.toml", help=config_help +
                           " and an optional [simulate] table (loops, record, stride, dtype)")
-    simulate.add_argument("--loops", type=int, help="number of loops (overrides [simulate] loops; default 100)")
+    simulate.add_argument("--loops", type=int,
+                          help="number of loops (overrides [simulate] loops; default 100)")
     simulate.add_argument("--out", metavar="FILE.npz", help="save the trajectory there (a .npz file)")
     simulate.add_argument("--figure", metavar="FILE.png",
                           help="save the trajectory figure there (.png, .pdf, .svg, ...)")
@@ -622,9 +636,11 @@ def build_parser():
         description="Classify the [block] or [map] of CONFIG with dynloop.classify and print the regime and "
                     "its evidence (Classification.summary()). An optional [classify] table takes transient, "
                     "window, max_period, lyapunov and tol.")
-    classify.add_argument("config", metavar="CONFIG.toml", help=config_help + " and an optional [classify] table")
+    classify.add_argument("config", metavar="CONFIG.toml",
+                          help=config_help + " and an optional [classify] table")
     classify.add_argument("--figure", metavar="FILE.png", help="save the classification figure there")
-    classify.add_argument("--out", metavar="FILE.json", help="save the classification (regime and evidence) as JSON")
+    classify.add_argument("--out", metavar="FILE.json",
+                          help="save the classification (regime and evidence) as JSON")
     classify.set_defaults(handler=_classify)
 
     sweep = commands.add_parser(
@@ -632,37 +648,42 @@ def build_parser():
         description="Sweep the [block] or [map] of CONFIG over the axes of its [sweep] table, classify "
                     "every grid point, and write OUTDIR/phase.npz and OUTDIR/phase.png. Finished chunks "
                     "are kept in OUTDIR/chunks: running the same command again resumes an interrupted sweep.")
-    sweep.add_argument("config", metavar="CONFIG.toml", help=config_help + " and a [sweep] table with [sweep.axes]")
+    sweep.add_argument("config", metavar="CONFIG.toml",
+                       help=config_help + " and a [sweep] table with [sweep.axes]")
     sweep.add_argument("-o", "--out", metavar="OUTDIR", required=True, help="output directory")
     sweep.add_argument("--loops", type=int, help="loops per point (overrides [sweep] loops)")
     sweep.add_argument("--field", default="regime",
                        help="what the figure shows: 'regime' (default, written to OUTDIR/phase.png) or a "
                             "diagnostic, e.g. convergence_rate (OUTDIR/phase-FIELD.png)")
-    sweep.add_argument("--fresh", action="store_true", help="discard finished chunks in OUTDIR and start over")
+    sweep.add_argument("--fresh", action="store_true",
+                       help="discard finished chunks in OUTDIR and start over")
     sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
     sweep.set_defaults(handler=_sweep)
 
     orbit = commands.add_parser(
         "orbit", help="draw the orbit (bifurcation) diagram of a TOML config",
-        description="For every value of the [orbit] table's parameter, iterate the [block] or [map] of CONFIG "
-                    "and keep the attractor's last points (dynloop.orbit_diagram); print a summary and save "
-                    "the diagram and its figure. [orbit]: parameter = NAME, values = a list or {start, stop, "
-                    "num}; optional loops, keep, coordinate, regimes.")
+        description="For every value of the [orbit] table's parameter, iterate the [block] or [map] of "
+                    "CONFIG and keep the attractor's last points (dynloop.orbit_diagram); print a summary "
+                    "and save the diagram and its figure. [orbit]: parameter = NAME, values = a list or "
+                    "{start, stop, num}; optional loops, keep, coordinate, regimes.")
     orbit.add_argument("config", metavar="CONFIG.toml", help=config_help + " and an [orbit] table")
     orbit.add_argument("--loops", type=int, help="loops per value (overrides [orbit] loops; default 1000)")
-    orbit.add_argument("-o", "--out", metavar="FILE.npz", help="save the orbit diagram there (dynloop plot draws it)")
+    orbit.add_argument("-o", "--out", metavar="FILE.npz",
+                       help="save the orbit diagram there (dynloop plot draws it)")
     orbit.add_argument("--figure", metavar="FILE.png", help="save the figure there")
     orbit.set_defaults(handler=_orbit)
 
     schemes = commands.add_parser(
-        "schemes", help="list the block components: norm placements, norm kinds, injections, mixers, activations",
+        "schemes",
+        help="list the block components: norm placements, norm kinds, injections, mixers, activations",
         description="List every value the [block] table's scheme fields take, with what it computes "
                     "(dynloop.components; the exact equations are in dynloop/systems/MODEL.md).")
     schemes.set_defaults(handler=_schemes)
 
     plot = commands.add_parser("plot", help="draw a phase or orbit diagram file",
-                               description="Draw a phase diagram written by 'dynloop sweep' (OUTDIR/phase.npz) "
-                                           "or an orbit diagram written by 'dynloop orbit --out'.")
+                               description="Draw a phase diagram written by 'dynloop sweep' "
+                                           "(OUTDIR/phase.npz) or an orbit diagram written by "
+                                           "'dynloop orbit --out'.")
     plot.add_argument("file", metavar="FILE.npz", help="phase or orbit diagram file")
     plot.add_argument("--field", default="regime",
                       help="phase diagrams: 'regime' (default) or a diagnostic, e.g. convergence_rate")
@@ -672,7 +693,8 @@ def build_parser():
     theory = commands.add_parser(
         "theory", help="derive the stability conditions of a scheme symbolically",
         description=_theory_help())
-    theory.add_argument("scheme", nargs="*", metavar="SCHEME", help="key=value words, e.g. norm=post layers=2")
+    theory.add_argument("scheme", nargs="*", metavar="SCHEME",
+                        help="key=value words, e.g. norm=post layers=2")
     theory.add_argument("--structure", default="scalar",
                         help="scalar (default), diagonal, commuting, 2x2 or general")
     theory.add_argument("--format", choices=("md", "latex"), default="md", help="Markdown (default) or LaTeX")

@@ -1,6 +1,7 @@
 """Matplotlib figures for dynloop's result objects (imported lazily by their ``plot`` methods)."""
 
-__all__ = ["plot_trajectory", "plot_classification", "plot_phase_diagram", "plot_orbit_diagram", "REGIME_COLOURS"]
+__all__ = ["plot_trajectory", "plot_classification", "plot_phase_diagram", "plot_orbit_diagram",
+           "REGIME_COLOURS"]
 
 import math
 
@@ -125,7 +126,8 @@ def _distances_to_stage_points(classification, run):
         target = flat[-period:][(np.arange(flat.shape[0]) - flat.shape[0]) % period]
         label, converged = "loop in the last examined window", False
     distances = np.linalg.norm(flat - target, axis=-1)
-    cosines = np.sum(flat * target, axis=-1) / (np.linalg.norm(flat, axis=-1) * np.linalg.norm(target, axis=-1) + 1e-300)
+    cosines = np.sum(flat * target, axis=-1) / (np.linalg.norm(flat, axis=-1)
+                                                * np.linalg.norm(target, axis=-1) + 1e-300)
     return np.arange(flat.shape[0]), distances, np.maximum(1.0 - cosines, 1e-17), label, converged
 
 
@@ -179,7 +181,8 @@ def plot_classification(classification, path=None, *, run=None):
     else:
         centred = points - points.mean(axis=0)
         _, _, vt = np.linalg.svd(centred, full_matrices=False)
-        projected = centred @ vt[:2].T if vt.shape[0] > 1 else np.column_stack([centred @ vt[0], 0 * centred[:, 0]])
+        projected = (centred @ vt[:2].T if vt.shape[0] > 1
+                     else np.column_stack([centred @ vt[0], 0 * centred[:, 0]]))
         last = projected.reshape(n_loops, -1, 2)
         axes[2].plot(projected[:, 0], projected[:, 1], ".", ms=2, color="0.6")
         ring = np.concatenate([last[-period:].reshape(-1, 2), last[-period:].reshape(-1, 2)[:1]])
@@ -286,8 +289,8 @@ def _regime_bands(ax, layout, codes, alpha):
     """Vertical bands coloured by regime behind a plot (codes in the axis' original order)."""
     ordered = np.asarray(codes)[layout["order"]]
     for start, stop, code in _runs(ordered):
-        ax.axvspan(layout["edges"][start], layout["edges"][stop], color=REGIME_COLOURS[Regime.from_code(code).value],
-                   alpha=alpha, lw=0, zorder=0)
+        ax.axvspan(layout["edges"][start], layout["edges"][stop],
+                   color=REGIME_COLOURS[Regime.from_code(code).value], alpha=alpha, lw=0, zorder=0)
 
 
 def _auto_log(values, log, field):
@@ -326,8 +329,10 @@ def _diagnostic_style(values, field, log):
 
 #: Why a diagnostic can have no finite value at all (where the sweep kernels leave it NaN).
 _UNDEFINED_WHERE = {
-    "convergence_rate": "it is defined only for points that converged (vanishing, cyclic, fixed point, periodic)",
-    "transient_loops": "it is defined only for points that converged (vanishing, cyclic, fixed point, periodic)",
+    "convergence_rate": "it is defined only for points that converged (vanishing, cyclic, fixed point, "
+                        "periodic)",
+    "transient_loops": "it is defined only for points that converged (vanishing, cyclic, fixed point, "
+                       "periodic)",
     "distinct_stage_points": "it is defined only for blocks at a fixed point of the loop (vanishing, cyclic)",
     "min_cos": "it is defined only for points at a fixed point of the loop (vanishing, cyclic, fixed point)",
     "max_step_relative": "it is defined only for points at a fixed point of the loop (vanishing, cyclic, "
@@ -357,9 +362,9 @@ def _panel_plan(diagram):
     count = int(np.prod([len(diagram.axes[f]) for f in facets])) if facets else 1
     if count > MAX_PANELS:
         sizes = ", ".join(f"{f} ({len(diagram.axes[f])} values)" for f in facets)
-        raise ValueError(f"too many facets: the axes {sizes}, beyond the panel axes {panel[0]} and {panel[1]}, "
-                         f"make {count} panels and at most {MAX_PANELS} fit (4 × 4); fix some with "
-                         f"diagram.select({facets[0]}=...) first")
+        raise ValueError(f"too many facets: the axes {sizes}, beyond the panel axes {panel[0]} and "
+                         f"{panel[1]}, make {count} panels and at most {MAX_PANELS} fit (4 × 4); fix some "
+                         f"with diagram.select({facets[0]}=...) first")
     return panel, facets
 
 
@@ -410,8 +415,8 @@ def plot_phase_diagram(diagram, path=None, field="regime", *, ax=None, log=None,
     >>> from dynloop import Regime
     >>> from dynloop.plotting import plot_phase_diagram
     >>> rate = np.logspace(-4, -0.01, 12).reshape(3, 4)
-    >>> d = PhaseDiagram({"a": np.arange(3.0), "b": np.arange(4.0)}, np.full((3, 4), Regime.CYCLIC.code, np.int8),
-    ...                  {"convergence_rate": rate})
+    >>> d = PhaseDiagram({"a": np.arange(3.0), "b": np.arange(4.0)},
+    ...                  np.full((3, 4), Regime.CYCLIC.code, np.int8), {"convergence_rate": rate})
     >>> fig = plot_phase_diagram(d, field="convergence_rate")
     >>> type(fig.axes[0].collections[0].norm).__name__          # 4 decades: log colour scale
     'LogNorm'
@@ -430,8 +435,8 @@ def plot_phase_diagram(diagram, path=None, field="regime", *, ax=None, log=None,
     else:
         axes = list(np.ravel(ax))
         if len(axes) < len(combos):
-            raise ValueError(f"ax= holds {len(axes)} axes but the diagram has {len(combos)} panels (facet axes "
-                             f"{', '.join(facets)}); pass ax=None, or draw one facet with select(...)")
+            raise ValueError(f"ax= holds {len(axes)} axes but the diagram has {len(combos)} panels (facet "
+                             f"axes {', '.join(facets)}); pass ax=None, or draw one facet with select(...)")
         axes = axes[:len(combos)]
         fig = axes[0].figure
         grid = None
@@ -450,7 +455,8 @@ def plot_phase_diagram(diagram, path=None, field="regime", *, ax=None, log=None,
         empty = field != "regime" and not np.isfinite(data).any()
         if field != "regime":
             data = np.ma.masked_where(~np.isfinite(data) | ((data <= 0) if use_log else False), data)
-        mesh = axis.pcolormesh(layouts[0]["edges"], layouts[1]["edges"], data, shading="flat", **style, **kwargs)
+        mesh = axis.pcolormesh(layouts[0]["edges"], layouts[1]["edges"], data, shading="flat", **style,
+                               **kwargs)
         if empty:
             _no_values_note(axis, field)
         row, col = divmod(k, ncols)
@@ -601,7 +607,8 @@ def plot_orbit_diagram(diagram, path=None, stages="all", *, coordinate=0, ax=Non
     else:
         axes = list(np.ravel(ax))
         if len(axes) < count:
-            raise ValueError(f"ax= holds {len(axes)} axes but {count} stages are drawn; pass stages=... or ax=None")
+            raise ValueError(f"ax= holds {len(axes)} axes but {count} stages are drawn; pass stages=... "
+                             "or ax=None")
         axes = axes[:count]
         fig, rows, cols = axes[0].figure, None, None
     layout = _axis_layout(diagram.axis, diagram.values)

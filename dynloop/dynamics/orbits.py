@@ -112,7 +112,8 @@ def find_cycle(system, period, guess, *, params=None, tol=1e-12, maxfev=200):
         return _orbit(system, flat.reshape(shape), period, params)[-1].ravel() - flat
 
     def jacobian(flat):
-        return _orbit_jacobian(system, _orbit(system, flat.reshape(shape), period, params), params) - np.eye(flat.size)
+        return (_orbit_jacobian(system, _orbit(system, flat.reshape(shape), period, params), params)
+                - np.eye(flat.size))
 
     flat = guess.ravel()
     points = _orbit(system, guess, period, params)

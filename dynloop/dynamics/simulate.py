@@ -220,12 +220,12 @@ def _check_memory(system, loops, record, stride, capacity, dtype, attention_entr
         return
     if summaries <= available:
         raise invalid("record", record, f"keeping {capacity:,} loops of stage states would take "
-                      f"{_format_bytes(states)} (and {_format_bytes(summaries)} of per-loop summaries), more than "
-                      f"the {_format_bytes(available)} of memory available; keep the last N loops with "
-                      f"record=('last', N), or every K-th loop with stride=K (now {stride})")
-    raise invalid("loops", loops, f"the per-loop summaries (norms, steps, cosines of every stage) alone would "
-                  f"take {_format_bytes(summaries)}, more than the {_format_bytes(available)} of memory "
-                  "available; run fewer loops at a time, continuing from the last final_state")
+                      f"{_format_bytes(states)} (and {_format_bytes(summaries)} of per-loop summaries), "
+                      f"more than the {_format_bytes(available)} of memory available; keep the last N loops "
+                      f"with record=('last', N), or every K-th loop with stride=K (now {stride})")
+    raise invalid("loops", loops, f"the per-loop summaries (norms, steps, cosines of every stage) alone "
+                  f"would take {_format_bytes(summaries)}, more than the {_format_bytes(available)} of "
+                  "memory available; run fewer loops at a time, continuing from the last final_state")
 
 
 def simulate(system, loops, *, x0=None, params=None, record="all", stride=1, dtype=np.float64,
@@ -282,9 +282,11 @@ def simulate(system, loops, *, x0=None, params=None, record="all", stride=1, dty
     mixer = system.components.get("mixer")
     if record_attention and not (mixer is not None and "attention" in mixer.branches):
         raise invalid("record_attention", record_attention,
-                      "attention can only be recorded for a BlockSpec with mixer 'attention' or 'transformer'")
+                      "attention can only be recorded for a BlockSpec with mixer 'attention' or "
+                      "'transformer'")
     attention = system.layers * system.heads * system.tokens ** 2 if record_attention else 0
-    _check_memory(system, loops, record, stride, record_capacity(mode, loops, stride, n_last), dtype, attention)
+    _check_memory(system, loops, record, stride, record_capacity(mode, loops, stride, n_last), dtype,
+                  attention)
     resolved = system.resolve_params(params)
     start = system.start_state(resolved) if x0 is None else x0
     start = system.check_state(start, "x0", dtype)
@@ -307,6 +309,7 @@ def simulate(system, loops, *, x0=None, params=None, record="all", stride=1, dty
         diverged_stage=int(out.diverged_stage) if diverged else None,
         attention=None if out.attention is None else out.attention[order],
         params=None if resolved is None else dict(resolved),
-        meta={"dtype": np.dtype(dtype).name, "record": list(record) if not isinstance(record, str) else record,
+        meta={"dtype": np.dtype(dtype).name,
+              "record": list(record) if not isinstance(record, str) else record,
               "stride": stride, "loops": loops},
     )

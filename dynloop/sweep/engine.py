@@ -38,7 +38,8 @@ def _system_kind(system):
     if system.kind in ("block", "map"):
         return system.kind
     raise invalid("system", type(system).__name__,
-                  "sweeps take a dynloop.BlockSpec or a dynloop.Map (an AffineLoop has no parameters to sweep)")
+                  "sweeps take a dynloop.BlockSpec or a dynloop.Map (an AffineLoop has no parameters "
+                  "to sweep)")
 
 
 def _check_axes(system, axes, kind):
@@ -49,7 +50,8 @@ def _check_axes(system, axes, kind):
     and not half-way through a sweep.
     """
     if not isinstance(axes, dict) or not axes:
-        raise invalid("axes", axes, "expected a non-empty mapping from a field or parameter name to a 1-D array")
+        raise invalid("axes", axes,
+                      "expected a non-empty mapping from a field or parameter name to a 1-D array")
     checked = OrderedDict()
     if kind == "block":
         fields = [f.name for f in dataclasses.fields(system) if f.name not in ("weights", "inputs")]
@@ -70,7 +72,8 @@ def _check_axes(system, axes, kind):
             index, value = next((i, v) for i, v in enumerate(np.asarray(values, dtype=object).tolist())
                                 if isinstance(v, bool) or not isinstance(v, numbers.Real))
             raise invalid(f"{field}[{index}]", value, "expected a number for "
-                          + (f"{system.name}'s parameter {name!r}" if kind == "map" else f"the BlockSpec field {name!r}"))
+                          + (f"{system.name}'s parameter {name!r}" if kind == "map"
+                             else f"the BlockSpec field {name!r}"))
         if array.dtype.kind in "OSU":
             array = array.astype(str)
         elif array.dtype.kind not in "iuf":
@@ -79,7 +82,8 @@ def _check_axes(system, axes, kind):
             _check_finite(field, array)
         if kind == "block":
             # facet values one by one; a per-point axis (any value in a range) at its ends
-            samples = [array.min(), array.max()] if name in POINT_FIELDS and array.dtype.kind in "iuf" else array
+            samples = ([array.min(), array.max()] if name in POINT_FIELDS and array.dtype.kind in "iuf"
+                       else array)
             for value in samples:
                 try:
                     system.replace(**{name: value.item()})
@@ -93,7 +97,8 @@ def _check_finite(field, array):
     """Raise a ``ValueError`` naming the first NaN or infinity of a float array, and where it is."""
     bad = np.flatnonzero(~np.isfinite(array))
     if bad.size:
-        raise invalid(f"{field}[{bad[0]}]", array[bad[0]].item(), "every value of an axis must be a finite number")
+        raise invalid(f"{field}[{bad[0]}]", array[bad[0]].item(),
+                      "every value of an axis must be a finite number")
 
 
 def _describe(system, kind):
@@ -101,7 +106,8 @@ def _describe(system, kind):
 
     if kind == "block":
         return {"block": system.to_dict()}
-    return {"map": {"name": system.name, "params": dict(system.params), "catalogue": system.name in catalogue_names()}}
+    return {"map": {"name": system.name, "params": dict(system.params),
+                    "catalogue": system.name in catalogue_names()}}
 
 
 @dataclasses.dataclass
@@ -121,7 +127,8 @@ def _plan(axes, point_names, chunk):
     names = list(axes)
     facet_names = [n for n in names if n not in point_names]
     indices = np.indices(shape).reshape(len(shape), -1).T        # (points, axes)
-    facet_key = indices[:, [names.index(n) for n in facet_names]] if facet_names else np.zeros((len(indices), 0), int)
+    facet_key = (indices[:, [names.index(n) for n in facet_names]] if facet_names
+                 else np.zeros((len(indices), 0), int))
     changes = np.flatnonzero(np.any(facet_key[1:] != facet_key[:-1], axis=1)) + 1
     runs = np.concatenate([[0], changes, [len(indices)]])
     tasks = []
@@ -152,7 +159,8 @@ def _run_task(system, kind, task, settings):
 
 
 def _run_tasks(system, kind, tasks, settings):
-    """Classify the points of chunks of one facet in one compiled call: one ``(codes, diagnostics)`` per chunk.
+    """Classify the points of chunks of one facet in one compiled call: one
+    ``(codes, diagnostics)`` per chunk.
 
     One call for several chunks keeps both cores busy to the end of the call; a call per chunk
     waits at every chunk's end for the slower core. The kernel runs its points on every core
@@ -231,8 +239,8 @@ def _run_kernel(system, kind, tasks, settings):
             # never straddle two chunks, so that a chunk's results do not depend on its neighbours in a call
             points_per_group = max(1, _group_columns(spec.width, dtype) // spec.tokens)
             offsets = np.cumsum([0] + [len(t.flat) for t in tasks])
-            starts = np.concatenate([np.arange(lo, hi, points_per_group) for lo, hi in zip(offsets[:-1], offsets[1:])]
-                                    + [[n_points]])
+            starts = np.concatenate([np.arange(lo, hi, points_per_group)
+                                     for lo, hi in zip(offsets[:-1], offsets[1:])] + [[n_points]])
             largest = int(np.diff(starts).max())
             lanes = min(get_num_threads(), len(starts) - 1)
             rings = _work_memory("rings", (lanes, window, spec.tokens * spec.width, largest), dtype)
@@ -247,8 +255,8 @@ def _run_kernel(system, kind, tasks, settings):
         values[:, names.index(name)] = point_values[:, column]
     start = system.check_state(system.start_state() if x0 is None else x0, "x0")
     try:
-        codes, diagnostics = kernels.sweep_map(*kernel.arguments, np.ascontiguousarray(values),
-                                               start, loops, window, max_period, tolerances, early_exit, lyapunov)
+        codes, diagnostics = kernels.sweep_map(*kernel.arguments, np.ascontiguousarray(values), start,
+                                               loops, window, max_period, tolerances, early_exit, lyapunov)
     except Exception as error:
         if caused_by_interrupt(error):
             raise
@@ -334,7 +342,8 @@ def sweep(system, axes, *, loops=200, transient=None, tol=None, x0=None, chunk=N
     Examples
     --------
     >>> import numpy as np, dynloop
-    >>> diagram = dynloop.sweep(dynloop.maps.logistic(), {"r": [2.5, 2.8, 3.2, 3.5]}, loops=400, progress=False)
+    >>> diagram = dynloop.sweep(dynloop.maps.logistic(), {"r": [2.5, 2.8, 3.2, 3.5]}, loops=400,
+    ...                         progress=False)
     >>> [dynloop.Regime.from_code(c).value for c in diagram.regimes]
     ['fixed_point', 'fixed_point', 'periodic', 'periodic']
     """
@@ -380,7 +389,8 @@ def sweep(system, axes, *, loops=200, transient=None, tol=None, x0=None, chunk=N
     done = chunk_store.done() if chunk_store is not None and resume else set()
     pending = [task for task in tasks if task.index not in done]
     if pending and progress:
-        announce_compiling(*(f"dynloop.sweep._kernels.{name}" for name in _kernel_names(system, kind, pending)))
+        announce_compiling(*(f"dynloop.sweep._kernels.{name}"
+                             for name in _kernel_names(system, kind, pending)))
     from . import _kernels as kernels  # the map kernel is compiled (or loaded) when this module is imported
 
     regimes = np.full(int(np.prod(shape)), Regime.UNDETERMINED.code, dtype=np.int8)

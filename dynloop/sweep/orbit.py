@@ -89,7 +89,8 @@ def orbit_diagram(system, axis_name, values, *, loops=1000, keep=100, x0=None, c
         label = f"state[{index}]"
     codes = None
     if regimes:
-        codes = sweep(system, {axis_name: values}, loops=max(loops, _MIN_WINDOW), x0=x0, lyapunov=True, progress=False).regimes
+        codes = sweep(system, {axis_name: values}, loops=max(loops, _MIN_WINDOW), x0=x0, lyapunov=True,
+                      progress=False).regimes
     return OrbitDiagram(axis=axis_name, values=values, points=reduced, stage_names=tuple(system.stage_names),
                         regimes=codes, meta={"system_name": system.name, "loops": loops, "keep": keep,
                                              "coordinate": label})

@@ -26,7 +26,8 @@ def run_affine(matrices, offsets, x0, loops, mode, stride, capacity):
     The arithmetic is done in the precision of the arrays (one compilation per precision).
     """
     n_stages, n, _ = matrices.shape
-    cur, prev, states, recorded_loops, norms, steps, cosines = new_records(loops, n_stages, n, capacity, mode, x0)
+    cur, prev, states, recorded_loops, norms, steps, cosines = new_records(
+        loops, n_stages, n, capacity, mode, x0)
     x = x0.copy()
     count = 0
     loops_run, diverged_at, diverged_stage = loops, -1, -1

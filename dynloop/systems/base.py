@@ -242,7 +242,8 @@ def check_system(system, field="system"):
     >>> check_system("logistic")
     Traceback (most recent call last):
     ...
-    TypeError: system='logistic' is not allowed: expected a dynloop system (dynloop.BlockSpec, dynloop.AffineLoop or dynloop.Map); for the catalogue map of that name use dynloop.maps.logistic()
+    TypeError: system='logistic' is not allowed: expected a dynloop system (dynloop.BlockSpec,
+    dynloop.AffineLoop or dynloop.Map); for the catalogue map of that name use dynloop.maps.logistic()
     """
     if isinstance(system, System):
         return system

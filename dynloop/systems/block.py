@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from .._errors import check_choice, check_int, check_real, did_you_mean, invalid
-from ..components import ACTIVATIONS, INJECTIONS, MIXERS, NORM_KINDS, NORMS, STREAM_INPUTS, STREAM_START, draw_normal
+from ..components import (ACTIVATIONS, INJECTIONS, MIXERS, NORM_KINDS, NORMS, STREAM_INPUTS, STREAM_START,
+                          draw_normal)
 from ._recording import record_capacity
 from . import _block_kernels as kernels
 from .base import RunOutput, SweepKernel, System, attracting_fixed_point
@@ -40,7 +41,8 @@ class _FieldsChecked(type):
 
 
 def _known_fields(fields):
-    """``fields`` if every name is a BlockSpec field, else a ``ValueError`` naming it ("did you mean ...?")."""
+    """``fields`` if every name is a BlockSpec field, else a ``ValueError`` naming it
+    ("did you mean ...?")."""
     names = [f.name for f in dataclasses.fields(BlockSpec)]
     unknown = sorted(set(fields) - set(names))
     if unknown:
@@ -230,8 +232,9 @@ class BlockSpec(System, metaclass=_FieldsChecked):
         >>> dynloop.BlockSpec(norm="sandwich").components["norm"].after_residual
         True
         """
-        return {"mixer": MIXERS[self.mixer], "activation": ACTIVATIONS[self.activation], "norm": NORMS[self.norm],
-                "norm_kind": NORM_KINDS[self.norm_kind], "injection": INJECTIONS[self.injection]}
+        return {"mixer": MIXERS[self.mixer], "activation": ACTIVATIONS[self.activation],
+                "norm": NORMS[self.norm], "norm_kind": NORM_KINDS[self.norm_kind],
+                "injection": INJECTIONS[self.injection]}
 
     @property
     def is_symbolic(self):
@@ -254,7 +257,8 @@ class BlockSpec(System, metaclass=_FieldsChecked):
         def value(field):
             return "*" if field in varying else getattr(self, field)
         return (f"block(mixer={value('mixer')}, norm={value('norm')}/{value('norm_kind')}, "
-                f"injection={value('injection')}, k={value('layers')}, T={value('tokens')}, d={value('width')})")
+                f"injection={value('injection')}, k={value('layers')}, T={value('tokens')}, "
+                f"d={value('width')})")
 
     @property
     def stage_names(self):
@@ -329,10 +333,12 @@ class BlockSpec(System, metaclass=_FieldsChecked):
             if array.name in given:
                 weights[array.name] = given[array.name]
                 continue
-            value = np.asarray(array.draw_array(self.seed, sizes, self.weight_gain, weights), dtype=np.float64)
+            value = np.asarray(array.draw_array(self.seed, sizes, self.weight_gain, weights),
+                               dtype=np.float64)
             value.flags.writeable = False
             weights[array.name] = value
-        inputs = self.inputs if self.inputs is not None else draw_normal(self.seed, STREAM_INPUTS, self.state_shape)
+        inputs = (self.inputs if self.inputs is not None
+                  else draw_normal(self.seed, STREAM_INPUTS, self.state_shape))
         if self.state_init == "input":
             start = inputs.copy()
         elif self.state_init == "zeros":
@@ -362,7 +368,8 @@ class BlockSpec(System, metaclass=_FieldsChecked):
                                   else (None, None, None))
 
         def array(value, empty_shape):  # always a fresh writable C array: one numba type for every scheme
-            return np.array(np.zeros(empty_shape) if value is None else value, dtype=dtype, order="C", copy=True)
+            return np.array(np.zeros(empty_shape) if value is None else value, dtype=dtype, order="C",
+                            copy=True)
 
         empty3 = (0, 0, 0)
         block_arrays = kernels.BlockArrays(

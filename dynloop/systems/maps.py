@@ -53,7 +53,8 @@ def _numba_failure(error):
 
 
 def _compile(function, field, dim, names, *, trusted=False):
-    """``function`` (``field``: ``"step"`` or ``"jacobian"``) compiled by numba; a ``ValueError`` naming it if it cannot be.
+    """``function`` (``field``: ``"step"`` or ``"jacobian"``) compiled by numba; a ``ValueError`` naming
+    it if it cannot be.
 
     Unless ``trusted`` (the catalogue's functions and code printed from sympy), it is compiled with
     bounds checks and returned inside :func:`_guard`'s wrapper, so that an index out of range or an
@@ -131,7 +132,8 @@ def _index_ranges(dim, names):
 
 
 def _guard(function, compiled, field, dim, names, jacobian):
-    """A compiled wrapper of ``compiled`` that raises :class:`MapFunctionError` with the state it was called at.
+    """A compiled wrapper of ``compiled`` that raises :class:`MapFunctionError` with
+    the state it was called at.
 
     The wrapper checks the shape of what ``compiled`` returns (``(dim,)``, or ``(dim, dim)`` for a
     ``jacobian``) and catches any exception it raises (numba's bounds checks among them); the error
@@ -148,8 +150,8 @@ def _guard(function, compiled, field, dim, names, jacobian):
                 where += ", params={" + ", ".join(f"{n!r}: {float(v)!r}" for n, v in zip(names, p)) + "}"
             if rows >= 0:
                 got = (rows, columns) if jacobian else (rows,)
-                message = (f"{field}={name!r} returns an array of shape {got} at {where}, which is not allowed: "
-                           f"expected shape {expected} (dim={dim})")
+                message = (f"{field}={name!r} returns an array of shape {got} at {where}, which is not "
+                           f"allowed: expected shape {expected} (dim={dim})")
             else:
                 message = _describe_failure(function, field, name, x, p, where, dim, names)
             super().__init__(message)
@@ -187,7 +189,8 @@ def _guard(function, compiled, field, dim, names, jacobian):
 
 
 def _describe_failure(function, field, name, x, p, where, dim, names):
-    """Why ``function`` failed in compiled code at ``x``, ``p``: run it in Python there and say what it raises."""
+    """Why ``function`` failed in compiled code at ``x``, ``p``: run it in Python there and
+    say what it raises."""
     try:
         function(np.array(x, dtype=np.float64), np.array(p, dtype=np.float64))
     except Exception as error:
@@ -277,8 +280,8 @@ class Map(System):
         self.dim = check_int("dim", dim, minimum=1)
         self._defaults = self._check_defaults(params)
         self._step = _compile(step, "step", self.dim, self._defaults, trusted=_trusted)
-        self._jacobian = None if jacobian is None else _compile(jacobian, "jacobian", self.dim, self._defaults,
-                                                                trusted=_trusted)
+        self._jacobian = (None if jacobian is None
+                          else _compile(jacobian, "jacobian", self.dim, self._defaults, trusted=_trusted))
         self.name = str(name) if name is not None else getattr(step, "__name__", "map")
         if x0 is None:
             x0 = _DEFAULT_X0
@@ -633,7 +636,8 @@ class Map(System):
         missing = [name for name, value in resolved.items() if value is None]
         if missing:
             raise invalid(f"params[{missing[0]!r}]", None,
-                          f"{self.name} has no default for {missing[0]!r}: pass params={{{missing[0]!r}: value}}")
+                          f"{self.name} has no default for {missing[0]!r}: "
+                          f"pass params={{{missing[0]!r}: value}}")
         return resolved
 
     def _param_vector(self, params):
@@ -782,12 +786,14 @@ def _sympy_functions(exprs, state_symbols, param_symbols):
             names = sorted({f"the undefined function {type(e).__name__!r}" if isinstance(e, AppliedUndef)
                             else f"a derivative sympy cannot evaluate, {e}" if isinstance(e, sympy.Derivative)
                             else type(e).__name__ for e in unsupported})
-            raise invalid("exprs", given, f"{what} {', '.join(names)}, which cannot be compiled; maps from sympy "
-                          f"may use the elementary functions of Python's math module and {_PIECEWISE_FUNCTIONS}")
+            raise invalid("exprs", given, f"{what} {', '.join(names)}, which cannot be compiled; maps from "
+                          "sympy may use the elementary functions of Python's math module and "
+                          f"{_PIECEWISE_FUNCTIONS}")
         return "\n".join(lines)
 
     step_source = source("sympy_step", exprs, range(dim), f"{dim}", "the expressions use")
-    jacobian_source = source("sympy_jacobian", jacobian, [f"{i}, {j}" for i in range(dim) for j in range(dim)],
+    jacobian_source = source("sympy_jacobian", jacobian,
+                             [f"{i}, {j}" for i in range(dim) for j in range(dim)],
                              f"({dim}, {dim})", "their Jacobian (sympy's derivative) uses")
     namespace = {"math": math, "np": np}
     exec(compile(step_source + "\n\n" + jacobian_source, "<dynloop.Map.from_sympy>", "exec"), namespace)
