@@ -14,7 +14,7 @@ from numba import njit, prange, types
 
 from ..dynamics import regimes as R
 from ..dynamics._measures import convergence, stage_degeneracy
-from ..systems._block_kernels import stage_apply, with_point
+from ..systems._block_kernels import BRANCH_ATTENTION, stage_apply, with_point
 from ..systems._column_kernels import column_buffers, column_stage
 from ..systems._map_kernels import JacobianFunction, StepFunction
 
@@ -196,42 +196,6 @@ def _block_conclude(cfg, arrays, x, states, stats, t, window, tolerances, lyapun
 
 
 @njit(**_JIT)
-def _block_point(cfg0, arrays0, unit_constant, point, x0, loops, window, max_period, tolerances, early_exit,
-                 lyapunov, n_stages, first_layer, n_layers, row):
-    """Iterate one grid point on its own (any mixer), then conclude."""
-    cfg, arrays = _point_system(cfg0, arrays0, unit_constant, point, x0)
-    n_tokens, d = x0.shape
-    ring = np.zeros((window, n_tokens * d), dtype=x0.dtype)
-    no_tangent = np.empty((0, n_tokens, d), dtype=x0.dtype)
-    x, stats, reference_scale = _start(x0)
-    t = 0
-    states = ring
-    while t < loops:
-        x, _ = _block_loop(cfg, arrays, x, n_stages, no_tangent)
-        t += 1
-        stop, states, stats = _watch(ring, x.ravel(), t, loops, reference_scale, max_period, tolerances,
-                                     early_exit, False, states, stats)
-        if stop:
-            break
-    return _block_conclude(cfg, arrays, x, states, stats, t, window, tolerances, lyapunov, n_stages,
-                           first_layer, n_layers, row)
-
-
-@njit(cache=True, error_model="numpy", parallel=True)
-def sweep_block(cfg, arrays, unit_constant, values, x0, loops, window, max_period, tolerances, early_exit,
-                lyapunov, n_stages, first_layer, n_layers):
-    """Classify every point of a chunk one by one; ``values[i]`` holds point ``i``'s ``POINT_FIELDS``."""
-    n_points = values.shape[0]
-    codes = np.empty(n_points, dtype=np.int8)
-    diagnostics = np.full((n_points, len(DIAGNOSTICS)), np.nan)
-    for i in prange(n_points):
-        codes[i] = _block_point(cfg, arrays, unit_constant, values[i], x0, loops,
-                                window, max_period, tolerances, early_exit, lyapunov, n_stages, first_layer,
-                                n_layers, diagnostics[i])
-    return codes, diagnostics
-
-
-@njit(**_JIT)
 def _group_columns(values, unit_constant, active, dtype_like):
     """Residual and skip scales (c,), injected term (d, c) and norm ε (c,) of the ``active`` points' columns.
 
@@ -304,15 +268,16 @@ def _column_squares(x, n_tokens, squares):
 @njit(**_JIT)
 def _block_group(cfg, arrays, unit_constant, values, x0, loops, window, max_period, tolerances, early_exit,
                  lyapunov, n_stages, first_layer, n_layers, ring, windows, codes, diagnostics):
-    """Iterate a group of grid points together, one token row per column (row-wise mixers only).
+    """Iterate a group of grid points together, one token row per column.
 
     The ``B`` points' ``T`` tokens are the ``B·T`` columns of one state (``_column_kernels``),
-    so each norm, activation and small product is one vectorised pass over the group and each
-    large product one BLAS call. ``ring`` (window × n × at least B) keeps the last ``window``
-    states of every point, ``windows`` (batch × window × n, float64) receives a batch of them
-    in loop order; both are the caller's, reused from group to group. With ``early_exit``, points whose
-    regime is settled (and points that diverged) leave the group: its columns are compacted, so
-    later loops cost only what the remaining points need. Points are concluded one by one.
+    so each norm, activation and small product is one vectorised pass over the group, each
+    large product one BLAS call, and attention one small tile per point and head. ``ring`` (window × n ×
+    at least B) keeps the last ``window`` states of every point, ``windows`` (batch × window × n, float64)
+    receives a batch of them in loop order; both are the caller's, reused from group to group. With
+    ``early_exit``, points whose regime is settled (and points that diverged) leave the group: its columns
+    are compacted, so later loops cost only what the remaining points need. Points are concluded one by
+    one.
     """
     n_points = values.shape[0]
     n_tokens, d = x0.shape
@@ -323,7 +288,11 @@ def _block_group(cfg, arrays, unit_constant, values, x0, loops, window, max_peri
         for k in range(n_tokens):
             x[:, j * n_tokens + k] = x0[k]
     alpha, skip, constant, eps = _group_columns(values, unit_constant, active, x0)
-    work = column_buffers(d, hidden, x.shape[1], x0)
+    attends = False
+    for branch in arrays.branches:
+        attends = attends or branch == BRANCH_ATTENTION
+    tokens = n_tokens if attends else 0
+    work = column_buffers(d, hidden, x.shape[1], x0, tokens)
     batch = windows.shape[0]
     reference_scale = _norm(x0)
     diverged = np.zeros(n_points, dtype=np.bool_)
@@ -380,7 +349,7 @@ def _block_group(cfg, arrays, unit_constant, values, x0, loops, window, max_peri
             x = compact
             active = active[staying]
             alpha, skip, constant, eps = _group_columns(values, unit_constant, active, x0)
-            work = column_buffers(d, hidden, x.shape[1], x0)
+            work = column_buffers(d, hidden, x.shape[1], x0, tokens)
     # conclude the points in batches of those that stopped at the same loop (one ring transpose each)
     stopped = np.minimum(loops_at, t)
     for t_p in np.unique(stopped):
@@ -408,7 +377,7 @@ def _block_group(cfg, arrays, unit_constant, values, x0, loops, window, max_peri
 @njit(cache=True, error_model="numpy", parallel=True)
 def sweep_block_columns(cfg, arrays, unit_constant, values, x0, loops, window, max_period, tolerances,
                         early_exit, lyapunov, n_stages, first_layer, n_layers, starts, rings, windows):
-    """Classify every point of one or more chunks in groups iterated together (row-wise mixers).
+    """Classify every point of one or more chunks in groups iterated together.
 
     Group ``g`` is points ``starts[g]:starts[g + 1]`` (at most ``rings.shape[3]`` of them).
     ``rings`` (lanes × window × n × group) and ``windows`` (lanes × batch × window × n, float64)

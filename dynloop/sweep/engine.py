@@ -22,7 +22,7 @@ from ..dynamics.simulate import _DTYPES
 from ..systems.block import POINT_FIELDS  # the fields that vary per point inside one compiled call
 from .phase import _valid_codes
 
-# the row-wise kernel's groups of points: a state of _GROUP_BYTES, within _GROUP_COLUMNS token rows
+# the block kernel's groups of points: a state of _GROUP_BYTES, within _GROUP_COLUMNS token rows
 _GROUP_BYTES = 65536
 _GROUP_COLUMNS = (256, 512)
 _WINDOW_BATCH = 32  # points whose windows are put in loop order together
@@ -203,7 +203,7 @@ def _work_memory(name, shape, dtype):
 
 
 def _group_columns(width, dtype):
-    """Token rows iterated together by the row-wise kernel: a 64 KiB state, within 256 to 512 rows.
+    """Token rows iterated together by the block kernel: a 64 KiB state, within 256 to 512 rows.
 
     Every pass over a group's columns (a norm, each step of a product, the activation) has a
     set-up cost of its own, whatever the group's size: a wider group shares it among more points.
@@ -234,20 +234,18 @@ def _run_kernel(system, kind, tasks, settings):
         layers = spec.layer_stages
         arguments = (*kernel.arguments, values, start, loops, window, max_period, tolerances, early_exit,
                      lyapunov, spec.n_stages, layers.start, len(layers))
-        if spec.components["mixer"].row_wise:
-            # row-wise mixers: iterate groups of points together, a point's token rows as columns. Groups
-            # never straddle two chunks, so that a chunk's results do not depend on its neighbours in a call
-            points_per_group = max(1, _group_columns(spec.width, dtype) // spec.tokens)
-            offsets = np.cumsum([0] + [len(t.flat) for t in tasks])
-            starts = np.concatenate([np.arange(lo, hi, points_per_group)
-                                     for lo, hi in zip(offsets[:-1], offsets[1:])] + [[n_points]])
-            largest = int(np.diff(starts).max())
-            lanes = min(get_num_threads(), len(starts) - 1)
-            rings = _work_memory("rings", (lanes, window, spec.tokens * spec.width, largest), dtype)
-            windows = _work_memory("windows", (lanes, _WINDOW_BATCH, window, spec.tokens * spec.width),
-                                   np.float64)
-            return kernels.sweep_block_columns(*arguments, starts, rings, windows)
-        return kernels.sweep_block(*arguments)
+        # groups of points iterated together, a point's token rows as columns. Groups
+        # never straddle two chunks, so that a chunk's results do not depend on its neighbours in a call
+        points_per_group = max(1, _group_columns(spec.width, dtype) // spec.tokens)
+        offsets = np.cumsum([0] + [len(t.flat) for t in tasks])
+        starts = np.concatenate([np.arange(lo, hi, points_per_group)
+                                 for lo, hi in zip(offsets[:-1], offsets[1:])] + [[n_points]])
+        largest = int(np.diff(starts).max())
+        lanes = min(get_num_threads(), len(starts) - 1)
+        rings = _work_memory("rings", (lanes, window, spec.tokens * spec.width, largest), dtype)
+        windows = _work_memory("windows", (lanes, _WINDOW_BATCH, window, spec.tokens * spec.width),
+                               np.float64)
+        return kernels.sweep_block_columns(*arguments, starts, rings, windows)
     kernel = system.sweep_kernel()
     names = list(kernel.point_fields)
     values = np.tile(kernel.point_values, (n_points, 1))
@@ -546,10 +544,7 @@ def _kernel_names(system, kind, tasks):
     """The names of the compiled sweep kernels that these chunks call (see ``_run_kernel``)."""
     if kind == "map":
         return {"sweep_map"}
-    from ..components import MIXERS
-
-    mixers = {task.facet.get("mixer", system.mixer) for task in tasks}
-    return {"sweep_block_columns" if MIXERS[mixer].row_wise else "sweep_block" for mixer in mixers}
+    return {"sweep_block_columns"}
 
 
 class _NoBar:

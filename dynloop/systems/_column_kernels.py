@@ -1,13 +1,15 @@
-"""Values-only block stages for many grid points at once, one point per column (row-wise mixers).
+"""Values-only block stages for many grid points at once, one token row per column.
 
 A sweep iterates thousands of points of the same block that differ only in their residual
-scale, injection strength and norm ε. For the row-wise mixers (``linear`` and ``mlp``) every
-token row of every point evolves independently, so the rows of a group of points can be
-iterated together. Here they are the *columns* of one state ``X`` of shape ``(d, c)``: the
-innermost loop of every operation (norm, activation, residual update, and each
-multiply-accumulate of a small matrix product) then runs along contiguous memory across points,
-the loop the compiler turns into vector instructions whatever ``d`` is. Large products go to
-BLAS (``W @ X``) in blocks of a fixed number of columns.
+scale, injection strength and norm ε. The token rows of a group of points are the *columns* of
+one state ``X`` of shape ``(d, c)``, a point's ``T`` tokens side by side: the innermost loop of
+every row-wise operation (norm, activation, residual update, and each multiply-accumulate of a
+small matrix product) then runs along contiguous memory across points, the loop the compiler
+turns into vector instructions whatever ``d`` is, and every projection (attention's Q, K, V and
+O, the MLP's two layers, the injection matrix) is one product ``W @ X`` over the whole group,
+through BLAS in blocks of a fixed number of columns when it is large. Attention, the only
+operation that mixes tokens, runs per point and head on ``T × T`` tiles
+(:func:`_attention_tile`).
 
 A column's result never depends on the other columns: not on how many there are (a sweep's group
 size, which shrinks as points leave it) nor on where it sits among them. Every loop here treats
@@ -27,9 +29,9 @@ from numba import njit
 from numba.extending import overload
 from numba.np.linalg import _BLAS, get_blas_kind
 
-from ._block_kernels import (BRANCH_LINEAR, BRANCH_MLP, INJECT_DIAGONAL, INJECT_IDENTITY, INJECT_MATRIX,
-                             activate)
-from ._fastmath import fma
+from ._block_kernels import (BRANCH_ATTENTION, BRANCH_LINEAR, BRANCH_MLP, INJECT_DIAGONAL, INJECT_IDENTITY,
+                             INJECT_MATRIX, activate)
+from ._fastmath import exp, fma
 
 _JIT = dict(cache=True, error_model="numpy")
 
@@ -47,12 +49,20 @@ _BLAS_COLUMNS = (32, 16)
 
 
 @njit(**_JIT)
-def column_buffers(d, hidden, columns, dtype_like):
-    """Work arrays for :func:`column_stage` on ``columns`` columns: three (d, c), two (hidden, c), stats."""
+def column_buffers(d, hidden, columns, dtype_like, tokens=0):
+    """Work arrays for :func:`column_stage` on ``columns`` columns of points of ``tokens`` tokens.
+
+    Three (d, c), two (hidden, c), the norms' statistics (2, c); with ``tokens > 0`` (attention)
+    four more (d, c) for Q, K, V and the heads' output, and two (T, T) tiles.
+    """
     kind = dtype_like.dtype
+    wide = columns if tokens > 0 else 0
     return (np.empty((d, columns), dtype=kind), np.empty((d, columns), dtype=kind),
             np.empty((d, columns), dtype=kind), np.empty((hidden, columns), dtype=kind),
-            np.empty((hidden, columns), dtype=kind), np.empty((2, columns), dtype=kind))
+            np.empty((hidden, columns), dtype=kind), np.empty((2, columns), dtype=kind),
+            np.empty((d, wide), dtype=kind), np.empty((d, wide), dtype=kind),
+            np.empty((d, wide), dtype=kind), np.empty((d, wide), dtype=kind),
+            np.empty((tokens, tokens), dtype=kind), np.empty((tokens, tokens), dtype=kind))
 
 
 @njit(**_JIT)
@@ -211,9 +221,71 @@ def _two_rows(w, x, out, o, o1):
 
 
 @njit(**_JIT)
-def _column_mixer(cfg, arrays, layer, x, out, work):
-    """``out = F(x)``: the linear map or the MLP of ``layer`` (a row-wise mixer's one sub-layer)."""
-    branch = arrays.branches[0]
+def _attention_tile(q, k, v, out, scores, weights, first, c0, dh, scale, causal):
+    """Head ``c0 : c0 + dh`` of one point's attention: its tokens are columns ``first : first + T``.
+
+    As ``_apply_attention``: scores ``q_i · k_j`` summed over the head's rows in order, scaled; a
+    softmax over the tokens each query sees (all, or ``j <= i`` when ``causal``) after subtracting
+    the row's maximum; the output ``Σ_j A_ij v_j`` summed over ``j`` in order. ``weights`` holds
+    ``A`` transposed (``weights[j, i] = A_ij``), so that every loop here runs along a contiguous row
+    over the queries ``i`` or the keys ``j``.
+    """
+    n_tokens = scores.shape[0]
+    for i in range(n_tokens):
+        last = i + 1 if causal else n_tokens
+        row, q_i = scores[i], q[c0, first + i]
+        keys = k[c0, first:first + last]
+        for j in range(last):
+            row[j] = q_i * keys[j]
+        for a in range(c0 + 1, c0 + dh):
+            q_i = q[a, first + i]
+            keys = k[a, first:first + last]
+            for j in range(last):
+                row[j] = fma(q_i, keys[j], row[j])
+        row_max = -np.inf
+        for j in range(last):
+            row[j] *= scale
+            row_max = max(row_max, row[j])
+        total = 0.0
+        for j in range(last):
+            row[j] = exp(row[j] - row_max)
+        for j in range(last):
+            total += row[j]
+        for j in range(last):
+            weights[j, i] = row[j] / total
+    for a in range(c0, c0 + dh):
+        result, values = out[a, first:first + n_tokens], v[a, first:first + n_tokens]
+        for i in range(n_tokens):
+            result[i] = weights[0, i] * values[0]
+        for j in range(1, n_tokens):
+            value = values[j]
+            for i in range(j if causal else 0, n_tokens):
+                result[i] = fma(weights[j, i], value, result[i])
+
+
+@njit(**_JIT)
+def _column_attention(cfg, arrays, layer, x, out, work):
+    """``out = F(x)``: multi-head self-attention of each point's tokens (consecutive columns)."""
+    d, c = x.shape
+    q, k, v, heads_out, scores, weights = work[6], work[7], work[8], work[9], work[10], work[11]
+    n_tokens = scores.shape[0]
+    if n_tokens == 0 or c % n_tokens != 0:
+        raise ValueError("attention columns need buffers made for the points' token count")
+    column_product(arrays.attn_q[layer], x, q)
+    column_product(arrays.attn_k[layer], x, k)
+    column_product(arrays.attn_v[layer], x, v)
+    dh = d // cfg.heads
+    scale = 1.0 / math.sqrt(dh)
+    for first in range(0, c, n_tokens):
+        for h in range(cfg.heads):
+            _attention_tile(q, k, v, heads_out, scores, weights, first, h * dh, dh, scale, cfg.causal)
+    column_product(arrays.attn_o[layer], heads_out, out)
+
+
+@njit(**_JIT)
+def _column_mixer(cfg, arrays, layer, sub, x, out, work):
+    """``out = F(x)``: the branch of sub-layer ``sub`` of ``layer`` (linear map, MLP or attention)."""
+    branch = arrays.branches[sub]
     if branch == BRANCH_LINEAR:
         column_product(arrays.linear[layer], x, out)
     elif branch == BRANCH_MLP:
@@ -221,18 +293,20 @@ def _column_mixer(cfg, arrays, layer, x, out, work):
         column_product(arrays.mlp_in[layer], x, z)
         activate(z, activated, cfg.activation)
         column_product(arrays.mlp_out[layer], activated, out)
+    elif branch == BRANCH_ATTENTION:
+        _column_attention(cfg, arrays, layer, x, out, work)
     else:
-        raise ValueError("column kernels take row-wise branches only")
+        raise ValueError("unknown branch code")
 
 
 @njit(**_JIT)
-def _column_sublayer(cfg, arrays, layer, x, alpha, skip, eps, work):
-    """One sub-layer with its norm placement, in place on ``x`` (residual and skip scales per column)."""
+def _column_sublayer(cfg, arrays, layer, sub, x, alpha, skip, eps, work):
+    """Sub-layer ``sub`` with its norm placement, in place on ``x`` (residual and skip scales per column)."""
     d, c = x.shape
     branch, f, stats = work[0], work[1], work[5]
     if cfg.sphere:
         unit = arrays.unit_gain
-        _column_mixer(cfg, arrays, layer, x, f, work)
+        _column_mixer(cfg, arrays, layer, sub, x, f, work)
         column_norm(x, unit, cfg, eps, branch, stats)
         column_norm(f, unit, cfg, eps, f, stats)
         for a in range(d):
@@ -240,19 +314,18 @@ def _column_sublayer(cfg, arrays, layer, x, alpha, skip, eps, work):
                 x[a, p] = branch[a, p] + alpha[p] * (f[a, p] - branch[a, p])
         column_norm(x, unit, cfg, eps, x, stats)
         return
-    # a row-wise mixer's layer is one sub-layer: its gains are those of sub-layer 0
     if cfg.norm_in:
-        column_norm(x, arrays.norm_in[layer, 0], cfg, eps, branch, stats)
-        _column_mixer(cfg, arrays, layer, branch, f, work)
+        column_norm(x, arrays.norm_in[layer, sub], cfg, eps, branch, stats)
+        _column_mixer(cfg, arrays, layer, sub, branch, f, work)
     else:
-        _column_mixer(cfg, arrays, layer, x, f, work)
+        _column_mixer(cfg, arrays, layer, sub, x, f, work)
     if cfg.norm_branch_out:
-        column_norm(f, arrays.norm_out[layer, 0], cfg, eps, f, stats)
+        column_norm(f, arrays.norm_out[layer, sub], cfg, eps, f, stats)
     for a in range(d):
         for p in range(c):
             x[a, p] = fma(alpha[p], f[a, p], skip[p] * x[a, p])
     if cfg.norm_after_residual:
-        column_norm(x, arrays.norm_out[layer, 0], cfg, eps, x, stats)
+        column_norm(x, arrays.norm_out[layer, sub], cfg, eps, x, stats)
 
 
 @njit(**_JIT)
@@ -261,7 +334,8 @@ def column_stage(cfg, arrays, stage, x, alpha, skip, constant, eps, work):
 
     ``alpha`` (c,) is each column's residual scale, ``skip`` (c,) its skip scale, ``constant`` (d, c) its
     injected term and ``eps`` (c,) its norm ε; ``work`` comes from :func:`column_buffers` with at least
-    ``c`` columns. Stages run as in ``stage_apply``: injection (if any), the layers, the outer norm.
+    ``c`` columns (and the points' token count, for attention). Stages run as in ``stage_apply``:
+    injection (if any), the layers, the outer norm.
     """
     d, c = x.shape
     if cfg.has_inject:
@@ -296,4 +370,5 @@ def column_stage(cfg, arrays, stage, x, alpha, skip, constant, eps, work):
         for a in range(d):
             for p in range(c):
                 x[a, p] += constant[a, p]
-    _column_sublayer(cfg, arrays, stage, x, alpha, skip, eps, work)
+    for sub in range(cfg.sublayers):
+        _column_sublayer(cfg, arrays, stage, sub, x, alpha, skip, eps, work)

@@ -1,4 +1,4 @@
-"""The sweep's column kernels compute what stage_apply computes, for every row-wise scheme."""
+"""The sweep's column kernels compute what stage_apply computes, for every scheme and mixer."""
 
 import functools
 import itertools
@@ -16,6 +16,12 @@ from dynloop.systems._fastmath import fma
 POINTS = [(0.3, 0.0, 1e-6, 1.0), (1.1, 0.7, 1e-3, 0.6), (2.4, 1.9, 0.5, 1.7)]  # (a, β, ε, skip scale)
 
 
+def _sizes(spec):
+    """The hidden width and the token count that the column buffers of ``spec`` need."""
+    branches = spec.components["mixer"].branches
+    return (spec.hidden if "mlp" in branches else 0), (spec.tokens if "attention" in branches else 0)
+
+
 def _columns_against_points(spec, dtype, rtol):
     """Apply every stage to 3 points × T tokens as columns, and to each point alone through stage_apply."""
     unit = spec.replace(injection_scale=1.0)._compiled(dtype)[1].inject_constant
@@ -29,7 +35,8 @@ def _columns_against_points(spec, dtype, rtol):
     skip = np.repeat([p[3] for p in points], n_tokens).astype(dtype)
     constant = np.concatenate([p[1] * unit.T for p in POINTS], axis=1).astype(dtype)
     columns = np.ascontiguousarray(np.concatenate([s.T for s in states], axis=1))
-    work = C.column_buffers(d, spec.hidden if spec.mixer == "mlp" else 0, columns.shape[1], columns)
+    hidden, tokens = _sizes(spec)
+    work = C.column_buffers(d, hidden, columns.shape[1], columns, tokens)
     no_tangent = np.empty((0, n_tokens, d), dtype=dtype)
     for stage in range(spec.n_stages):
         C.column_stage(cfg, arrays, stage, columns, alpha, skip, constant, eps, work)
@@ -56,6 +63,24 @@ def test_norm_kinds_activations_and_the_linear_mixer(kind, activation):
                              norm_kind=kind, activation=activation, injection="additive", seed=4)
     _columns_against_points(spec, np.float64, 1e-13)
     _columns_against_points(spec.replace(mixer="linear"), np.float64, 1e-13)
+
+
+@pytest.mark.parametrize("norm,injection",
+                         list(zip(components.NORMS, itertools.cycle(components.INJECTIONS))))
+@pytest.mark.parametrize("mixer", ["attention", "transformer"])
+def test_attention_mixers_every_placement(mixer, norm, injection):
+    spec = dynloop.BlockSpec(width=6, tokens=3, layers=2, heads=2, mixer=mixer, hidden=5, norm=norm,
+                             injection=injection, activation="gelu", seed=3)
+    _columns_against_points(spec, np.float64, 1e-12)
+
+
+@pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-12), (np.float32, 3e-5)])
+@pytest.mark.parametrize("causal,heads,tokens", [(True, 4, 5), (False, 1, 4), (True, 2, 1)])
+def test_attention_tiles_causal_or_not_any_heads_and_tokens(dtype, rtol, causal, heads, tokens):
+    # d = 20 takes the products through BLAS in float64 (160 bytes of inputs), loops in float32
+    spec = dynloop.BlockSpec(width=20, tokens=tokens, layers=1, heads=heads, mixer="transformer", hidden=24,
+                             norm="sandwich", injection="concat", causal=causal, weight_gain=1.5, seed=9)
+    _columns_against_points(spec, dtype, rtol)
 
 
 @pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-12), (np.float32, 2e-5)])
@@ -171,7 +196,7 @@ def test_a_columns_result_does_not_depend_on_the_other_columns(dtype, d):
                        injection="convex", seed=7),
                  block(mixer="linear", norm="sandwich", norm_kind="l2", injection="diagonal", seed=8)):
         cfg, arrays = spec._compiled(dtype)
-        hidden = spec.hidden if spec.mixer == "mlp" else 0
+        hidden = _sizes(spec)[0]
         alpha = rng.uniform(0.0, 3.0, 41).astype(dtype)
         skip = rng.uniform(0.5, 2.0, 41) if spec.components["norm"].has_residual else np.ones(41)
         skip = skip.astype(dtype)
@@ -186,3 +211,36 @@ def test_a_columns_result_does_not_depend_on_the_other_columns(dtype, d):
             found = _each_column_alone_and_in_groups(apply, pool, [alpha, skip, constant, eps], d)
             assert found is None, (f"{spec.mixer}/{spec.norm}/{spec.injection} "
                                    f"stage {spec.stage_names[stage]}: {found}")
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("d", [8, 24])
+def test_a_points_attention_does_not_depend_on_the_other_points(dtype, d):
+    # attention mixes a point's own token columns only: each point's result, alone or among 1 to 13
+    # others at any place in the group, is bitwise the same (as for the row-wise stages above)
+    n_tokens, pool_size = 3, 14
+    spec = dynloop.BlockSpec(width=d, tokens=n_tokens, layers=1, heads=2, mixer="transformer", hidden=d + 4,
+                             activation="gelu", norm="pre", norm_kind="rms", injection="concat", seed=11)
+    cfg, arrays = spec._compiled(dtype)
+    rng = np.random.default_rng(d)
+    pool = (rng.standard_normal((d, pool_size * n_tokens)) * 3).astype(dtype)
+    alpha = np.repeat(rng.uniform(0.0, 3.0, pool_size), n_tokens).astype(dtype)
+    ones = np.ones(pool_size * n_tokens, dtype=dtype)
+    eps = np.repeat(rng.uniform(1e-6, 0.5, pool_size), n_tokens).astype(dtype)
+    constant = rng.standard_normal((d, pool_size * n_tokens)).astype(dtype)
+
+    def run(points):
+        take = (points[:, None] * n_tokens + np.arange(n_tokens)).ravel()
+        x = np.ascontiguousarray(pool[:, take])
+        work = C.column_buffers(d, spec.hidden, x.shape[1], x, n_tokens)
+        for stage in range(spec.n_stages):
+            C.column_stage(cfg, arrays, stage, x, alpha[take], ones[take],
+                           np.ascontiguousarray(constant[:, take]), eps[take], work)
+        return x
+
+    alone = np.concatenate([run(np.array([p])) for p in range(pool_size)], axis=1)
+    for n in range(1, pool_size):
+        for offset in (0, 5 * n % pool_size):
+            points = (offset + np.arange(n)) % pool_size
+            take = (points[:, None] * n_tokens + np.arange(n_tokens)).ravel()
+            assert run(points).tobytes() == np.ascontiguousarray(alone[:, take]).tobytes(), (n, offset)
