@@ -13,6 +13,8 @@ Run:  python benchmarks/bench_floor.py [--size 128,32,200] [--dtype float64|floa
 
 import argparse
 import os
+import sys
+from pathlib import Path
 
 import numpy as np
 from numba import njit
@@ -20,7 +22,8 @@ from numba import njit
 from dynloop.systems._block_kernels import activate
 from dynloop.systems._column_kernels import column_product
 
-from bench_sweep import best_seconds  # this folder's: run as a script, it is on the path
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/ is not a package
+from _common import best_seconds  # noqa: E402
 
 
 @njit(cache=True)

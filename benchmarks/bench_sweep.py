@@ -17,12 +17,15 @@ Run:  python benchmarks/bench_sweep.py [--sizes 64,8,200 ...] [--dtype float64|f
 import argparse
 import subprocess
 import sys
-import time
+from pathlib import Path
 
 import numpy as np
 
 import dynloop
 from dynloop.sweep import sweep
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/ is not a package
+from _common import DTYPE_CHOICES, chosen_dtypes, import_jax, jax_precision, matmul_peak, race  # noqa: E402
 
 SIZES = [(64, 8, 200), (256, 8, 200), (128, 32, 200), (64, 128, 100)]
 
@@ -50,15 +53,13 @@ def numpy_reference(alpha, beta, w_in, w_out, e, h0, loops, eps):
 
 
 def jax_reference():
-    try:
-        import jax
-        import jax.numpy as jnp
-    except ImportError:
+    modules = import_jax()
+    if modules is None:
         return None
+    jax, jnp = modules
 
     def prepare(alpha, beta, w_in, w_out, e, h0, loops, eps):
-        if h0.dtype == np.float64:
-            jax.config.update("jax_enable_x64", True)
+        jax_precision(jax, h0.dtype)
 
         def point(a, b):
             def body(h, _):
@@ -77,35 +78,6 @@ def jax_reference():
         return result, lambda: batched(alpha, beta).block_until_ready()
 
     return prepare
-
-
-def best_seconds(run, repeat):
-    """The shortest of ``repeat`` timed calls of ``run()`` (others on a shared machine only add to it)."""
-    return race({"run": run}, repeat)["run"]
-
-
-def race(runs, repeat):
-    """The shortest of ``repeat`` timed calls of each of ``runs`` (name -> callable), taken in turns.
-
-    Round after round every contender runs once, so that a slow spell of a shared machine falls on
-    all of them rather than on whichever happened to be timed then. Each waits a moment first: the
-    thread pools of OpenMP, OpenBLAS and XLA spin for a while after their work, on the same cores.
-    """
-    best = dict.fromkeys(runs, np.inf)
-    for _ in range(repeat):
-        for name, run in runs.items():
-            time.sleep(0.25)
-            start = time.perf_counter()
-            run()
-            best[name] = min(best[name], time.perf_counter() - start)
-    return best
-
-
-def matmul_peak(dtype, n=2048, repeat=5):
-    """GFLOP/s of the fastest of ``repeat`` n × n matrix products (numpy's BLAS, every core)."""
-    a = np.random.default_rng(0).standard_normal((n, n)).astype(dtype)
-    a @ a
-    return 2 * n ** 3 / best_seconds(lambda: a @ a, repeat) / 1e9
 
 
 _STARTUP = """
@@ -130,13 +102,13 @@ def startup_seconds():
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dtype", default="both", choices=["float64", "float32", "both"])
+    parser.add_argument("--dtype", default="both", choices=DTYPE_CHOICES)
     parser.add_argument("--sizes", nargs="+", metavar="G,d,T", default=[",".join(map(str, s)) for s in SIZES],
                         help="grid side, width and loops of each run (default: the reference four)")
     parser.add_argument("--repeat", type=int, default=5, help="time each run this often and keep the fastest")
     args = parser.parse_args(argv)
     sizes = [tuple(int(v) for v in size.split(",")) for size in args.sizes]
-    dtypes = [np.float64, np.float32] if args.dtype == "both" else [getattr(np, args.dtype)]
+    dtypes = chosen_dtypes(args.dtype)
     print(f"a new process imports dynloop and finishes a small sweep in {startup_seconds():.2f} s "
           "(kernels cached on disk)\n")
     jax_run = jax_reference()

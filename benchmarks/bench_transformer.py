@@ -1,0 +1,288 @@
+"""dynloop.sweep of looped transformer blocks against JAX running the same blocks, in one run.
+
+Workload: three blocks, each BlockSpec(width=d, tokens=T, layers=k, heads=4, mixer="transformer",
+hidden=4d, activation="gelu" (exact), norm_kind="rms", weight_gain=0.5, seed=0), causal:
+
+- sandwich + concat (Huginn-like): ``norm="sandwich", injection="concat"``;
+- pre + concat (retrofitted):      ``norm="pre", injection="concat"``;
+- peri_outer, no injection (Ouro-like): ``norm="peri_outer", injection="none"``.
+
+Each is swept over P points, a √P × √P grid of residual scale α ∈ [0, 1.5] by injection strength
+β ∈ [0, 1] (skip scale s ∈ [0.5, 1.5] for the block without injection), for ``loops`` loops, early
+exit and Lyapunov exponents off so that dynloop does the same iterations as JAX; the early-exit
+column is dynloop's sweep with its default early exit ("(loops)": its mean loops per point).
+"jax/dynloop" is JAX's time over dynloop's (above 1: dynloop is faster). Compilation is excluded
+on both sides (dynloop: a warm-up sweep of a 2 × 2 sub-grid; JAX: a first call on the whole grid).
+
+The JAX reference is written from dynloop/systems/MODEL.md with the weights, input e and start
+state of ``spec.materialize()``: one ``point(α, β)`` is the state after ``loops`` loops
+(``jax.lax.scan``), and ``jax.jit(jax.vmap(point))`` runs the grid. One loop is the injection
+``X W_hᵀ + β e W_eᵀ`` (concat; ``e W_eᵀ`` computed once), then per layer the attention sub-layer
+and the MLP sub-layer with the placement's norms (RMSNorm with its gains and ε = norm_eps), then,
+for peri_outer, the outer norm. Attention: per head ``softmax(Q_h K_hᵀ / sqrt(d/4))`` with the
+causal mask, times ``V_h``, then ``Wo``. float64 runs under ``jax_enable_x64``; float32 casts
+every array and scalar to float32 so that nothing promotes.
+
+Agreement: "final" is the larger of (1) the relative Frobenius distance between JAX's final state
+and ``dynloop.simulate``'s at 4 sampled grid points and (2) the largest relative difference between
+JAX's final state norms and the sweep's ``final_norm`` over the whole grid; "1-loop" is the largest
+relative difference, at the same 4 points, between dynloop's state after each loop and JAX's loop
+applied to dynloop's state entering it. Both must stay below 1e-10 in float64 and 1e-3 in float32
+("ok"). A block that JAX does not reproduce fails the 1-loop check ("FAIL"). Where only the final
+check fails ("sensitive"), every loop agrees and the dynamics amplified the two implementations'
+different roundings over the loops (at such points dynloop's own final state moves as much when its
+start moves by a rounding error, and its float32 run departs from its float64 run as far).
+
+FLOPs (the GFLOP/s and % peak of dynloop) count the multiply-adds of the products only, 2 FLOPs
+each, per point and loop: the concat injection's ``X W_hᵀ`` (2·T·d²; ``β e W_eᵀ`` is a constant),
+and per layer the Q, K, V, O projections (4·2·T·d²), the MLP (2·2·T·d·4d) and the attention scores
+and weighted sum over the causal pairs only (2·2·d·T(T+1)/2). Norms, softmax, GELU and residual
+updates are not counted. (JAX computes the full T × T scores and masks them: more work than
+counted.) The peak is the fastest of 5 products of 2048 × 2048 matrices in the same precision.
+
+Every time is the fastest of ``--repeat`` runs (5), taken in turns (dynloop, early exit, JAX,
+dynloop, ...) so that a slow spell of a shared machine falls on all of them.
+
+Run:  python benchmarks/bench_transformer.py [--sizes 256,64,8,4[,100] ...]
+          [--blocks sandwich pre peri_outer] [--dtype float64|float32|both] [--repeat 5]
+"""
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import dynloop
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/ is not a package
+from _common import DTYPE_CHOICES, chosen_dtypes, import_jax, jax_precision, matmul_peak, race  # noqa: E402
+
+SIZES = [(256, 64, 8, 4), (64, 32, 16, 12), (64, 128, 16, 4), (256, 64, 32, 4)]  # P, d, T, k
+LOOPS = 100
+BLOCKS = {"sandwich": ("sandwich+concat", dict(norm="sandwich", injection="concat")),
+          "pre": ("pre+concat", dict(norm="pre", injection="concat")),
+          "peri_outer": ("peri_outer+none", dict(norm="peri_outer", injection="none"))}
+RANGES = {"residual_scale": (0.0, 1.5), "injection_scale": (0.0, 1.0), "skip_scale": (0.5, 1.5)}
+TOLERANCE = {np.dtype(np.float64): 1e-10, np.dtype(np.float32): 1e-3}
+SAMPLES = 4
+
+
+def block_spec(block, d, tokens, layers):
+    return dynloop.BlockSpec(width=d, tokens=tokens, layers=layers, heads=4, mixer="transformer",
+                             hidden=4 * d, activation="gelu", norm_kind="rms", weight_gain=0.5, seed=0,
+                             causal=True, **BLOCKS[block][1])
+
+
+def grid_axes(spec, points):
+    """The sweep's axes: residual scale by injection strength (skip scale without injection)."""
+    side = math.isqrt(points)
+    second = "injection_scale" if spec.injection != "none" else "skip_scale"
+    return {name: np.linspace(*RANGES[name], side) for name in ("residual_scale", second)}
+
+
+def grid_points(axes):
+    """The two axes' values at every grid point, flat, in the sweep's order (the first axis slowest)."""
+    return tuple(values.ravel() for values in np.meshgrid(*axes.values(), indexing="ij"))
+
+
+def flops_per_loop(spec):
+    """FLOPs of one loop of one point: the products' multiply-adds (see the module docstring)."""
+    t, d, h = spec.tokens, spec.width, spec.hidden_size
+    pairs = t * (t + 1) // 2 if spec.causal else t * t
+    layer = 4 * 2 * t * d * d + 2 * 2 * t * d * h + 2 * 2 * d * pairs
+    return spec.layers * layer + (2 * t * d * d if spec.injection == "concat" else 0)
+
+
+def jax_reference(jax, jnp, spec, second, loops, dtype):
+    """``(run, step)``: the final states (P, T, d) of ``loops`` loops of ``spec`` from its start state,
+    ``run(a, b)``, at the points (a_i, b_i); and one loop applied to each of ``states`` at one point,
+    ``step(a, b, states)``.
+
+    Written from MODEL.md (not from dynloop's kernels); ``b`` is the injection strength β or,
+    when ``second == "skip_scale"``, the skip scale s.
+    """
+    from jax.scipy.special import erf
+
+    if (spec.injection not in ("concat", "none") or spec.norm not in _PLACEMENTS
+            or spec.mixer != "transformer" or spec.norm_kind != "rms" or spec.activation != "gelu"):
+        raise ValueError(f"the JAX reference has no {spec.name}")
+    arrays = spec.materialize()
+    weights = {name: jnp.asarray(np.asarray(value, dtype=dtype)) for name, value in arrays["weights"].items()}
+    if spec.injection == "concat":  # the injected term at β = 1, e W_eᵀ, as dynloop forms it: float64, cast
+        weights["unit"] = jnp.asarray((arrays["inputs"] @ arrays["weights"]["inject_e"].T).astype(dtype))
+    x0 = jnp.asarray(arrays["start_state"].astype(dtype))
+    tokens, d, heads, layers = spec.tokens, spec.width, spec.heads, spec.layers
+    dh = d // heads
+    scale, eps = 1.0 / math.sqrt(dh), float(spec.norm_eps)  # Python floats: weakly typed, never promote
+    mask = np.tril(np.ones((tokens, tokens), dtype=bool)) if spec.causal else np.ones((tokens, tokens), bool)
+    placement = _PLACEMENTS[spec.norm]
+
+    def norm(x, gain):  # RMSNorm of each row
+        return gain * (x * (1.0 / jnp.sqrt(jnp.mean(x * x, axis=-1, keepdims=True) + eps)))
+
+    def attention(w, layer, x):
+        q, k, v = (jnp.reshape(x @ w[name][layer].T, (tokens, heads, dh))
+                   for name in ("attn_q", "attn_k", "attn_v"))
+        scores = jnp.einsum("ihc,jhc->hij", q, k) * scale
+        scores = jnp.where(mask, scores, -jnp.inf)
+        weights_ = jnp.exp(scores - jnp.max(scores, axis=-1, keepdims=True))
+        weights_ = weights_ / jnp.sum(weights_, axis=-1, keepdims=True)
+        out = jnp.reshape(jnp.einsum("hij,jhc->ihc", weights_, v), (tokens, d))
+        return out @ w["attn_o"][layer].T
+
+    def mlp(w, layer, x):
+        z = x @ w["mlp_in"][layer].T
+        return (z * (0.5 * (1.0 + erf(z * (1.0 / math.sqrt(2.0)))))) @ w["mlp_out"][layer].T
+
+    def loop(x, a, b, w):
+        """One loop at the point (a, b) (the placement's sub-layers, then the outer norm if any)."""
+        beta, s = (b, spec.skip_scale) if second == "injection_scale" else (spec.injection_scale, b)
+        s = jnp.asarray(s, dtype=dtype)
+        if spec.injection == "concat":
+            x = x @ w["inject_h"].T + beta * w["unit"]
+        for layer in range(layers):
+            for sub, branch in enumerate((attention, mlp)):
+                x = placement(x, lambda u: branch(w, layer, u), a, s,
+                              lambda u: norm(u, w["norm_in"][layer, sub]),
+                              lambda u: norm(u, w["norm_out"][layer, sub]))
+        if "norm_outer" in w:
+            x = norm(x, w["norm_outer"])
+        return x
+
+    def point(a, b, w):
+        return jax.lax.scan(lambda x, _: (loop(x, a, b, w), None), x0, None, length=loops)[0]
+
+    batched = jax.jit(jax.vmap(point, in_axes=(0, 0, None)))
+    steps = jax.jit(jax.vmap(loop, in_axes=(0, None, None, None)))
+
+    def run(a, b):
+        return batched(jnp.asarray(a, dtype=dtype), jnp.asarray(b, dtype=dtype), weights)
+
+    def step(a, b, states):
+        a, b, states = (jnp.asarray(value, dtype=dtype) for value in (a, b, states))
+        return steps(states, a, b, weights)
+
+    return run, step
+
+
+# MODEL.md, Norm placement: one sub-layer X -> ... with branch F, residual scale a, skip scale s,
+# N_in = N(·; norm_in[ℓ, sub]), N_out = N(·; norm_out[ℓ, sub]) (the outer norm is applied after the layers)
+_PLACEMENTS = {
+    "none": lambda x, f, a, s, n_in, n_out: s * x + a * f(x),
+    "pre": lambda x, f, a, s, n_in, n_out: s * x + a * f(n_in(x)),
+    "pre_outer": lambda x, f, a, s, n_in, n_out: s * x + a * f(n_in(x)),
+    "post": lambda x, f, a, s, n_in, n_out: n_out(s * x + a * f(x)),
+    "sandwich": lambda x, f, a, s, n_in, n_out: n_out(s * x + a * f(n_in(x))),
+    "peri": lambda x, f, a, s, n_in, n_out: s * x + a * n_out(f(n_in(x))),
+    "peri_outer": lambda x, f, a, s, n_in, n_out: s * x + a * n_out(f(n_in(x))),
+}
+
+
+def relative(ours, reference):
+    """|ours − reference| / |reference| elementwise: 0 where equal (zeros too), inf if one isn't finite."""
+    ours, reference = np.asarray(ours, np.float64), np.asarray(reference, np.float64)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        error = np.abs(ours - reference) / np.abs(reference)
+    same = (ours == reference) | (~np.isfinite(ours) & ~np.isfinite(reference))
+    return np.where(same, 0.0, np.where(np.isfinite(error), error, np.inf))
+
+
+def _distance(ours, reference):
+    """The relative Frobenius distance of each pair of states (over the last two axes): 0 if equal."""
+    ours, reference = np.asarray(ours, np.float64), np.asarray(reference, np.float64)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        apart = np.linalg.norm(ours - reference, axis=(-2, -1))
+        result = apart / np.linalg.norm(reference, axis=(-2, -1))
+    return np.where(apart == 0, 0.0, np.where(np.isfinite(result), result, np.inf))
+
+
+def agreement(spec, axes, loops, dtype, jax_states, jax_step, sweep_norms):
+    """``(final, one_loop)``: the largest relative differences described in the module docstring."""
+    names = list(axes)
+    first, second = grid_points(axes)
+    jax_states = np.asarray(jax_states, dtype=np.float64)
+    final = float(np.max(relative(np.linalg.norm(jax_states, axis=(1, 2)), sweep_norms.ravel())))
+    one_loop = 0.0
+    for i in np.linspace(0, first.size - 1, SAMPLES + 1).round().astype(int)[1:]:
+        point = spec.replace(**{names[0]: float(first[i]), names[1]: float(second[i])})
+        run = dynloop.simulate(point, loops, record="all", dtype=dtype)
+        final = max(final, float(np.max(_distance(jax_states[i], run.final_state))))
+        entering, after = run.stage_states[:, 0], run.stage_states[:, -1]
+        one_loop = max(one_loop, float(np.max(_distance(jax_step(first[i], second[i], entering), after))))
+    return final, one_loop
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dtype", default="both", choices=DTYPE_CHOICES)
+    parser.add_argument("--sizes", nargs="+", metavar="P,d,T,k[,loops]",
+                        default=[",".join(map(str, s)) for s in SIZES],
+                        help=f"grid points (a square), width, tokens, layers and loops ({LOOPS} if left out) "
+                             "of each run (default: the reference four)")
+    parser.add_argument("--blocks", nargs="+", choices=list(BLOCKS), default=list(BLOCKS),
+                        help="which blocks to run (default: all three)")
+    parser.add_argument("--repeat", type=int, default=5, help="time each run this often and keep the fastest")
+    args = parser.parse_args(argv)
+    sizes = []
+    for size in args.sizes:
+        try:
+            values = [int(v) for v in size.split(",")]
+        except ValueError:
+            values = []
+        if len(values) not in (4, 5):
+            parser.error(f"--sizes {size}: expected P,d,T,k or P,d,T,k,loops")
+        if math.isqrt(values[0]) ** 2 != values[0] or values[1] % 4:
+            parser.error(f"--sizes {size}: P must be a square (the grid is √P × √P), d a multiple of 4")
+        sizes.append(tuple(values) if len(values) == 5 else (*values, LOOPS))
+    modules = import_jax()
+    if modules is None:
+        print("JAX not installed (pip install jax, or .[bench]): dynloop runs alone\n")
+    for dtype in chosen_dtypes(args.dtype):
+        tolerance = TOLERANCE[np.dtype(dtype)]
+        if modules is not None:
+            jax_precision(modules[0], dtype)
+        peak = matmul_peak(dtype)
+        print(f"{np.dtype(dtype).name}: matrix-multiply peak of this machine {peak:.1f} GFLOP/s; "
+              f"agreement with JAX must stay below {tolerance:.0e}")
+        print(f"{'block':>16} {'P':>4} {'d':>4} {'T':>3} {'k':>3} {'loops':>5} {'dynloop s':>10} "
+              f"{'early-exit s':>12} {'(loops)':>7} {'jax s':>8} {'jax/dynloop':>11} {'GFLOP/s':>8} "
+              f"{'% peak':>7} {'final':>8} {'1-loop':>8} {'agreement':>9}")
+        for points, d, tokens, layers, loops in sizes:
+            for block in args.blocks:
+                spec = block_spec(block, d, tokens, layers)
+                axes = grid_axes(spec, points)
+
+                def run(early_exit, grid=axes):
+                    return dynloop.sweep(spec, grid, loops=loops, early_exit=early_exit, lyapunov=False,
+                                         progress=False, dtype=dtype)
+
+                for early_exit in (False, True):  # compiles (first run only), outside the timing
+                    run(early_exit, {name: values[:2] for name, values in axes.items()})
+                diagram = run(False)
+                early_loops = float(np.mean(run(True).diagnostics["loops_run"]))
+                runs = {"dynloop": lambda: run(False), "early": lambda: run(True)}
+                agree = "-"
+                if modules is not None:
+                    first, second = grid_points(axes)
+                    reference, step = jax_reference(*modules, spec, list(axes)[1], loops, dtype)
+                    states = reference(first, second).block_until_ready()  # compiles, then runs
+                    final, one_loop = agreement(spec, axes, loops, dtype, states, step,
+                                                diagram.diagnostics["final_norm"])
+                    verdict = "FAIL" if one_loop > tolerance else "sensitive" if final > tolerance else "ok"
+                    agree = f"{final:8.1e} {one_loop:8.1e} {verdict:>9}"
+                    runs["jax"] = lambda: reference(first, second).block_until_ready()
+                times = race(runs, args.repeat)
+                ours, early = times["dynloop"], times["early"]
+                jax_columns = (f"{times['jax']:8.3f} {times['jax'] / ours:10.2f}x" if "jax" in times
+                               else f"{'-':>8} {'-':>11}")
+                gflops = flops_per_loop(spec) * points * loops / ours / 1e9
+                print(f"{BLOCKS[block][0]:>16} {points:4d} {d:4d} {tokens:3d} {layers:3d} {loops:5d} "
+                      f"{ours:10.3f} {early:12.3f} {early_loops:7.1f} {jax_columns} "
+                      f"{gflops:8.2f} {100 * gflops / peak:6.1f}% {agree:>26}")
+        print()
+
+
+if __name__ == "__main__":
+    main()
