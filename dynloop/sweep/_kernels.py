@@ -199,10 +199,11 @@ def _block_conclude(cfg, arrays, x, states, stats, t, window, tolerances, lyapun
 def _group_columns(values, unit_constant, active, dtype_like):
     """Residual and skip scales (c,), injected term (d, c) and norm ε (c,) of the ``active`` points' columns.
 
-    Column ``j·T + k`` is token ``k`` of point ``active[j]``.
+    Column ``k·B + j`` is token ``k`` of point ``active[j]`` (``B`` points, token-major).
     """
     n_tokens, d = unit_constant.shape
-    columns = active.shape[0] * n_tokens
+    n_points = active.shape[0]
+    columns = n_points * n_tokens
     kind = dtype_like.dtype
     alpha = np.empty(columns, dtype=kind)
     skip = np.empty(columns, dtype=kind)
@@ -211,11 +212,11 @@ def _group_columns(values, unit_constant, active, dtype_like):
     for j in range(active.shape[0]):
         p = active[j]
         for k in range(n_tokens):
-            alpha[j * n_tokens + k] = values[p, P_RESIDUAL_SCALE]
-            skip[j * n_tokens + k] = values[p, P_SKIP_SCALE]
-            eps[j * n_tokens + k] = values[p, P_NORM_EPS]
+            alpha[k * n_points + j] = values[p, P_RESIDUAL_SCALE]
+            skip[k * n_points + j] = values[p, P_SKIP_SCALE]
+            eps[k * n_points + j] = values[p, P_NORM_EPS]
             for a in range(d):
-                constant[a, j * n_tokens + k] = values[p, P_INJECTION_SCALE] * unit_constant[k, a]
+                constant[a, k * n_points + j] = values[p, P_INJECTION_SCALE] * unit_constant[k, a]
     return alpha, skip, constant, eps
 
 
@@ -242,26 +243,29 @@ def _fill_windows(ring, t, points, out):
 def _record(x, n_tokens, active, first, last, n_points, slot):
     """Write the states of the group's points ``first:last`` (columns of ``x``) into a ring slot."""
     d = x.shape[0]
-    if n_tokens == 1 and active.shape[0] == n_points:  # every point still here: whole rows
-        for a in range(d):
-            for j in range(first, last):
-                slot[a, j] = x[a, j]
+    m = active.shape[0]
+    if m == n_points:  # every point still here: whole rows
+        for k in range(n_tokens):
+            for a in range(d):
+                for j in range(first, last):
+                    slot[k * d + a, j] = x[a, k * m + j]
         return
     for k in range(n_tokens):
         for a in range(d):
             for j in range(first, last):
-                slot[k * d + a, active[j]] = x[a, j * n_tokens + k]
+                slot[k * d + a, active[j]] = x[a, k * m + j]
 
 
 @njit(**_JIT)
 def _column_squares(x, n_tokens, squares):
     """``squares[j]`` = the squared norm of point ``j``'s state (its ``n_tokens`` columns), in float64."""
     d = x.shape[0]
+    m = squares.shape[0]
     squares[:] = 0.0
     for k in range(n_tokens):
         for a in range(d):
-            for j in range(squares.shape[0]):
-                value = np.float64(x[a, j * n_tokens + k])
+            for j in range(m):
+                value = np.float64(x[a, k * m + j])
                 squares[j] += value * value
 
 
@@ -284,9 +288,9 @@ def _block_group(cfg, arrays, unit_constant, values, x0, loops, window, max_peri
     hidden = arrays.mlp_in.shape[1]
     active = np.arange(n_points)
     x = np.empty((d, n_points * n_tokens), dtype=x0.dtype)
-    for j in range(n_points):
-        for k in range(n_tokens):
-            x[:, j * n_tokens + k] = x0[k]
+    for k in range(n_tokens):
+        for j in range(n_points):
+            x[:, k * n_points + j] = x0[k]
     alpha, skip, constant, eps = _group_columns(values, unit_constant, active, x0)
     attends = False
     for branch in arrays.branches:
@@ -305,7 +309,7 @@ def _block_group(cfg, arrays, unit_constant, values, x0, loops, window, max_peri
     t = 0
     while t < loops and active.shape[0] > 0:
         for stage in range(n_stages):
-            column_stage(cfg, arrays, stage, x, alpha, skip, constant, eps, work)
+            column_stage(cfg, arrays, stage, x, n_tokens, alpha, skip, constant, eps, work)
         m = active.shape[0]
         slot = ring[t % window]
         # only the loops a decision examines go into the ring: without early exit, the last window
@@ -341,11 +345,12 @@ def _block_group(cfg, arrays, unit_constant, values, x0, loops, window, max_peri
                             has_stats[active[j]] = True
         if leaving > 0:  # compact: only the points still running keep columns
             staying = np.flatnonzero(keep)
-            compact = np.empty((d, staying.shape[0] * n_tokens), dtype=x0.dtype)
+            n_staying = staying.shape[0]
+            compact = np.empty((d, n_staying * n_tokens), dtype=x0.dtype)
             for a in range(d):
-                for j in range(staying.shape[0]):
-                    for k in range(n_tokens):
-                        compact[a, j * n_tokens + k] = x[a, staying[j] * n_tokens + k]
+                for k in range(n_tokens):
+                    for j in range(n_staying):
+                        compact[a, k * n_staying + j] = x[a, k * m + staying[j]]
             x = compact
             active = active[staying]
             alpha, skip, constant, eps = _group_columns(values, unit_constant, active, x0)

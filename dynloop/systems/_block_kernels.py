@@ -17,7 +17,7 @@ import numpy as np
 from numba import njit
 
 from ._recording import close_loop, new_records
-from ._fastmath import exp, normal_cdf, tanh, tanh_native
+from ._fastmath import exp, normal_cdf, normal_cdf_native, tanh, tanh_native
 
 # The operations the kernels implement. Components (dynloop.components) name the ones they lower to;
 # BlockSpec turns the names into these codes, and a code outside them raises.
@@ -160,9 +160,9 @@ def activate(z, out, code):
             second_out[k] = tanh_native(second_in[k])
         if flat_z.size % 2 == 1:
             flat_out[-1] = tanh_native(flat_z[-1])
-    elif code == 2:  # gelu: a loop of its own, branch-free, so that it vectorises
+    elif code == 2:  # gelu: a loop of its own, branch-free, so that it vectorises (float32 in float32)
         for k in range(flat_z.size):
-            flat_out[k] = flat_z[k] * normal_cdf(flat_z[k])
+            flat_out[k] = flat_z[k] * normal_cdf_native(flat_z[k])
     else:
         for k in range(flat_z.size):
             flat_out[k] = _activation(flat_z[k], code)[0]

@@ -2,14 +2,16 @@
 
 A sweep iterates thousands of points of the same block that differ only in their residual
 scale, injection strength and norm ε. The token rows of a group of points are the *columns* of
-one state ``X`` of shape ``(d, c)``, a point's ``T`` tokens side by side: the innermost loop of
-every row-wise operation (norm, activation, residual update, and each multiply-accumulate of a
-small matrix product) then runs along contiguous memory across points, the loop the compiler
-turns into vector instructions whatever ``d`` is, and every projection (attention's Q, K, V and
-O, the MLP's two layers, the injection matrix) is one product ``W @ X`` over the whole group,
-through BLAS in blocks of a fixed number of columns when it is large. Attention, the only
-operation that mixes tokens, runs per point and head on ``T × T`` tiles
-(:func:`_attention_tile`).
+one state ``X`` of shape ``(d, c)``, token-major: with ``B`` points, column ``t·B + p`` is token
+``t`` of point ``p``. The innermost loop of every row-wise operation (norm, activation, residual
+update, and each multiply-accumulate of a small matrix product) then runs along contiguous memory
+across points, the loop the compiler turns into vector instructions whatever ``d`` is, and every
+projection (attention's Q, K, V and O, the MLP's two layers, the injection matrix) is one product
+``W @ X`` over the whole group, through BLAS in blocks of a fixed number of columns when it is
+large. Attention, the only
+operation that mixes tokens, runs per head on ``T × T`` tiles of every point at once: each of its
+loops also runs across the points, which the token-major order makes contiguous
+(:func:`_attention_head`).
 
 A column's result never depends on the other columns: not on how many there are (a sweep's group
 size, which shrinks as points leave it) nor on where it sits among them. Every loop here treats
@@ -50,19 +52,20 @@ _BLAS_COLUMNS = (32, 16)
 
 @njit(**_JIT)
 def column_buffers(d, hidden, columns, dtype_like, tokens=0):
-    """Work arrays for :func:`column_stage` on ``columns`` columns of points of ``tokens`` tokens.
+    """Work arrays for :func:`column_stage` on ``columns`` columns.
 
     Three (d, c), two (hidden, c), the norms' statistics (2, c); with ``tokens > 0`` (attention)
-    four more (d, c) for Q, K, V and the heads' output, and two (T, T) tiles.
+    four more (d, c) for Q, K, V and the heads' output, and the score tiles (T², c / T).
     """
     kind = dtype_like.dtype
     wide = columns if tokens > 0 else 0
+    points = columns // tokens if tokens > 0 else 0
     return (np.empty((d, columns), dtype=kind), np.empty((d, columns), dtype=kind),
             np.empty((d, columns), dtype=kind), np.empty((hidden, columns), dtype=kind),
             np.empty((hidden, columns), dtype=kind), np.empty((2, columns), dtype=kind),
             np.empty((d, wide), dtype=kind), np.empty((d, wide), dtype=kind),
             np.empty((d, wide), dtype=kind), np.empty((d, wide), dtype=kind),
-            np.empty((tokens, tokens), dtype=kind), np.empty((tokens, tokens), dtype=kind))
+            np.empty((tokens * tokens, points), dtype=kind))
 
 
 @njit(**_JIT)
@@ -221,69 +224,104 @@ def _two_rows(w, x, out, o, o1):
 
 
 @njit(**_JIT)
-def _attention_tile(q, k, v, out, scores, weights, first, c0, dh, scale, causal):
-    """Head ``c0 : c0 + dh`` of one point's attention: its tokens are columns ``first : first + T``.
+def _attention_head(q, k, v, out, tiles, largest, total, n_tokens, c0, dh, scale, causal):
+    """Head ``c0 : c0 + dh`` of every point's attention (token ``t`` of the ``B`` points: columns ``t·B`` on).
 
-    As ``_apply_attention``: scores ``q_i · k_j`` summed over the head's rows in order, scaled; a
-    softmax over the tokens each query sees (all, or ``j <= i`` when ``causal``) after subtracting
-    the row's maximum; the output ``Σ_j A_ij v_j`` summed over ``j`` in order. ``weights`` holds
-    ``A`` transposed (``weights[j, i] = A_ij``), so that every loop here runs along a contiguous row
-    over the queries ``i`` or the keys ``j``.
+    As ``_apply_attention``, point by point: the scores ``q_i · k_j`` summed over the head's rows
+    in order, scaled; a softmax over the keys each query sees (all, or ``j <= i`` when ``causal``)
+    after subtracting the query's largest score; the output ``Σ_j A_ij v_j`` summed over ``j`` in
+    order. ``tiles[i·T + j]`` holds every point's score of the pair ``(i, j)``, then its weight
+    ``A_ij``; ``largest`` and ``total`` (B,) hold a query's maximum and sum. Every innermost loop
+    runs across the points, along contiguous memory.
     """
-    n_tokens = scores.shape[0]
+    n_points = tiles.shape[1]
     for i in range(n_tokens):
         last = i + 1 if causal else n_tokens
-        row, q_i = scores[i], q[c0, first + i]
-        keys = k[c0, first:first + last]
+        queries = q[c0, i * n_points:(i + 1) * n_points]
         for j in range(last):
-            row[j] = q_i * keys[j]
-        for a in range(c0 + 1, c0 + dh):
-            q_i = q[a, first + i]
-            keys = k[a, first:first + last]
+            row, keys = tiles[i * n_tokens + j], k[c0, j * n_points:(j + 1) * n_points]
+            for p in range(n_points):
+                row[p] = queries[p] * keys[p]
+        a = c0 + 1
+        while a + 4 <= c0 + dh:  # four rows per pass over a tile row, each sum still in row order
+            q0, q1 = q[a, i * n_points:(i + 1) * n_points], q[a + 1, i * n_points:(i + 1) * n_points]
+            q2, q3 = q[a + 2, i * n_points:(i + 1) * n_points], q[a + 3, i * n_points:(i + 1) * n_points]
             for j in range(last):
-                row[j] = fma(q_i, keys[j], row[j])
-        row_max = -np.inf
+                row, lo, hi = tiles[i * n_tokens + j], j * n_points, (j + 1) * n_points
+                k0, k1, k2, k3 = k[a, lo:hi], k[a + 1, lo:hi], k[a + 2, lo:hi], k[a + 3, lo:hi]
+                for p in range(n_points):
+                    partial = fma(q1[p], k1[p], fma(q0[p], k0[p], row[p]))
+                    row[p] = fma(q3[p], k3[p], fma(q2[p], k2[p], partial))
+            a += 4
+        while a < c0 + dh:
+            queries = q[a, i * n_points:(i + 1) * n_points]
+            for j in range(last):
+                row, keys = tiles[i * n_tokens + j], k[a, j * n_points:(j + 1) * n_points]
+                for p in range(n_points):
+                    row[p] = fma(queries[p], keys[p], row[p])
+            a += 1
+        largest[:] = -np.inf
         for j in range(last):
-            row[j] *= scale
-            row_max = max(row_max, row[j])
-        total = 0.0
+            row = tiles[i * n_tokens + j]
+            for p in range(n_points):
+                row[p] *= scale
+                largest[p] = max(largest[p], row[p])
+        total[:] = 0.0
         for j in range(last):
-            row[j] = exp(row[j] - row_max)
+            row = tiles[i * n_tokens + j]
+            for p in range(n_points):
+                row[p] = exp(row[p] - largest[p])
+                total[p] += row[p]
         for j in range(last):
-            total += row[j]
-        for j in range(last):
-            weights[j, i] = row[j] / total
+            row = tiles[i * n_tokens + j]
+            for p in range(n_points):
+                row[p] /= total[p]
     for a in range(c0, c0 + dh):
-        result, values = out[a, first:first + n_tokens], v[a, first:first + n_tokens]
         for i in range(n_tokens):
-            result[i] = weights[0, i] * values[0]
-        for j in range(1, n_tokens):
-            value = values[j]
-            for i in range(j if causal else 0, n_tokens):
-                result[i] = fma(weights[j, i], value, result[i])
+            last = i + 1 if causal else n_tokens
+            result = out[a, i * n_points:(i + 1) * n_points]
+            row, values = tiles[i * n_tokens], v[a, 0:n_points]
+            for p in range(n_points):
+                result[p] = row[p] * values[p]
+            j = 1
+            while j + 4 <= last:  # four keys per pass, summed in key order
+                w0, w1, w2, w3 = (tiles[i * n_tokens + j], tiles[i * n_tokens + j + 1],
+                                  tiles[i * n_tokens + j + 2], tiles[i * n_tokens + j + 3])
+                v0, v1 = v[a, j * n_points:(j + 1) * n_points], v[a, (j + 1) * n_points:(j + 2) * n_points]
+                v2 = v[a, (j + 2) * n_points:(j + 3) * n_points]
+                v3 = v[a, (j + 3) * n_points:(j + 4) * n_points]
+                for p in range(n_points):
+                    partial = fma(w1[p], v1[p], fma(w0[p], v0[p], result[p]))
+                    result[p] = fma(w3[p], v3[p], fma(w2[p], v2[p], partial))
+                j += 4
+            while j < last:
+                row, values = tiles[i * n_tokens + j], v[a, j * n_points:(j + 1) * n_points]
+                for p in range(n_points):
+                    result[p] = fma(row[p], values[p], result[p])
+                j += 1
 
 
 @njit(**_JIT)
-def _column_attention(cfg, arrays, layer, x, out, work):
-    """``out = F(x)``: multi-head self-attention of each point's tokens (consecutive columns)."""
+def _column_attention(cfg, arrays, layer, x, out, work, n_tokens):
+    """``out = F(x)``: multi-head self-attention of every point's tokens (token-major columns)."""
     d, c = x.shape
-    q, k, v, heads_out, scores, weights = work[6], work[7], work[8], work[9], work[10], work[11]
-    n_tokens = scores.shape[0]
-    if n_tokens == 0 or c % n_tokens != 0:
+    q, k, v, heads_out, tiles, stats = work[6], work[7], work[8], work[9], work[10], work[5]
+    if n_tokens == 0 or tiles.shape[0] != n_tokens * n_tokens or tiles.shape[1] * n_tokens != c:
         raise ValueError("attention columns need buffers made for the points' token count")
+    n_points = c // n_tokens
     column_product(arrays.attn_q[layer], x, q)
     column_product(arrays.attn_k[layer], x, k)
     column_product(arrays.attn_v[layer], x, v)
     dh = d // cfg.heads
     scale = 1.0 / math.sqrt(dh)
-    for first in range(0, c, n_tokens):
-        for h in range(cfg.heads):
-            _attention_tile(q, k, v, heads_out, scores, weights, first, h * dh, dh, scale, cfg.causal)
+    largest, total = stats[0, :n_points], stats[1, :n_points]
+    for h in range(cfg.heads):
+        _attention_head(q, k, v, heads_out, tiles, largest, total, n_tokens, h * dh, dh, scale, cfg.causal)
     column_product(arrays.attn_o[layer], heads_out, out)
 
 
 @njit(**_JIT)
-def _column_mixer(cfg, arrays, layer, sub, x, out, work):
+def _column_mixer(cfg, arrays, layer, sub, x, out, work, n_tokens):
     """``out = F(x)``: the branch of sub-layer ``sub`` of ``layer`` (linear map, MLP or attention)."""
     branch = arrays.branches[sub]
     if branch == BRANCH_LINEAR:
@@ -294,19 +332,19 @@ def _column_mixer(cfg, arrays, layer, sub, x, out, work):
         activate(z, activated, cfg.activation)
         column_product(arrays.mlp_out[layer], activated, out)
     elif branch == BRANCH_ATTENTION:
-        _column_attention(cfg, arrays, layer, x, out, work)
+        _column_attention(cfg, arrays, layer, x, out, work, n_tokens)
     else:
         raise ValueError("unknown branch code")
 
 
 @njit(**_JIT)
-def _column_sublayer(cfg, arrays, layer, sub, x, alpha, skip, eps, work):
+def _column_sublayer(cfg, arrays, layer, sub, x, alpha, skip, eps, work, n_tokens):
     """Sub-layer ``sub`` with its norm placement, in place on ``x`` (residual and skip scales per column)."""
     d, c = x.shape
     branch, f, stats = work[0], work[1], work[5]
     if cfg.sphere:
         unit = arrays.unit_gain
-        _column_mixer(cfg, arrays, layer, sub, x, f, work)
+        _column_mixer(cfg, arrays, layer, sub, x, f, work, n_tokens)
         column_norm(x, unit, cfg, eps, branch, stats)
         column_norm(f, unit, cfg, eps, f, stats)
         for a in range(d):
@@ -316,9 +354,9 @@ def _column_sublayer(cfg, arrays, layer, sub, x, alpha, skip, eps, work):
         return
     if cfg.norm_in:
         column_norm(x, arrays.norm_in[layer, sub], cfg, eps, branch, stats)
-        _column_mixer(cfg, arrays, layer, sub, branch, f, work)
+        _column_mixer(cfg, arrays, layer, sub, branch, f, work, n_tokens)
     else:
-        _column_mixer(cfg, arrays, layer, sub, x, f, work)
+        _column_mixer(cfg, arrays, layer, sub, x, f, work, n_tokens)
     if cfg.norm_branch_out:
         column_norm(f, arrays.norm_out[layer, sub], cfg, eps, f, stats)
     for a in range(d):
@@ -329,13 +367,15 @@ def _column_sublayer(cfg, arrays, layer, sub, x, alpha, skip, eps, work):
 
 
 @njit(**_JIT)
-def column_stage(cfg, arrays, stage, x, alpha, skip, constant, eps, work):
+def column_stage(cfg, arrays, stage, x, n_tokens, alpha, skip, constant, eps, work):
     """Apply stage ``stage`` to the columns ``x`` (d, c) in place, values only.
 
-    ``alpha`` (c,) is each column's residual scale, ``skip`` (c,) its skip scale, ``constant`` (d, c) its
-    injected term and ``eps`` (c,) its norm ε; ``work`` comes from :func:`column_buffers` with at least
-    ``c`` columns (and the points' token count, for attention). Stages run as in ``stage_apply``:
-    injection (if any), the layers, the outer norm.
+    The columns are the ``n_tokens`` tokens of ``B = c / n_tokens`` points, token-major (column
+    ``t·B + p`` is token ``t`` of point ``p``). ``alpha`` (c,) is each column's residual scale,
+    ``skip`` (c,) its skip scale, ``constant`` (d, c) its injected term and ``eps`` (c,) its norm ε;
+    ``work`` comes from :func:`column_buffers` for ``c`` columns of points of ``n_tokens`` tokens
+    (row-wise mixers also take buffers for more columns, and ignore the token count). Stages run
+    as in ``stage_apply``: injection (if any), the layers, the outer norm.
     """
     d, c = x.shape
     if cfg.has_inject:
@@ -371,4 +411,4 @@ def column_stage(cfg, arrays, stage, x, alpha, skip, constant, eps, work):
             for p in range(c):
                 x[a, p] += constant[a, p]
     for sub in range(cfg.sublayers):
-        _column_sublayer(cfg, arrays, stage, sub, x, alpha, skip, eps, work)
+        _column_sublayer(cfg, arrays, stage, sub, x, alpha, skip, eps, work, n_tokens)

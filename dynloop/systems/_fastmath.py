@@ -64,6 +64,21 @@ def fma(typingctx, a, b, c):
     return a(a, a, a), codegen
 
 
+@intrinsic
+def select(typingctx, condition, a, b):
+    """``a if condition else b`` as one select instruction, never a branch.
+
+    A Python conditional expression compiles to branches; LLVM then sinks the work that only one
+    arm uses into that arm, and a loop with branches that heavy does not vectorise.
+    """
+    if not (isinstance(condition, types.Boolean) and isinstance(a, types.Float) and a == b):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.select(args[0], args[1], args[2])
+    return a(condition, a, a), codegen
+
+
 # 1.5·2⁵² + exponent bias: for |k| < 2⁵¹, k + _SHIFTER lies in [2⁵², 2⁵³), where floats are the integers
 # (so adding it rounds k to the nearest one), and its low 11 bits hold k + 1023 (mod 2048)
 _SHIFTER = 6755399441055744.0 + 1023.0
@@ -161,22 +176,46 @@ _ERFC_MAX = 27.3  # erfc x underflows to 0 beyond (e^(−x²) below the smallest
 
 
 @njit(**_JIT)
-def _horner(x, coefficients, monic):
-    """``c₀xⁿ + c₁xⁿ⁻¹ + ... + cₙ`` (with a leading ``xⁿ⁺¹`` first when ``monic``), by fused steps."""
-    value = x + coefficients[0] if monic else coefficients[0]
-    for c in coefficients[1:]:
-        value = fma(value, x, c)
-    return value
+def _poly4(x, c):
+    """``c₀x⁴ + c₁x³ + ... + c₄`` by fused steps (written out: a loop over the tuple would not inline)."""
+    return fma(fma(fma(fma(c[0], x, c[1]), x, c[2]), x, c[3]), x, c[4])
 
 
 @njit(**_JIT)
-def normal_cdf(z):
+def _poly5(x, c):
+    return fma(_poly4(x, c), x, c[5])
+
+
+@njit(**_JIT)
+def _poly8(x, c):
+    return fma(fma(fma(fma(_poly4(x, c), x, c[5]), x, c[6]), x, c[7]), x, c[8])
+
+
+@njit(**_JIT)
+def _monic5(x, c):
+    """``x⁵ + c₀x⁴ + ... + c₄``."""
+    return fma(fma(fma(fma(fma(1.0, x, c[0]), x, c[1]), x, c[2]), x, c[3]), x, c[4])
+
+
+@njit(**_JIT)
+def _monic6(x, c):
+    return fma(_monic5(x, c), x, c[5])
+
+
+@njit(**_JIT)
+def _monic8(x, c):
+    return fma(fma(fma(_monic5(x, c), x, c[5]), x, c[6]), x, c[7])
+
+
+@njit(inline="always", **_JIT)  # inlined by numba: LLVM finds it too large to inline, and a call
+def normal_cdf(z):                # in a loop keeps the loop from vectorising
     """``Φ(z) = (1 + erf(z / √2)) / 2``, the standard normal distribution function, in float64.
 
-    Branch-free, so that a loop over it vectorises: both of Cephes' rational forms are computed and
-    one is kept, and one division serves both. Below ``z = −√2`` it is ``erfc(|x|) / 2`` directly
-    (no cancellation in ``1 + erf``), with ``e^(−x²)`` taken as ``e^(−h) (1 − l)`` for ``x² = z²/2 = h + l``
-    split exactly by a fused multiply-add (``x = z/√2`` and ``x²`` rounded would cost up to ``z²`` ulp).
+    Branch-free, so that a loop over it vectorises: every one of Cephes' rational forms is computed
+    and one is kept by selects, and one division serves them all. Below ``z = −√2`` it is
+    ``erfc(|x|) / 2`` directly (no cancellation in ``1 + erf``), with ``e^(−x²)`` taken as
+    ``e^(−h) (1 − l)`` for ``x² = z²/2 = h + l`` split exactly by a fused multiply-add (``x = z/√2``
+    and ``x²`` rounded would cost up to ``z²`` ulp).
     NaN stays NaN.
     """
     z = np.float64(z)
@@ -184,21 +223,26 @@ def normal_cdf(z):
     a = min(abs(x), _ERFC_MAX)
     square = x * x
     # |x| < 1: erf x = x T / U
-    small_numerator = x * _horner(square, _ERF_T, False)
-    small_denominator = _horner(square, _ERF_U, True)
+    small_numerator = x * _poly4(square, _ERF_T)
+    small_denominator = _monic5(square, _ERF_U)
     # |x| >= 1: erfc |x| = e^(−a²) P / Q (or R / S beyond 8)
     c = min(abs(z), _SQRT2 * _ERFC_MAX)  # a² = z²/2 from z itself: z/√2 rounded would cost z² ulp
     high = 0.5 * (c * c)
     low = 0.5 * fma(c, c, -(c * c))
-    decay = _exp_reduced(max(-high, _EXP_MIN)) * (1.0 - low)
+    # e^(−h) = 2ⁿ (q + 2p) / q (Cephes' reduction, as in exp), its division joined with the form's
+    _, n, p, q = _reduce(max(-high, _EXP_MIN))
+    half = np.floor(0.5 * n)
+    power = _power_of_two(half + _SHIFTER) * _power_of_two(n - half + _SHIFTER)
+    decay = (q + 2.0 * p) * power * (1.0 - low)
+    # the forms are chosen by selects, not branches (see select)
     near = a < 8.0
-    numerator = _horner(a, _ERFC_P, False) if near else _horner(a, _ERFC_R, False)
-    denominator = _horner(a, _ERFC_Q, True) if near else _horner(a, _ERFC_S, True)
+    numerator = select(near, _poly8(a, _ERFC_P), _poly5(a, _ERFC_R))
+    denominator = select(near, _monic8(a, _ERFC_Q), _monic6(a, _ERFC_S))
     inside = abs(x) < 1.0
-    numerator = small_numerator if inside else decay * numerator
-    ratio = numerator / (small_denominator if inside else denominator)
+    numerator = select(inside, small_numerator, decay * numerator)
+    ratio = numerator / select(inside, small_denominator, q * denominator)
     tail = 0.5 * ratio  # erfc(|x|) / 2: Φ(−|z|)
-    value = 0.5 + 0.5 * ratio if inside else (1.0 - tail if x > 0.0 else tail)
+    value = select(inside, 0.5 + 0.5 * ratio, select(x > 0.0, 1.0 - tail, tail))
     return math.nan if x != x else value
 
 
@@ -234,3 +278,39 @@ def _tanh_native(x):
     if isinstance(x, types.Float) and x.bitwidth == 32:
         return lambda x: _tanh32(x)
     return lambda x: tanh(x)
+
+
+# Eigen's generic_fast_erf_float (also XLA's float32 erf): erf x = x α(x²)/β(x²) on |x| <= 4, ±1 beyond
+_EA = tuple(_F32(c) for c in (-2.72614225801306e-10, 2.77068142495902e-08, -2.10102402082508e-06,
+                              -5.69250639462346e-05, -7.34990630326855e-04, -2.95459980854025e-03,
+                              -1.60960333262415e-02))
+_EB = tuple(_F32(c) for c in (-1.45660718464996e-05, -2.13374055278905e-04, -1.68282697438203e-03,
+                              -7.37332916720468e-03, -1.42647390514189e-02))
+_E_CLAMP, _HALF32, _SQRT_HALF32 = _F32(4.0), _F32(0.5), _F32(_SQRT_HALF)
+
+
+@njit(**_JIT)
+def _normal_cdf32(z):
+    x = min(max(z * _SQRT_HALF32, -_E_CLAMP), _E_CLAMP)
+    s = x * x
+    alpha = fma(fma(fma(fma(fma(fma(_EA[0], s, _EA[1]), s, _EA[2]), s, _EA[3]), s, _EA[4]), s, _EA[5]), s,
+                _EA[6])
+    beta = fma(fma(fma(fma(_EB[0], s, _EB[1]), s, _EB[2]), s, _EB[3]), s, _EB[4])
+    value = fma(_HALF32, x * alpha / beta, _HALF32)
+    return _NAN32 if z != z else value
+
+
+def normal_cdf_native(z):
+    """``Φ(z)`` in the precision of ``z``: :func:`normal_cdf` for float64, a float32 rational otherwise.
+
+    The float32 form is the erf of Eigen and XLA (JAX's float32 erf), within 2e-7 of Φ everywhere:
+    absolute, not relative, far in the lower tail (as ``(1 + erf) / 2`` in float32 must be).
+    """
+    raise NotImplementedError("normal_cdf_native is only callable from compiled code")
+
+
+@overload(normal_cdf_native, jit_options=_JIT, inline="always")
+def _normal_cdf_native(z):
+    if isinstance(z, types.Float) and z.bitwidth == 32:
+        return lambda z: _normal_cdf32(z)
+    return lambda z: normal_cdf(z)

@@ -23,27 +23,30 @@ def _sizes(spec):
 
 
 def _columns_against_points(spec, dtype, rtol):
-    """Apply every stage to 3 points × T tokens as columns, and to each point alone through stage_apply."""
+    """Apply every stage to 3 points × T tokens as columns, and to each point alone through stage_apply.
+
+    The columns are token-major, as in a sweep: column ``t·3 + i`` is token ``t`` of point ``i``.
+    """
     unit = spec.replace(injection_scale=1.0)._compiled(dtype)[1].inject_constant
     cfg, arrays = spec._compiled(dtype)
     n_tokens, d = spec.state_shape
     rng = np.random.default_rng(7)
     states = [rng.standard_normal((n_tokens, d)).astype(dtype) * scale for scale in (0.5, 2.0, 9.0)]
     points = [(a, b, e, s if spec.components["norm"].has_residual else 1.0) for a, b, e, s in POINTS]
-    alpha = np.repeat([p[0] for p in points], n_tokens).astype(dtype)
-    eps = np.repeat([p[2] for p in points], n_tokens).astype(dtype)
-    skip = np.repeat([p[3] for p in points], n_tokens).astype(dtype)
-    constant = np.concatenate([p[1] * unit.T for p in POINTS], axis=1).astype(dtype)
-    columns = np.ascontiguousarray(np.concatenate([s.T for s in states], axis=1))
+    alpha = np.tile([p[0] for p in points], n_tokens).astype(dtype)
+    eps = np.tile([p[2] for p in points], n_tokens).astype(dtype)
+    skip = np.tile([p[3] for p in points], n_tokens).astype(dtype)
+    constant = np.stack([p[1] * unit.T for p in POINTS], axis=2).reshape(d, -1).astype(dtype)
+    columns = np.ascontiguousarray(np.stack([s.T for s in states], axis=2).reshape(d, -1))
     hidden, tokens = _sizes(spec)
     work = C.column_buffers(d, hidden, columns.shape[1], columns, tokens)
     no_tangent = np.empty((0, n_tokens, d), dtype=dtype)
     for stage in range(spec.n_stages):
-        C.column_stage(cfg, arrays, stage, columns, alpha, skip, constant, eps, work)
+        C.column_stage(cfg, arrays, stage, columns, n_tokens, alpha, skip, constant, eps, work)
         for i, (a, b, e, s) in enumerate(points):
             point = spec.replace(residual_scale=a, injection_scale=b, norm_eps=e, skip_scale=s)
             states[i] = stage_apply(*point._compiled(dtype), stage, states[i], no_tangent)[0]
-            ours = columns[:, i * n_tokens:(i + 1) * n_tokens].T
+            ours = columns[:, i::len(points)].T
             where = f"{spec.norm}/{spec.injection} stage {spec.stage_names[stage]}"
             np.testing.assert_allclose(ours, states[i], rtol=rtol, atol=rtol * np.abs(states[i]).max(),
                                        err_msg=where)
@@ -205,7 +208,7 @@ def test_a_columns_result_does_not_depend_on_the_other_columns(dtype, d):
         for stage in range(spec.n_stages):
             def apply(x, alpha, skip, constant, eps):
                 x = x.copy()
-                C.column_stage(cfg, arrays, stage, x, alpha, skip, constant, eps,
+                C.column_stage(cfg, arrays, stage, x, 1, alpha, skip, constant, eps,
                                C.column_buffers(d, hidden, x.shape[1], x))
                 return x
             found = _each_column_alone_and_in_groups(apply, pool, [alpha, skip, constant, eps], d)
@@ -217,7 +220,8 @@ def test_a_columns_result_does_not_depend_on_the_other_columns(dtype, d):
 @pytest.mark.parametrize("d", [8, 24])
 def test_a_points_attention_does_not_depend_on_the_other_points(dtype, d):
     # attention mixes a point's own token columns only: each point's result, alone or among 1 to 13
-    # others at any place in the group, is bitwise the same (as for the row-wise stages above)
+    # others at any place in the group, is bitwise the same (as for the row-wise stages above). The
+    # pool holds the points' tokens side by side; a group takes them token-major, as a sweep does
     n_tokens, pool_size = 3, 14
     spec = dynloop.BlockSpec(width=d, tokens=n_tokens, layers=1, heads=2, mixer="transformer", hidden=d + 4,
                              activation="gelu", norm="pre", norm_kind="rms", injection="concat", seed=11)
@@ -229,12 +233,15 @@ def test_a_points_attention_does_not_depend_on_the_other_points(dtype, d):
     eps = np.repeat(rng.uniform(1e-6, 0.5, pool_size), n_tokens).astype(dtype)
     constant = rng.standard_normal((d, pool_size * n_tokens)).astype(dtype)
 
+    def token_major(points):
+        return (points[None, :] * n_tokens + np.arange(n_tokens)[:, None]).ravel()
+
     def run(points):
-        take = (points[:, None] * n_tokens + np.arange(n_tokens)).ravel()
+        take = token_major(points)
         x = np.ascontiguousarray(pool[:, take])
         work = C.column_buffers(d, spec.hidden, x.shape[1], x, n_tokens)
         for stage in range(spec.n_stages):
-            C.column_stage(cfg, arrays, stage, x, alpha[take], ones[take],
+            C.column_stage(cfg, arrays, stage, x, n_tokens, alpha[take], ones[take],
                            np.ascontiguousarray(constant[:, take]), eps[take], work)
         return x
 
@@ -242,5 +249,5 @@ def test_a_points_attention_does_not_depend_on_the_other_points(dtype, d):
     for n in range(1, pool_size):
         for offset in (0, 5 * n % pool_size):
             points = (offset + np.arange(n)) % pool_size
-            take = (points[:, None] * n_tokens + np.arange(n_tokens)).ravel()
+            take = token_major(points)
             assert run(points).tobytes() == np.ascontiguousarray(alone[:, take]).tobytes(), (n, offset)

@@ -7,7 +7,7 @@ from numba import njit
 import mpmath
 from scipy.special import ndtr
 
-from dynloop.systems._fastmath import exp, normal_cdf, tanh, tanh_native
+from dynloop.systems._fastmath import exp, normal_cdf, normal_cdf_native, tanh, tanh_native
 
 
 @njit
@@ -74,6 +74,21 @@ def test_normal_cdf_against_scipy_and_mpmath():
     mpmath.mp.dps = 40
     exact = np.array([float(mpmath.ncdf(mpmath.mpf(float(v)))) for v in sample])
     np.testing.assert_allclose(_each(normal_cdf, sample), exact, rtol=4e-14, atol=0)
+
+
+@njit
+def _normal_cdf_native(z):
+    return normal_cdf_native(z)
+
+
+def test_normal_cdf_native_float32_within_2e7_and_float64_is_normal_cdf():
+    z = np.concatenate([np.linspace(-12, 12, 200_001), [0.0, 5.65, 5.66, 1e30, -1e30]]).astype(np.float32)
+    ours = _each(_normal_cdf_native, z)
+    assert ours.dtype == np.float32
+    np.testing.assert_allclose(ours, ndtr(z.astype(np.float64)), rtol=0, atol=2e-7)
+    assert np.isnan(_each(_normal_cdf_native, np.array([np.nan], dtype=np.float32))[0])
+    wide = np.linspace(-9, 9, 1001)
+    np.testing.assert_array_equal(_each(_normal_cdf_native, wide), _each(normal_cdf, wide))
 
 
 def test_normal_cdf_special_values():
