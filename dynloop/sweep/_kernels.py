@@ -1,7 +1,9 @@
 """Compiled, parallel per-point classification for sweeps: one kernel per system family.
 
-Every grid point is iterated independently (``numba.prange`` over the points of a chunk, so results
-do not depend on the thread count) keeping only a ring of the last ``window`` loop states:
+Block points are iterated in groups, a group's points side by side as the columns of one state
+(``numba.prange`` over lanes of groups; a point's result depends neither on its group nor on the
+thread count), map points one by one (``prange`` over the points), each keeping only a ring of
+the last ``window`` loop states:
 memory is O(points × window × state), never O(points × loops × state). The decision is the same
 compiled :func:`~dynloop.dynamics.regimes.decide` that ``classify`` calls, on the same statistics
 from :func:`~dynloop.dynamics.regimes.window_statistics`.

@@ -7,9 +7,9 @@ arithmetic (Cephes' rational approximations with an exact power-of-two scaling),
 an array of them compiles to vector instructions. :func:`tanh`, :func:`exp` and :func:`normal_cdf`
 (the exact GELU's Φ) are evaluated in float64 whatever the input precision and agree with the C
 library (SciPy's ``ndtr`` for Φ) to a few units in the last place;
-:func:`tanh_native` works in the precision of its argument, with the rational approximation XLA
-and Eigen use for float32 (within 6 float32 ulp), twice as many lanes per vector
-(tests/systems/test_fastmath.py).
+:func:`tanh_native` and :func:`normal_cdf_native` work in the precision of their argument, with
+the rational approximations XLA and Eigen use for float32 (tanh within 6 float32 ulp, Φ within
+2e-7), twice as many lanes per vector (tests/systems/test_fastmath.py).
 """
 
 import math
@@ -113,15 +113,21 @@ def _reduce(w):
 
 
 @njit(**_JIT)
-def _exp_reduced(w):
-    """``e^w`` for ``_EXP_MIN <= w <= _EXP_MAX``: ``w = n ln 2 + r``, ``e^w = e^r 2^m 2^(n−m)``.
+def _times_power_of_two(value, n):
+    """``value · 2ⁿ`` for an integer ``n`` of :func:`_reduce` (|n| <= 1076), as ``value · 2^m · 2^(n−m)``.
 
-    ``2ⁿ`` is applied as two exact powers of two so that neither leaves the exponent range.
+    Two exact powers of two, applied one after the other, so that neither leaves the exponent range
+    and a subnormal result is rounded once.
     """
-    _, n, p, q = _reduce(w)
-    er = 1.0 + 2.0 * p / q
     half = np.floor(0.5 * n)
-    return er * _power_of_two(half + _SHIFTER) * _power_of_two(n - half + _SHIFTER)
+    return value * _power_of_two(half + _SHIFTER) * _power_of_two(n - half + _SHIFTER)
+
+
+@njit(**_JIT)
+def _exp_reduced(w):
+    """``e^w`` for ``_EXP_MIN <= w <= _EXP_MAX``: ``w = n ln 2 + r``, ``e^w = e^r 2ⁿ``."""
+    _, n, p, q = _reduce(w)
+    return _times_power_of_two(1.0 + 2.0 * p / q, n)
 
 
 @njit(**_JIT)
@@ -231,9 +237,7 @@ def normal_cdf(z):                # in a loop keeps the loop from vectorising
     low = 0.5 * fma(c, c, -(c * c))
     # e^(−h) = 2ⁿ (q + 2p) / q (Cephes' reduction, as in exp), its division joined with the form's
     _, n, p, q = _reduce(max(-high, _EXP_MIN))
-    half = np.floor(0.5 * n)
-    power = _power_of_two(half + _SHIFTER) * _power_of_two(n - half + _SHIFTER)
-    decay = (q + 2.0 * p) * power * (1.0 - low)
+    decay = _times_power_of_two(q + 2.0 * p, n) * (1.0 - low)
     # the forms are chosen by selects, not branches (see select)
     near = a < 8.0
     numerator = select(near, _poly8(a, _ERFC_P), _poly5(a, _ERFC_R))
