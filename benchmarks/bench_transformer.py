@@ -38,7 +38,8 @@ each, per point and loop: the concat injection's ``X W_hᵀ`` (2·T·d²; ``β e
 and per layer the Q, K, V, O projections (4·2·T·d²), the MLP (2·2·T·d·4d) and the attention scores
 and weighted sum over the causal pairs only (2·2·d·T(T+1)/2). Norms, softmax, GELU and residual
 updates are not counted. (JAX computes the full T × T scores and masks them: more work than
-counted.) The peak is the fastest of 5 products of 2048 × 2048 matrices in the same precision.
+counted.) The peak is the fastest of 5 products of 2048 × 2048 matrices in the same precision,
+by numpy and by JAX.
 
 Every time is the fastest of ``--repeat`` runs (5), taken in turns (dynloop, early exit, JAX,
 dynloop, ...) so that a slow spell of a shared machine falls on all of them.
@@ -243,7 +244,7 @@ def main(argv=None):
         tolerance = TOLERANCE[np.dtype(dtype)]
         if modules is not None:
             jax_precision(modules[0], dtype)
-        peak = matmul_peak(dtype)
+        peak = matmul_peak(dtype, jax_modules=modules)
         print(f"{np.dtype(dtype).name}: matrix-multiply peak of this machine {peak:.1f} GFLOP/s; "
               f"agreement with JAX must stay below {tolerance:.0e}")
         print(f"{'block':>16} {'P':>4} {'d':>4} {'T':>3} {'k':>3} {'loops':>5} {'dynloop s':>10} "

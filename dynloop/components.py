@@ -283,7 +283,9 @@ def _additive(weights_or_array, e, beta):
 
 
 def _concat(w, e, beta):
-    return w["inject_h"], None, beta * (e @ w["inject_e"].T)
+    from .systems._products import rows_times_transpose  # e W_eᵀ with the same bits on every CPU
+
+    return w["inject_h"], None, beta * rows_times_transpose(e, w["inject_e"])
 
 
 def _concat_symbolic(array, e, beta):
@@ -292,7 +294,10 @@ def _concat_symbolic(array, e, beta):
 
 def _diagonal(w, e, beta):
     delta = np.logaddexp(0.0, w["inject_dt"])
-    return None, np.exp(-delta * np.exp(w["inject_a_log"])), beta * delta * (e @ w["inject_b"].T)
+    from .systems._products import rows_times_transpose  # e W_bᵀ with the same bits on every CPU
+
+    term = beta * delta * rows_times_transpose(e, w["inject_b"])
+    return None, np.exp(-delta * np.exp(w["inject_a_log"])), term
 
 
 def _diagonal_symbolic(array, e, beta):

@@ -12,7 +12,7 @@ import math
 import numpy as np
 from numba import njit
 
-from .regimes import _distance, _length
+from .regimes import _distance, _dot, _length
 
 _RATES_USED = 64  # the rate is the median over this many last ratios
 
@@ -122,7 +122,7 @@ def stage_degeneracy(stage_states, first_layer, n_layers, tolerance):
         distinct += 1 if new else 0
         norms = first_size * _length(point)
         if layer > 0 and norms > 0:
-            min_cos = min(min_cos, np.dot(first.astype(np.float64), point.astype(np.float64)) / norms)
+            min_cos = min(min_cos, _dot(first, point) / norms)
     max_step = 0.0
     for stage in range(stage_states.shape[0] - 1):
         max_step = max(max_step, _distance(stage_states[stage + 1], stage_states[stage]))

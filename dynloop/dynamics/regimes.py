@@ -241,6 +241,15 @@ def _length(a):
 
 
 @njit(cache=True)
+def _dot(a, b):
+    """``a · b`` summed in order in float64 (BLAS's dot sums in an order of its own per CPU)."""
+    total = 0.0
+    for i in range(a.shape[0]):
+        total += np.float64(a[i]) * np.float64(b[i])
+    return total
+
+
+@njit(cache=True)
 def _increments(states, last, middle):
     """``|Δ_last|``, ``|Δ_last − Δ_middle|`` and ``|Δ_middle|``, for loop increments ``Δ_t = h_t − h_{t−1}``.
 

@@ -277,8 +277,8 @@ def _block_group(cfg, arrays, unit_constant, values, x0, loops, window, max_peri
     """Iterate a group of grid points together, one token row per column.
 
     The ``B`` points' ``T`` tokens are the ``B·T`` columns of one state (``_column_kernels``),
-    so each norm, activation and small product is one vectorised pass over the group, each
-    large product one BLAS call, and attention one small tile per point and head. ``ring`` (window × n ×
+    so each norm, activation and product is a vectorised pass over the group, and attention
+    works on every point's tiles at once. ``ring`` (window × n ×
     at least B) keeps the last ``window`` states of every point, ``windows`` (batch × window × n, float64)
     receives a batch of them in loop order; both are the caller's, reused from group to group. With
     ``early_exit``, points whose regime is settled (and points that diverged) leave the group: its columns

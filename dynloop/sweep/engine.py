@@ -167,8 +167,9 @@ def _run_tasks(system, kind, tasks, settings):
 
     One call for several chunks keeps both cores busy to the end of the call; a call per chunk
     waits at every chunk's end for the slower core. The kernel runs its points on every core
-    itself, so the BLAS library it calls is held to one thread meanwhile: BLAS threads on top of
-    the kernel's threads would oversubscribe the cores (at width 128 that halves the speed).
+    itself, so the BLAS library it calls (for the tangents of Lyapunov exponents)
+    is held to one thread meanwhile: BLAS threads on top of the kernel's threads would
+    oversubscribe the cores (at width 128 that halved the speed).
     """
     with _blas_controller().limit(limits=1, user_api="blas"):
         codes, diagnostics = _run_kernel(system, kind, tasks, settings)
@@ -212,7 +213,7 @@ def _group_columns(width, dtype):
     set-up cost of its own, whatever the group's size: a wider group shares it among more points.
     Past a 64 KiB state it was slower (float64, d = 32), probably because the group's seven work
     arrays then outgrow a core's L2 cache. At most 512, so that a default chunk (1024 points) is
-    still two groups, one per core; at least 256, so that BLAS products stay wide. The timings
+    still two groups, one per core; at least 256, so that every pass is long. The timings
     behind these numbers are in benchmarks/README.md ("What makes it fast").
     """
     low, high = _GROUP_COLUMNS

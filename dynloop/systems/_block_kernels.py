@@ -7,7 +7,8 @@ injection) arrives as integer codes in a :class:`BlockConfig`, the numbers as ar
 Every component propagates a value and a batch of ``m`` tangents together (forward-mode
 differentiation by hand): ``m = 0`` is plain evaluation, ``m = n`` with the identity gives the
 stage Jacobian, a few columns give the tangent dynamics that Lyapunov exponents need.
-Tangents are arrays of shape ``(m, T, d)``; linear maps act on all of them in one BLAS call.
+Tangents are arrays of shape ``(m, T, d)``; linear maps act on all of them in one product, every
+output summed in input order (``_products``: the same bits on every CPU).
 """
 
 import math
@@ -18,6 +19,7 @@ from numba import njit
 
 from ._recording import close_loop, new_records
 from ._fastmath import exp, normal_cdf, normal_cdf_native, tanh, tanh_native
+from ._products import rows_times_transpose
 
 # The operations the kernels implement. Components (dynloop.components) name the ones they lower to;
 # BlockSpec turns the names into these codes, and a code outside them raises.
@@ -64,19 +66,11 @@ def with_point(cfg, arrays, residual_scale, skip_scale, norm_eps, inject_constan
 
 # --------------------------------------------------------------------------- linear algebra
 @njit(**_JIT)
-def _rows_times_transpose(x, w):
-    """``x @ w.T`` for x (r, i) and w (o, i), through BLAS (an empty batch needs no call)."""
-    if x.shape[0] == 0:
-        return np.empty((0, w.shape[0]), dtype=x.dtype)
-    return np.dot(x, w.T)
-
-
-@njit(**_JIT)
 def _apply_linear(x, dx, w):
     """Value and tangents of ``X ↦ X Wᵀ``: x (T, i), dx (m, T, i), w (o, i)."""
     m, n_rows, n_in = dx.shape
-    y = _rows_times_transpose(x, w)
-    dy = _rows_times_transpose(dx.reshape(m * n_rows, n_in), w).reshape(m, n_rows, w.shape[0])
+    y = rows_times_transpose(x, w)
+    dy = rows_times_transpose(dx.reshape(m * n_rows, n_in), w).reshape(m, n_rows, w.shape[0])
     return y, dy
 
 

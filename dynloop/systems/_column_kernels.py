@@ -4,19 +4,18 @@ A sweep iterates thousands of points of the same block that differ only in their
 scale, injection strength and norm ε. The token rows of a group of points are the *columns* of
 one state ``X`` of shape ``(d, c)``, token-major: with ``B`` points, column ``t·B + p`` is token
 ``t`` of point ``p``. The innermost loop of every row-wise operation (norm, activation, residual
-update, and each multiply-accumulate of a small matrix product) then runs along contiguous memory
-across points, the loop the compiler turns into vector instructions whatever ``d`` is, and every
+update, and each multiply-accumulate of a matrix product) then runs along contiguous memory
+across points, the loop the compiler turns into vector instructions whatever ``d`` is. Every
 projection (attention's Q, K, V and O, the MLP's two layers, the injection matrix) is one product
-``W @ X`` over the whole group, through BLAS in blocks of a fixed number of columns when it is
-large. Attention, the only
-operation that mixes tokens, runs per head on ``T × T`` tiles of every point at once: each of its
-loops also runs across the points, which the token-major order makes contiguous
-(:func:`_attention_head`).
+``W @ X`` over the whole group, every output summed in input order (:func:`column_product`).
+Attention, the only operation that mixes tokens, runs per head on ``T × T`` tiles of every point
+at once: each of its loops also runs across the points, which the token-major order makes
+contiguous (:func:`_attention_head`).
 
 A column's result never depends on the other columns: not on how many there are (a sweep's group
-size, which shrinks as points leave it) nor on where it sits among them. Every loop here treats
-each column with the same operations in the same order, and the BLAS calls always have the same
-shape (:func:`_blas_product`). tests/systems/test_column_kernels.py checks it bit for bit.
+size, which shrinks as points leave it) nor on where it sits among them, nor on the CPU. Every loop
+here treats each column with the same operations in the same order, whatever vector width the
+compiler chooses. tests/systems/test_column_kernels.py checks it bit for bit.
 
 These functions compute exactly what :func:`~dynloop.systems._block_kernels.stage_apply`
 computes without tangents (MODEL.md), up to rounding (fused multiply-adds, summation order):
@@ -28,27 +27,13 @@ import math
 
 import numpy as np
 from numba import njit
-from numba.extending import overload
-from numba.np.linalg import _BLAS, get_blas_kind
 
 from ._block_kernels import (BRANCH_ATTENTION, BRANCH_LINEAR, BRANCH_MLP, INJECT_DIAGONAL, INJECT_IDENTITY,
                              INJECT_MATRIX, activate)
 from ._fastmath import exp, fma
+from ._products import column_product
 
 _JIT = dict(cache=True, error_model="numpy")
-
-#: Products whose inner dimension spans at most this many bytes (16 float64 or 32 float32 numbers)
-#: are multiply-accumulate loops, larger ones BLAS. Measured at 256 columns with these loops
-#: before their first pass took four inputs too (which made d = 8 faster still), ns per
-#: multiply-add (loops / OpenBLAS): float64 d = 8: 0.085 / 0.122, d = 16: 0.083 / 0.081,
-#: d = 32: 0.095 / 0.077; float32 d = 16: 0.048 / 0.089, d = 32: 0.042 / 0.060, d = 64: 0.036 / 0.036.
-SMALL_PRODUCT_BYTES = 128
-#: The product loops take columns in whole blocks of this many (a multiple of every vector length
-#: and unroll factor: the compiler then needs no scalar tail), and the rest in a loop of their own.
-_COLUMN_BLOCK = 16
-#: Columns per BLAS call (float64, float32), the last block padded with zeros: see _blas_product.
-_BLAS_COLUMNS = (32, 16)
-
 
 @njit(**_JIT)
 def column_buffers(d, hidden, columns, dtype_like, tokens=0):
@@ -103,124 +88,6 @@ def column_norm(x, gain, cfg, eps, out, stats):
             g = gain[a]
             for p in range(c):
                 out[a, p] = g * (x[a, p] * inverse[p])
-
-
-@njit(**_JIT)
-def column_product(w, x, out):
-    """``out = W x`` for W (o, i) and columns x (i, c): multiply-accumulate loops when i is small.
-
-    The loops take two output rows and four inputs per pass over the columns, so that each pass
-    loads every input column once for eight multiply-adds (a pass per multiply-add is bound by
-    its store). Every output still accumulates its inputs in order, ``w₀x₀ + w₁x₁ + ...``.
-    Each pass runs over the columns in two loops: whole blocks of ``_COLUMN_BLOCK``, then the
-    rest. A single loop ends in a scalar tail, and the tail keeps the eight weights live as
-    scalars beside their vector copies; too many for the registers, so the hot loop reloaded
-    six of them from the stack at every step. (The first pass, which starts every sum with a
-    product, still reloads five: the compiler's choice, seen in its assembly.)
-    """
-    n_out, n_in = w.shape
-    if n_in * x.itemsize > SMALL_PRODUCT_BYTES or n_out == 1:
-        _blas_product(w, x, out)
-        return
-    for o in range(0, n_out - 1, 2):
-        _two_rows(w, x, out, o, o + 1)
-    if n_out % 2 == 1:  # the last row, paired with the one before (computed again, same values)
-        _two_rows(w, x, out, n_out - 2, n_out - 1)
-
-
-def _gemm_columns(w, x, lo, width, out):
-    """``out[:, lo:lo + width] = W x[:, lo:lo + width]``: one BLAS call on the columns where they lie.
-
-    ``W``, ``x`` and ``out`` are C-contiguous (the caller checks).
-    """
-    raise NotImplementedError("_gemm_columns is only callable from compiled code")
-
-
-# numba's own entry to SciPy's gemm (the one np.dot calls), found by name when a cached kernel loads:
-# np.dot takes no leading dimension, and a ctypes pointer to the function would keep kernels from caching
-@overload(_gemm_columns, jit_options=_JIT)
-def _gemm_columns_compiled(w, x, lo, width, out):
-    gemm = _BLAS().numba_xxgemm(x.dtype)
-    kind = ord(get_blas_kind(x.dtype))
-    no_transpose = ord("N")
-
-    def impl(w, x, lo, width, out):
-        # row-major arrays read as column-major are transposed: out[:, lo:]ᵀ = x[:, lo:]ᵀ Wᵀ,
-        # leading dimension c
-        n_out, n_in = w.shape
-        c = x.shape[1]
-        one = np.ones(1, dtype=x.dtype)
-        zero = np.zeros(1, dtype=x.dtype)
-        gemm(kind, no_transpose, no_transpose, width, n_out, n_in, one.ctypes, x[:, lo:].ctypes, c, w.ctypes,
-             n_in, zero.ctypes, out[:, lo:].ctypes, c)
-    return impl
-
-
-@njit(**_JIT)
-def _blas_product(w, x, out):
-    """``out = W x`` through BLAS, in calls of one shape: blocks of ``_BLAS_COLUMNS`` columns.
-
-    OpenBLAS rounds a column of ``W @ X`` according to the call's number of columns and the
-    column's place among them: its micro-kernels for the edges of the output, its small-matrix
-    kernels (AVX-512) and its matrix-vector path for one column each sum the inputs in an order
-    of their own. One call per group made a point's result depend on its group's size (1 ulp in
-    the sweep tests on AVX-512). So every call here has the same number of columns: BLAS reads
-    whole blocks where they lie, and the rest, padded with zeros, from a copy. Within a call of
-    that width every column was rounded alike on every OpenBLAS 0.3.31 kernel set this machine
-    can run (``OPENBLAS_CORETYPE`` = SkylakeX, Cooperlake, SapphireRapids, Haswell, Zen (run
-    with Haswell's kernels), Sandybridge, Nehalem; 17 to 128 inputs, one and two threads;
-    widths 16, 32, 64), except Haswell's float32 kernels at 24 columns or more, which round the
-    first and last 8 columns of a call unlike the rest: float32 calls take 16.
-    tests/systems/test_column_kernels.py checks it wherever it runs.
-    """
-    n_out, n_in = w.shape
-    c = x.shape[1]
-    if not (w.flags.c_contiguous and x.flags.c_contiguous and out.flags.c_contiguous):
-        raise ValueError("column products take C-contiguous arrays")
-    width = _BLAS_COLUMNS[0] if x.itemsize == 8 else _BLAS_COLUMNS[1]
-    whole = c - c % width
-    for lo in range(0, whole, width):
-        _gemm_columns(w, x, lo, width, out)
-    if whole < c:
-        rest = c - whole
-        block = np.zeros((n_in, width), dtype=x.dtype)
-        block[:, :rest] = x[:, whole:]
-        product = np.empty((n_out, width), dtype=x.dtype)
-        _gemm_columns(w, block, 0, width, product)
-        out[:, whole:] = product[:, :rest]
-
-
-@njit(**_JIT)
-def _two_rows(w, x, out, o, o1):
-    """Rows ``o`` and ``o1 != o`` of ``out = W x``."""
-    n_in = w.shape[1]
-    c = x.shape[1]
-    whole = c - c % _COLUMN_BLOCK
-    first, second = out[o], out[o1]
-    i = 0
-    while i + 4 <= n_in:
-        a0, a1, a2, a3 = w[o, i], w[o, i + 1], w[o, i + 2], w[o, i + 3]
-        b0, b1, b2, b3 = w[o1, i], w[o1, i + 1], w[o1, i + 2], w[o1, i + 3]
-        r0, r1, r2, r3 = x[i], x[i + 1], x[i + 2], x[i + 3]
-        begin = i == 0
-        for lo, hi in ((0, whole), (whole, c)):
-            for p in range(lo, hi):
-                v0, v1, v2, v3 = r0[p], r1[p], r2[p], r3[p]
-                s = a0 * v0 if begin else fma(a0, v0, first[p])
-                t = b0 * v0 if begin else fma(b0, v0, second[p])
-                first[p] = fma(a3, v3, fma(a2, v2, fma(a1, v1, s)))
-                second[p] = fma(b3, v3, fma(b2, v2, fma(b1, v1, t)))
-        i += 4
-    while i < n_in:
-        a0, b0 = w[o, i], w[o1, i]
-        r0 = x[i]
-        begin = i == 0
-        for lo, hi in ((0, whole), (whole, c)):
-            for p in range(lo, hi):
-                v0 = r0[p]
-                first[p] = a0 * v0 if begin else fma(a0, v0, first[p])
-                second[p] = b0 * v0 if begin else fma(b0, v0, second[p])
-        i += 1
 
 
 @njit(**_JIT)

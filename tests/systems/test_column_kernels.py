@@ -80,17 +80,15 @@ def test_attention_mixers_every_placement(mixer, norm, injection):
 @pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-12), (np.float32, 3e-5)])
 @pytest.mark.parametrize("causal,heads,tokens", [(True, 4, 5), (False, 1, 4), (True, 2, 1)])
 def test_attention_tiles_causal_or_not_any_heads_and_tokens(dtype, rtol, causal, heads, tokens):
-    # d = 20 takes the products through BLAS in float64 (160 bytes of inputs), loops in float32
     spec = dynloop.BlockSpec(width=20, tokens=tokens, layers=1, heads=heads, mixer="transformer", hidden=24,
                              norm="sandwich", injection="concat", causal=causal, weight_gain=1.5, seed=9)
     _columns_against_points(spec, dtype, rtol)
 
 
 @pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-12), (np.float32, 2e-5)])
-@pytest.mark.parametrize("side", [0, 1])
-def test_small_products_and_blas_products(dtype, rtol, side):
-    # on each side of the size where products move from multiply-accumulate loops to BLAS
-    width = C.SMALL_PRODUCT_BYTES // np.dtype(dtype).itemsize + side
+@pytest.mark.parametrize("width", [3, 16, 33])
+def test_products_of_every_size(dtype, rtol, width):
+    # fewer than four output rows (a padded copy), rows in fours and a rest, inputs in fours and a rest
     spec = dynloop.BlockSpec(width=width, tokens=3, layers=1, mixer="mlp", hidden=width + 3, norm="pre",
                              injection="concat", seed=1)
     _columns_against_points(spec, dtype, rtol)
@@ -117,12 +115,12 @@ def _sums_in_input_order(w, x):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_product_loops_sum_every_output_in_input_order(dtype):
-    # the passes over two rows and four inputs, in whole blocks of columns and the rest, only regroup
-    # the work: every output is the same sequence of multiply-adds as a plain loop (so the loops are
-    # bit-identical to one-input passes). Columns: the rest only, blocks and a rest, blocks only
+    # the passes over four rows and four inputs, in whole blocks of columns and the rest, only regroup
+    # the work: every output is the same sequence of multiply-adds as a plain loop, whatever the CPU
+    # (so the loops are bit-identical to one-input passes and to any vector width). Columns: the rest
+    # only, blocks and a rest, blocks only
     rng = np.random.default_rng(1)
-    small = C.SMALL_PRODUCT_BYTES // np.dtype(dtype).itemsize
-    for n_out, n_in, c in itertools.product((2, 3, 8, 9), (1, 2, 4, 5, 7, 8, small), (5, 37, 64)):
+    for n_out, n_in, c in itertools.product((1, 2, 3, 4, 7, 9), (1, 2, 4, 5, 7, 8, 33, 130), (5, 37, 64)):
         w, x = rng.standard_normal((n_out, n_in)).astype(dtype), rng.standard_normal((n_in, c)).astype(dtype)
         out = np.full((n_out, c), np.nan, dtype=dtype)
         C.column_product(w, x, out)
@@ -131,10 +129,9 @@ def test_product_loops_sum_every_output_in_input_order(dtype):
 
 @pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-13), (np.float32, 1e-5)])
 def test_product_against_numpy(dtype, rtol):
-    # odd and even output rows, inputs in blocks of four and the rest, both sides of the BLAS switch
+    # output rows in fours and a rest, or fewer than four; inputs in fours and a rest
     rng = np.random.default_rng(0)
-    small = C.SMALL_PRODUCT_BYTES // np.dtype(dtype).itemsize
-    for n_out, n_in in itertools.product((1, 2, 5, 8), (1, 3, 4, 5, 8, small, small + 1, 40)):
+    for n_out, n_in in itertools.product((1, 2, 5, 8), (1, 3, 4, 5, 8, 17, 40)):
         w, x = rng.standard_normal((n_out, n_in)).astype(dtype), rng.standard_normal((n_in, 33)).astype(dtype)
         out = np.full((n_out, 33), np.nan, dtype=dtype)
         C.column_product(w, x, out)
@@ -179,12 +176,10 @@ def _product(w):
 def test_a_columns_result_does_not_depend_on_the_other_columns(dtype, d):
     # Issue 14, section 5: a sweep's results must be bit-identical whatever its group size (the number
     # of columns, which also shrinks as points leave) and a point's place in its group, on every CPU.
-    # OpenBLAS rounds a column of W @ X according to how many columns the call has and where the column
-    # sits among them (its edge micro-kernels, AVX-512 small-matrix kernels and one-column path each
-    # sum in an order of their own): with one call per group, every product through BLAS (inputs of
-    # more than 128 bytes, or one output row) and every stage using one failed here on AVX-512 (the
-    # one-row products on any CPU). The loops (norms, activations, residual updates, small products)
-    # must treat every column alike as well
+    # OpenBLAS rounded a column of W @ X according to how many columns the call had and where the column
+    # sat among them (its edge micro-kernels, AVX-512 small-matrix kernels and one-column path each sum
+    # in an order of their own): with one call per group, every product through it failed here on
+    # AVX-512. Every loop (products, norms, activations, residual updates) must treat every column alike
     rng = np.random.default_rng(d)
     pool = (rng.standard_normal((d, 41)) * rng.uniform(0.1, 10.0, 41)).astype(dtype)
     for n_out in (1, 2, 3, d, d + 3):
