@@ -8,7 +8,10 @@ Every component propagates a value and a batch of ``m`` tangents together (forwa
 differentiation by hand): ``m = 0`` is plain evaluation, ``m = n`` with the identity gives the
 stage Jacobian, a few columns give the tangent dynamics that Lyapunov exponents need.
 Tangents are arrays of shape ``(m, T, d)``; linear maps act on all of them in one product, every
-output summed in input order (``_products``: the same bits on every CPU).
+output summed in input order (``_products``: the same bits on every CPU). A point's token rows are
+few (T, or T·(1 + m) with tangents), so the products take the rows as the product's rows and run
+along the weights' output index: ``X Wᵀ`` reads ``Wᵀ``, which the arrays carry ready (the fields
+ending in ``_t``), in contiguous memory.
 """
 
 import math
@@ -19,7 +22,7 @@ from numba import njit
 
 from ._recording import close_loop, new_records
 from ._fastmath import exp, normal_cdf, normal_cdf_native, tanh, tanh_native
-from ._products import rows_times_transpose
+from ._products import column_product
 
 # The operations the kernels implement. Components (dynloop.components) name the ones they lower to;
 # BlockSpec turns the names into these codes, and a code outside them raises.
@@ -41,9 +44,12 @@ BlockConfig.__doc__ = ("Flags, operation codes and scalars of one block (all num
 BlockArrays = namedtuple("BlockArrays", [
     "branches", "linear", "attn_q", "attn_k", "attn_v", "attn_o", "mlp_in", "mlp_out",
     "norm_in", "norm_out", "norm_outer", "unit_gain", "inject_matrix", "inject_diagonal",
-    "inject_constant", "inject_gain"])
+    "inject_constant", "inject_gain",
+    "linear_t", "attn_q_t", "attn_k_t", "attn_v_t", "attn_o_t", "mlp_in_t", "mlp_out_t", "inject_matrix_t"])
 BlockArrays.__doc__ = ("Every array a block kernel reads (``branches``: the branch code of each sub-layer); "
-                       "unused ones are empty with the right rank.")
+                       "unused ones are empty with the right rank. The fields ending in ``_t`` hold the "
+                       "same weights transposed (each matrix's last two axes swapped, C-contiguous): "
+                       "the per-point kernels' products read those, the column kernels the others.")
 
 
 _JIT = dict(cache=True, error_model="numpy")
@@ -60,17 +66,27 @@ def with_point(cfg, arrays, residual_scale, skip_scale, norm_eps, inject_constan
     point_arrays = BlockArrays(arrays.branches, arrays.linear, arrays.attn_q, arrays.attn_k, arrays.attn_v,
                                arrays.attn_o, arrays.mlp_in, arrays.mlp_out, arrays.norm_in, arrays.norm_out,
                                arrays.norm_outer, arrays.unit_gain, arrays.inject_matrix,
-                               arrays.inject_diagonal, inject_constant, arrays.inject_gain)
+                               arrays.inject_diagonal, inject_constant, arrays.inject_gain, arrays.linear_t,
+                               arrays.attn_q_t, arrays.attn_k_t, arrays.attn_v_t, arrays.attn_o_t,
+                               arrays.mlp_in_t, arrays.mlp_out_t, arrays.inject_matrix_t)
     return point_cfg, point_arrays
 
 
 # --------------------------------------------------------------------------- linear algebra
 @njit(**_JIT)
-def _apply_linear(x, dx, w):
-    """Value and tangents of ``X ↦ X Wᵀ``: x (T, i), dx (m, T, i), w (o, i)."""
+def _apply_linear(x, dx, w_t):
+    """Value and tangents of ``X ↦ X Wᵀ``: x (T, i), dx (m, T, i), ``w_t = Wᵀ`` (i, o), C-contiguous.
+
+    Each output is summed in input order (:func:`~dynloop.systems._products.column_product` with
+    the rows as its rows): the same bits as the column kernels' ``W X``.
+    """
     m, n_rows, n_in = dx.shape
-    y = rows_times_transpose(x, w)
-    dy = rows_times_transpose(dx.reshape(m * n_rows, n_in), w).reshape(m, n_rows, w.shape[0])
+    n_out = w_t.shape[1]
+    y = np.empty((n_rows, n_out), dtype=x.dtype)
+    column_product(np.ascontiguousarray(x), w_t, y)
+    dy = np.empty((m, n_rows, n_out), dtype=x.dtype)
+    if m > 0:
+        column_product(np.ascontiguousarray(dx).reshape(m * n_rows, n_in), w_t, dy.reshape(m * n_rows, n_out))
     return y, dy
 
 
@@ -164,7 +180,7 @@ def activate(z, out, code):
 
 @njit(**_JIT)
 def _apply_mlp(x, dx, w_in, w_out, code):
-    """Value and tangents of ``φ(X W1ᵀ) W2ᵀ``."""
+    """Value and tangents of ``φ(X W1ᵀ) W2ᵀ`` (weights transposed, as in :func:`_apply_linear`)."""
     z, dz = _apply_linear(x, dx, w_in)
     a = np.empty_like(z)
     if dz.shape[0] == 0:
@@ -182,7 +198,10 @@ def _apply_mlp(x, dx, w_in, w_out, code):
 # --------------------------------------------------------------------------- attention
 @njit(**_JIT)
 def _apply_attention(x, dx, w_q, w_k, w_v, w_o, heads, causal):
-    """Value, tangents and attention matrices (heads, T, T) of multi-head self-attention."""
+    """Value, tangents and attention matrices (heads, T, T) of multi-head self-attention.
+
+    The weights come transposed (``w_q = W_Qᵀ`` and so on, as in :func:`_apply_linear`).
+    """
     n_tokens, d = x.shape
     m = dx.shape[0]
     dh = d // heads
@@ -240,14 +259,14 @@ def _apply_mixer(cfg, arrays, layer, sub, x, dx):
     no_attention = np.zeros((0, 0, 0), dtype=x.dtype)
     branch = arrays.branches[sub]
     if branch == BRANCH_LINEAR:
-        y, dy = _apply_linear(x, dx, arrays.linear[layer])
+        y, dy = _apply_linear(x, dx, arrays.linear_t[layer])
         return y, dy, no_attention
     if branch == BRANCH_MLP:
-        y, dy = _apply_mlp(x, dx, arrays.mlp_in[layer], arrays.mlp_out[layer], cfg.activation)
+        y, dy = _apply_mlp(x, dx, arrays.mlp_in_t[layer], arrays.mlp_out_t[layer], cfg.activation)
         return y, dy, no_attention
     if branch == BRANCH_ATTENTION:
-        return _apply_attention(x, dx, arrays.attn_q[layer], arrays.attn_k[layer], arrays.attn_v[layer],
-                                arrays.attn_o[layer], cfg.heads, cfg.causal)
+        return _apply_attention(x, dx, arrays.attn_q_t[layer], arrays.attn_k_t[layer], arrays.attn_v_t[layer],
+                                arrays.attn_o_t[layer], cfg.heads, cfg.causal)
     raise ValueError("unknown branch code")
 
 
@@ -290,7 +309,7 @@ def stage_apply(cfg, arrays, stage, x, dx):
     if cfg.has_inject:
         if stage == 0:
             if cfg.inject_operator == INJECT_MATRIX:
-                y, dy = _apply_linear(x, dx, arrays.inject_matrix)
+                y, dy = _apply_linear(x, dx, arrays.inject_matrix_t)
             elif cfg.inject_operator == INJECT_DIAGONAL:
                 y = x * arrays.inject_diagonal
                 dy = dx * arrays.inject_diagonal

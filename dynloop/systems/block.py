@@ -372,16 +372,17 @@ class BlockSpec(System, metaclass=_FieldsChecked):
                             copy=True)
 
         empty3 = (0, 0, 0)
+        products = {name: array(w.get(name), empty3)
+                    for name in ("linear", "attn_q", "attn_k", "attn_v", "attn_o", "mlp_in", "mlp_out")}
+        products["inject_matrix"] = array(matrix, (0, 0))
+        transposed = {f"{name}_t": np.ascontiguousarray(np.swapaxes(value, -1, -2))
+                      for name, value in products.items()}  # for the per-point kernels' row products
         block_arrays = kernels.BlockArrays(
             branches=np.array([kernels.BRANCHES.index(branch) for branch in mixer.branches], dtype=np.int64),
-            linear=array(w.get("linear"), empty3), attn_q=array(w.get("attn_q"), empty3),
-            attn_k=array(w.get("attn_k"), empty3), attn_v=array(w.get("attn_v"), empty3),
-            attn_o=array(w.get("attn_o"), empty3), mlp_in=array(w.get("mlp_in"), empty3),
-            mlp_out=array(w.get("mlp_out"), empty3), norm_in=array(w.get("norm_in"), (k, s, 0)),
-            norm_out=array(w.get("norm_out"), (k, s, 0)), norm_outer=array(w.get("norm_outer"), (0,)),
-            unit_gain=np.ones(d, dtype=dtype), inject_matrix=array(matrix, (0, 0)),
+            norm_in=array(w.get("norm_in"), (k, s, 0)), norm_out=array(w.get("norm_out"), (k, s, 0)),
+            norm_outer=array(w.get("norm_outer"), (0,)), unit_gain=np.ones(d, dtype=dtype),
             inject_diagonal=array(diagonal, (0,)), inject_constant=array(term, self.state_shape),
-            inject_gain=array(w.get("inject_norm"), (0,)))
+            inject_gain=array(w.get("inject_norm"), (0,)), **products, **transposed)
         config = kernels.BlockConfig(
             activation=kernels.ACTIVATION_OPS.index(self.activation), norm_in=norm.branch_in,
             norm_branch_out=norm.branch_out, norm_after_residual=norm.after_residual, sphere=norm.sphere,
