@@ -58,7 +58,8 @@ import numpy as np
 import dynloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/ is not a package
-from _common import DTYPE_CHOICES, chosen_dtypes, import_jax, jax_precision, matmul_peak, race  # noqa: E402
+from _common import (DTYPE_CHOICES, best_seconds, chosen_dtypes, import_jax, jax_precision,  # noqa: E402
+                     matmul_peak, race)
 
 SIZES = [(256, 64, 8, 4), (64, 32, 16, 12), (64, 128, 16, 4), (256, 64, 32, 4)]  # P, d, T, k
 LOOPS = 100
@@ -68,6 +69,7 @@ BLOCKS = {"sandwich": ("sandwich+concat", dict(norm="sandwich", injection="conca
 RANGES = {"residual_scale": (0.0, 1.5), "injection_scale": (0.0, 1.0), "skip_scale": (0.5, 1.5)}
 TOLERANCE = {np.dtype(np.float64): 1e-10, np.dtype(np.float32): 1e-3}
 SAMPLES = 4
+PARTS = ("readme", "classify", "sweeps")
 
 
 def block_spec(block, d, tokens, layers):
@@ -215,6 +217,65 @@ def agreement(spec, axes, loops, dtype, jax_states, jax_step, sweep_norms):
     return final, one_loop
 
 
+def readme_block(repeat):
+    """The README's block: what the early exit saves in a sweep, what classify costs over its iterations."""
+    spec = dynloop.BlockSpec(width=32, tokens=8, layers=4, heads=4, mixer="transformer", norm="sandwich",
+                             injection="concat", residual_scale=0.5, seed=0)
+    axes = grid_axes(spec, 256)
+    loops = 200
+
+    def run(early_exit, grid=axes):
+        return dynloop.sweep(spec, grid, loops=loops, early_exit=early_exit, progress=False)
+
+    run(True, {name: values[:2] for name, values in axes.items()})
+    run(False, {name: values[:2] for name, values in axes.items()})
+    result = dynloop.classify(spec)
+    done = result.evidence["loops"]
+    times = race({"all": lambda: run(False), "early": lambda: run(True),
+                  "classify": lambda: dynloop.classify(spec),
+                  "iterate": lambda: dynloop.simulate(spec, done, record="none")}, repeat)
+    mean_loops = float(np.mean(run(True).diagnostics["loops_run"]))
+    print("The README's block (sandwich + concat, k = 4, d = 32, T = 8, residual scale 0.5, seed 0)")
+    print(f"  sweep of 256 points (residual scale x injection strength), {loops} loops: every loop "
+          f"{times['all']:.3f} s; early exit {times['early']:.3f} s, {mean_loops:.1f} loops per point "
+          f"({100 * (1 - times['early'] / times['all']):.0f} % saved)")
+    print(f"  classify: {result.regime.value} after {done} loops in {times['classify']:.3f} s; iterating "
+          f"those loops alone (simulate) {times['iterate']:.3f} s, so classification costs "
+          f"{times['classify'] - times['iterate']:.3f} s on top\n")
+
+
+def classify_times(repeat):
+    """classify on k = 12, d = 64, T = 8 blocks, and a long horizon beside the sweep kernel per point."""
+    print("classify, k = 12, d = 64, T = 8 (warm; target: within 2 s when the block converges)")
+    for block in BLOCKS:
+        spec = block_spec(block, 64, 8, 12)
+        result = dynloop.classify(spec)
+        seconds = best_seconds(lambda: dynloop.classify(spec), repeat)
+        print(f"  {BLOCKS[block][0]:>16}: {result.regime.value} after {result.evidence['loops']} loops, "
+              f"{seconds:.3f} s")
+    spec = block_spec("peri_outer", 64, 8, 12).replace(weight_gain=1.0, seed=1)
+    result = dynloop.classify(spec)
+    loops = result.evidence["loops"]
+    seconds = best_seconds(lambda: dynloop.classify(spec), max(1, repeat // 2))
+    iterate = best_seconds(lambda: dynloop.simulate(spec, loops, record="none"), max(1, repeat // 2))
+    print(f"  long horizon, peri_outer+none with weight_gain 1.0, seed 1: {result.regime.value} after "
+          f"{loops} loops, {seconds:.2f} s = {1e3 * seconds / loops:.3f} ms per loop (iterating "
+          f"{1e3 * iterate / loops:.3f}, the rest: {result.evidence['lyapunov_source']})")
+    sweep_loops = 1040
+    for points in (1, 64):
+        axes = {"residual_scale": np.linspace(0.999, 1.0, points)}
+        for lyapunov in (False, True):
+            def run(grid=axes, lyapunov=lyapunov):
+                return dynloop.sweep(spec, grid, loops=sweep_loops, early_exit=False, lyapunov=lyapunov,
+                                     progress=False)
+            dynloop.sweep(spec, axes, loops=16, early_exit=False, lyapunov=lyapunov, progress=False)
+            seconds = best_seconds(run, max(1, repeat // 2))
+            print(f"  its sweep kernel, {points:2d} point{'s' if points > 1 else ' '}, {sweep_loops} loops, "
+                  f"Lyapunov {'on ' if lyapunov else 'off'}: {1e3 * seconds / points / sweep_loops:.3f} "
+                  "ms per point and loop")
+    print()
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dtype", default="both", choices=DTYPE_CHOICES)
@@ -225,6 +286,8 @@ def main(argv=None):
     parser.add_argument("--blocks", nargs="+", choices=list(BLOCKS), default=list(BLOCKS),
                         help="which blocks to run (default: all three)")
     parser.add_argument("--repeat", type=int, default=5, help="time each run this often and keep the fastest")
+    parser.add_argument("--part", nargs="+", choices=PARTS, default=list(PARTS),
+                        help="the README's block, classify times, the sweeps against JAX (default: all)")
     args = parser.parse_args(argv)
     sizes = []
     for size in args.sizes:
@@ -237,6 +300,12 @@ def main(argv=None):
         if math.isqrt(values[0]) ** 2 != values[0] or values[1] % 4:
             parser.error(f"--sizes {size}: P must be a square (the grid is √P × √P), d a multiple of 4")
         sizes.append(tuple(values) if len(values) == 5 else (*values, LOOPS))
+    if "readme" in args.part:
+        readme_block(args.repeat)
+    if "classify" in args.part:
+        classify_times(args.repeat)
+    if "sweeps" not in args.part:
+        return
     modules = import_jax()
     if modules is None:
         print("JAX not installed (pip install jax, or .[bench]): dynloop runs alone\n")

@@ -10,7 +10,7 @@ import numpy as np
 from .._errors import check_int
 from ..systems.base import check_system, register_fixed_point_finder
 from ._measures import convergence, stage_degeneracy
-from .lyapunov import default_exponent_count, lyapunov_spectrum
+from .lyapunov import QRRun, default_exponent_count
 from .orbits import find_cycle
 from .regimes import (STAT_NAMES, S_IS_MAP, S_LYAPUNOV, S_LYAPUNOV_ERROR, S_NORM_LAST, S_NORM_MIDDLE,
                       S_PERIOD, S_PERIOD_ERROR, S_PERIOD_ERROR_MIDDLE, S_PERIOD_ERROR_START, S_SCALE,
@@ -462,14 +462,18 @@ def classify(system, *, x0=None, params=None, transient=None, window=None, tol=N
     elif count:
         # the QR estimate, lengthened until its error is small against the exponent and against
         # the zero tolerance, within the loop budget
+        # (each doubling continues the run: the halves compared are the loops before and after)
         steps = max(window, 2000) if is_map else window
+        qr_run = QRRun(system, state, min(count, system.state_size), params=params, seed=seed)
+        qr_run.extend(steps // 2)
+        qr_run.extend(steps - steps // 2)
         while True:
-            spectrum = lyapunov_spectrum(system, state, steps=steps, transient=0, params=params,
-                                         n_exponents=min(count, system.state_size), seed=seed)
+            spectrum = qr_run.spectrum()
             error = 3.0 * spectrum.error[0]
             precise = error <= max(tolerances.lyapunov_zero / 2, 0.2 * abs(spectrum.exponents[0]))
             if precise or spectrum.diverged or 2 * steps > _default_budget(system.state_size):
                 break
+            qr_run.extend(steps)
             steps *= 2
         if evidence.get("jacobian_reliable") is False:
             error = float("inf")

@@ -121,35 +121,104 @@ def lyapunov_spectrum(system, x0=None, steps=10000, transient=1000, *, params=No
     if count > size:
         raise invalid("n_exponents", n_exponents, f"at most the number of state variables, {size}")
     start = simulate(system, transient, x0=x0, params=params, record="none")
-    resolved = system.resolve_params(params)
     if start.diverged:
         return LyapunovSpectrum(np.full(count, np.inf), np.full(count, np.inf), np.nan, np.nan, 0,
                                 start.final_state, diverged=True, system_name=system.name)
-    basis, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((size, count)))
-    full = count == size
-    half = steps // 2
-    state, basis, log_r_first, log_det_first, done_first = system._tangent_run(
-        start.final_state, basis, half, resolved, full)
-    state, basis, log_r_second, log_det_second, done_second = system._tangent_run(
-        state, basis, steps - half, resolved, full)
-    done = done_first + done_second
-    diverged = done < steps
-    if done == 0:
-        return LyapunovSpectrum(np.full(count, np.nan), np.full(count, np.inf), np.nan, np.nan, 0,
-                                state, diverged=True, system_name=system.name)
-    exponents = (log_r_first + log_r_second) / done
-    order = np.argsort(exponents)[::-1]
-    if done_first > 0 and done_second > 0:
-        first, second = log_r_first / done_first, log_r_second / done_second
-        with np.errstate(invalid="ignore"):  # both halves -inf (a zero Jacobian): they agree exactly
-            halves = np.where(first == second, 0.0, np.abs(first - second))
-    else:
-        halves = np.full(count, np.inf)
-    error = np.maximum(halves, 1.0 / done)
-    log_det_mean = (log_det_first + log_det_second) / done if full else np.nan
-    total = exponents.sum()
-    # equal, -inf included (a zero Jacobian: the sum and ln|det J| are both -inf), is no error
-    sum_check = (0.0 if total == log_det_mean else abs(total - log_det_mean)) if full else np.nan
-    return LyapunovSpectrum(exponents[order], error[order], float(log_det_mean), float(sum_check), done,
-                            np.asarray(state).reshape(system.state_shape), diverged=diverged,
-                            system_name=system.name, meta={"transient": transient, "seed": seed})
+    run = QRRun(system, start.final_state, count, params=params, seed=seed)
+    run.extend(steps // 2)
+    run.extend(steps - steps // 2)
+    spectrum = run.spectrum()
+    spectrum.meta["transient"] = transient
+    return spectrum
+
+
+class QRRun:
+    """The QR method's tangent run, lengthened segment by segment without repeating a loop.
+
+    :func:`lyapunov_spectrum` runs two segments (the two halves it compares);
+    :func:`dynloop.classify` doubles the run until the estimate is precise: every doubling adds
+    one segment as long as all before it, so the halves it compares are all earlier segments
+    against the new one, and no loop is iterated twice.
+
+    Parameters
+    ----------
+    system : BlockSpec, AffineLoop or Map
+    state : ndarray
+        The state the run starts from (past any transient).
+    count : int
+        How many leading exponents.
+    params : dict, optional
+        Map parameter overrides.
+    seed : int
+        Seeds the random orthonormal start basis.
+
+    Examples
+    --------
+    >>> import dynloop, numpy as np
+    >>> run = QRRun(dynloop.maps.logistic(r=4.0), np.array([0.3]), 1)
+    >>> run.extend(20000)
+    >>> run.extend(20000)
+    >>> bool(abs(run.spectrum().largest - np.log(2)) < 5e-3), run.steps
+    (True, 40000)
+    """
+
+    def __init__(self, system, state, count, *, params=None, seed=0):
+        self.system = system
+        self.params = params
+        self._resolved = system.resolve_params(params)
+        self.state = state
+        self.basis, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((system.state_size, count)))
+        self.full = count == system.state_size
+        self.seed = seed
+        self.segments = []  # (loops done, sum of ln|R_ii| (count,), sum of ln|det J|) per segment
+
+    @property
+    def steps(self):
+        """Loops run so far."""
+        return sum(done for done, _, _ in self.segments)
+
+    @property
+    def diverged(self):
+        """Whether a segment stopped at a non-finite value."""
+        return self._diverged if self.segments else False
+
+    def extend(self, loops):
+        """Run ``loops`` more loops (nothing once the orbit has diverged)."""
+        if self.segments and self._diverged:
+            return
+        state, basis, log_r, log_det, done = self.system._tangent_run(self.state, self.basis, loops,
+                                                                      self._resolved, self.full)
+        self.state, self.basis = state, basis
+        self.segments.append((done, log_r, log_det))
+        self._diverged = done < loops
+
+    def spectrum(self):
+        """The exponents over every loop run, their error from the last segment against all before it."""
+        count = self.basis.shape[1]
+        done = self.steps
+        name = self.system.name
+        meta = {"seed": self.seed}
+        if done == 0:
+            return LyapunovSpectrum(np.full(count, np.nan), np.full(count, np.inf), np.nan, np.nan, 0,
+                                    np.asarray(self.state).reshape(self.system.state_shape), diverged=True,
+                                    system_name=name, meta=meta)
+        done_first = sum(segment[0] for segment in self.segments[:-1])
+        done_second = self.segments[-1][0]
+        log_r_first = sum((segment[1] for segment in self.segments[:-1]), np.zeros(count))
+        log_r_second = self.segments[-1][1]
+        exponents = (log_r_first + log_r_second) / done
+        order = np.argsort(exponents)[::-1]
+        if done_first > 0 and done_second > 0:
+            first, second = log_r_first / done_first, log_r_second / done_second
+            with np.errstate(invalid="ignore"):  # both halves -inf (a zero Jacobian): they agree exactly
+                halves = np.where(first == second, 0.0, np.abs(first - second))
+        else:
+            halves = np.full(count, np.inf)
+        error = np.maximum(halves, 1.0 / done)
+        log_det_mean = sum(segment[2] for segment in self.segments) / done if self.full else np.nan
+        total = exponents.sum()
+        # equal, -inf included (a zero Jacobian: the sum and ln|det J| are both -inf), is no error
+        sum_check = (0.0 if total == log_det_mean else abs(total - log_det_mean)) if self.full else np.nan
+        return LyapunovSpectrum(exponents[order], error[order], float(log_det_mean), float(sum_check), done,
+                                np.asarray(self.state).reshape(self.system.state_shape),
+                                diverged=self.diverged, system_name=name, meta=meta)

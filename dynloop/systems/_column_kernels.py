@@ -7,7 +7,8 @@ one state ``X`` of shape ``(d, c)``, token-major: with ``B`` points, column ``tÂ
 update, and each multiply-accumulate of a matrix product) then runs along contiguous memory
 across points, the loop the compiler turns into vector instructions whatever ``d`` is. Every
 projection (attention's Q, K, V and O, the MLP's two layers, the injection matrix) is one product
-``W @ X`` over the whole group, every output summed in input order (:func:`column_product`).
+``W @ X`` over the whole group, every output summed in input order
+(:func:`~dynloop.systems._products.weight_product`, transposed when the group is small).
 Attention, the only operation that mixes tokens, runs per head on ``T Ã— T`` tiles of every point
 at once: each of its loops also runs across the points, which the token-major order makes
 contiguous (:func:`_attention_head`).
@@ -31,7 +32,7 @@ from numba import njit
 from ._block_kernels import (BRANCH_ATTENTION, BRANCH_LINEAR, BRANCH_MLP, INJECT_DIAGONAL, INJECT_IDENTITY,
                              INJECT_MATRIX, activate)
 from ._fastmath import exp, fma
-from ._products import column_product
+from ._products import weight_product
 
 _JIT = dict(cache=True, error_model="numpy")
 
@@ -176,15 +177,15 @@ def _column_attention(cfg, arrays, layer, x, out, work, n_tokens):
     if n_tokens == 0 or tiles.shape[0] != n_tokens * n_tokens or tiles.shape[1] * n_tokens != c:
         raise ValueError("attention columns need buffers made for the points' token count")
     n_points = c // n_tokens
-    column_product(arrays.attn_q[layer], x, q)
-    column_product(arrays.attn_k[layer], x, k)
-    column_product(arrays.attn_v[layer], x, v)
+    weight_product(arrays.attn_q[layer], arrays.attn_q_t[layer], x, q)
+    weight_product(arrays.attn_k[layer], arrays.attn_k_t[layer], x, k)
+    weight_product(arrays.attn_v[layer], arrays.attn_v_t[layer], x, v)
     dh = d // cfg.heads
     scale = 1.0 / math.sqrt(dh)
     largest, total = stats[0, :n_points], stats[1, :n_points]
     for h in range(cfg.heads):
         _attention_head(q, k, v, heads_out, tiles, largest, total, n_tokens, h * dh, dh, scale, cfg.causal)
-    column_product(arrays.attn_o[layer], heads_out, out)
+    weight_product(arrays.attn_o[layer], arrays.attn_o_t[layer], heads_out, out)
 
 
 @njit(**_JIT)
@@ -192,12 +193,12 @@ def _column_mixer(cfg, arrays, layer, sub, x, out, work, n_tokens):
     """``out = F(x)``: the branch of sub-layer ``sub`` of ``layer`` (linear map, MLP or attention)."""
     branch = arrays.branches[sub]
     if branch == BRANCH_LINEAR:
-        column_product(arrays.linear[layer], x, out)
+        weight_product(arrays.linear[layer], arrays.linear_t[layer], x, out)
     elif branch == BRANCH_MLP:
         z, activated = work[3], work[4]
-        column_product(arrays.mlp_in[layer], x, z)
+        weight_product(arrays.mlp_in[layer], arrays.mlp_in_t[layer], x, z)
         activate(z, activated, cfg.activation)
-        column_product(arrays.mlp_out[layer], activated, out)
+        weight_product(arrays.mlp_out[layer], arrays.mlp_out_t[layer], activated, out)
     elif branch == BRANCH_ATTENTION:
         _column_attention(cfg, arrays, layer, x, out, work, n_tokens)
     else:
@@ -249,7 +250,7 @@ def column_stage(cfg, arrays, stage, x, n_tokens, alpha, skip, constant, eps, wo
         if stage == 0:
             if cfg.inject_operator == INJECT_MATRIX:
                 injected = work[2]
-                column_product(arrays.inject_matrix, x, injected)
+                weight_product(arrays.inject_matrix, arrays.inject_matrix_t, x, injected)
                 x[:, :] = injected
             elif cfg.inject_operator == INJECT_DIAGONAL:
                 for a in range(d):

@@ -12,6 +12,7 @@ from dynloop import components
 from dynloop.systems import _column_kernels as C
 from dynloop.systems._block_kernels import stage_apply
 from dynloop.systems._fastmath import fma
+from dynloop.systems._products import column_product, weight_product
 
 POINTS = [(0.3, 0.0, 1e-6, 1.0), (1.1, 0.7, 1e-3, 0.6), (2.4, 1.9, 0.5, 1.7)]  # (a, β, ε, skip scale)
 
@@ -123,8 +124,13 @@ def test_product_loops_sum_every_output_in_input_order(dtype):
     for n_out, n_in, c in itertools.product((1, 2, 3, 4, 7, 9), (1, 2, 4, 5, 7, 8, 33, 130), (5, 37, 64)):
         w, x = rng.standard_normal((n_out, n_in)).astype(dtype), rng.standard_normal((n_in, c)).astype(dtype)
         out = np.full((n_out, c), np.nan, dtype=dtype)
-        C.column_product(w, x, out)
-        np.testing.assert_array_equal(out, _sums_in_input_order(w, x), err_msg=f"{n_out}x{n_in}, {c} columns")
+        column_product(w, x, out)
+        expected = _sums_in_input_order(w, x)
+        np.testing.assert_array_equal(out, expected, err_msg=f"{n_out}x{n_in}, {c} columns")
+        # with the transposed weights: transposed below 32 columns (5 here), along the columns above
+        out[:] = np.nan
+        weight_product(w, np.ascontiguousarray(w.T), x, out)
+        np.testing.assert_array_equal(out, expected, err_msg=f"weight_product {n_out}x{n_in}, {c} columns")
 
 
 @pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-13), (np.float32, 1e-5)])
@@ -134,7 +140,7 @@ def test_product_against_numpy(dtype, rtol):
     for n_out, n_in in itertools.product((1, 2, 5, 8), (1, 3, 4, 5, 8, 17, 40)):
         w, x = rng.standard_normal((n_out, n_in)).astype(dtype), rng.standard_normal((n_in, 33)).astype(dtype)
         out = np.full((n_out, 33), np.nan, dtype=dtype)
-        C.column_product(w, x, out)
+        column_product(w, x, out)
         exact = w.astype(np.float64) @ x.astype(np.float64)
         np.testing.assert_allclose(out, exact, rtol=rtol, atol=rtol * np.abs(exact).max(),
                                    err_msg=f"{n_out}x{n_in}")
@@ -166,7 +172,7 @@ def _each_column_alone_and_in_groups(apply, pool, per_column, n_out):
 def _product(w):
     def apply(x):
         out = np.full((w.shape[0], x.shape[1]), np.nan, dtype=x.dtype)
-        C.column_product(w, x, out)
+        column_product(w, x, out)
         return out
     return apply
 
