@@ -461,8 +461,7 @@ def classify(system, *, x0=None, params=None, transient=None, window=None, tol=N
         stats[S_LYAPUNOV], stats[S_LYAPUNOV_ERROR] = exponents[0], 0.0
     elif count:
         # the QR estimate, lengthened until its error is small against the exponent and against
-        # the zero tolerance, within the loop budget
-        # (each doubling continues the run: the halves compared are the loops before and after)
+        # the zero tolerance, within the loop budget; each doubling continues the same run
         steps = max(window, 2000) if is_map else window
         qr_run = QRRun(system, state, min(count, system.state_size), params=params, seed=seed)
         qr_run.extend(steps // 2)

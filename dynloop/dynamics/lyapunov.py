@@ -164,12 +164,12 @@ class QRRun:
 
     def __init__(self, system, state, count, *, params=None, seed=0):
         self.system = system
-        self.params = params
         self._resolved = system.resolve_params(params)
         self.state = state
         self.basis, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((system.state_size, count)))
         self.full = count == system.state_size
         self.seed = seed
+        self.diverged = False  # a segment stopped at a non-finite value
         self.segments = []  # (loops done, sum of ln|R_ii| (count,), sum of ln|det J|) per segment
 
     @property
@@ -177,20 +177,15 @@ class QRRun:
         """Loops run so far."""
         return sum(done for done, _, _ in self.segments)
 
-    @property
-    def diverged(self):
-        """Whether a segment stopped at a non-finite value."""
-        return self._diverged if self.segments else False
-
     def extend(self, loops):
         """Run ``loops`` more loops (nothing once the orbit has diverged)."""
-        if self.segments and self._diverged:
+        if self.diverged:
             return
         state, basis, log_r, log_det, done = self.system._tangent_run(self.state, self.basis, loops,
                                                                       self._resolved, self.full)
         self.state, self.basis = state, basis
         self.segments.append((done, log_r, log_det))
-        self._diverged = done < loops
+        self.diverged = done < loops
 
     def spectrum(self):
         """The exponents over every loop run, their error from the last segment against all before it."""

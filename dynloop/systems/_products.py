@@ -21,8 +21,9 @@ _JIT = dict(cache=True, error_model="numpy")
 _COLUMN_BLOCK = 16
 
 #: Below this many columns :func:`weight_product` multiplies transposed (measured crossover on a
-#: Zen 5 core: 8 columns 126-139 ps per multiply-add along the columns against 21-53 transposed,
-#: 16 columns 58-72 against 22-51, 32 columns about equal, 64 and more faster along the columns).
+#: Zen 5 core, d = 64 to 512: 8 columns 121-139 ps per multiply-add along the columns against 21-53
+#: transposed, 16 columns 58-72 against 22-51, 32 columns 39-46 against 23-41, 64 columns and more
+#: mostly faster along the columns).
 _FEW_COLUMNS = 32
 
 
