@@ -20,7 +20,7 @@ import numpy as np
 from numba import njit
 
 from dynloop.systems._block_kernels import activate
-from dynloop.systems._column_kernels import column_product
+from dynloop.systems._products import column_product
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/ is not a package
 from _common import best_seconds  # noqa: E402

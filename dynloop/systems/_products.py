@@ -12,18 +12,22 @@ bit against a one-element-at-a-time oracle.
 import numpy as np
 from numba import njit
 
-from ._fastmath import fma
+from ._lanes import VECTOR_BYTES, lanes_count, lanes_fma, lanes_product, lanes_store, lanes_zeros
 
 _JIT = dict(cache=True, error_model="numpy")
 
-#: The product loops take columns in whole blocks of this many (a multiple of every vector length
-#: and unroll factor: the compiler then needs no scalar tail), and the rest in a loop of their own.
-_COLUMN_BLOCK = 16
+#: A tile is this many output rows by ``_WIDE`` native vectors of columns, its partial sums in
+#: registers: 16 with AVX-512 (which has 32), 8 with AVX2 (16; two vectors wide, the compiler kept
+#: some on the stack: 2.4 times slower). Measured on one core of an AMD EPYC (Zen 5, AVX-512),
+#: ps per multiply-add at d = 64 to 512 and 384 columns: float64 15-17, float32 8-9, against 22-30
+#: and 16-22 for the loops that kept their partial sums in memory, which these tiles replaced.
+_TILE_ROWS = 8
+_WIDE = 2 if VECTOR_BYTES >= 64 else 1
+_NARROW = 1
 
-#: Below this many columns :func:`weight_product` multiplies transposed (measured crossover on a
-#: Zen 5 core, d = 64 to 512: 8 columns 121-139 ps per multiply-add along the columns against 21-53
-#: transposed, 16 columns 58-72 against 22-51, 32 columns 39-46 against 23-41, 64 columns and more
-#: mostly faster along the columns).
+#: Below this many columns :func:`weight_product` multiplies transposed (Zen 5, d = 32 to 512: 4 columns
+#: 51-191 ps per multiply-add along the columns against 20-164 transposed, 8 columns 20-98 against
+#: 8-59, 16 columns 10-37 against 8-37, 32 and more about the same).
 _FEW_COLUMNS = 32
 
 
@@ -31,73 +35,84 @@ _FEW_COLUMNS = 32
 def column_product(w, x, out):
     """``out = W x`` for W (o, i) and columns x (i, c), every output summed in input order.
 
-    The loops take four output rows and four inputs per pass over the columns, so that each pass
-    loads four input columns and four partial sums for sixteen multiply-adds, and keeps the sixteen
-    weights in registers (AVX-512 has 32; with AVX2's 16 the compiler reloads some, about as fast
-    as OpenBLAS there). Measured on one core of an AMD EPYC (Zen 5, AVX-512), ps per multiply-add
-    at 512 columns, d = 64 to 512: float64 23-28 against OpenBLAS 0.3.31's 38-43 (which runs its
-    AVX2 kernels on that CPU), float32 13-18 against 21-27. Fewer than four rows go through a
-    copy padded with zero rows.
+    The product runs in tiles of 8 output rows by two native vectors of columns (16 floats in
+    float64 with AVX-512; one vector with AVX2), then tiles one vector wide, each keeping its
+    partial sums in registers for the whole pass along the inputs. The last rows and columns are
+    tiles that overlap the ones before them (computing some outputs twice, with the same values);
+    fewer than 8 rows or one vector of columns go through zero-padded copies, and arrays that are
+    not C-contiguous through contiguous ones.
     """
     n_out, n_in = w.shape
-    if n_out < 4:
-        padded = np.zeros((4, n_in), dtype=w.dtype)
-        padded[:n_out] = w
-        rows = np.empty((4, x.shape[1]), dtype=out.dtype)
-        _four_rows(padded, x, rows, 0)
-        out[:] = rows[:n_out]
+    c = x.shape[1]
+    if n_in == 0:
+        out[:, :] = 0.0
         return
-    for o in range(0, n_out - 3, 4):
-        _four_rows(w, x, out, o)
-    if n_out % 4:  # the last rows, with rows before them computed again (the same values)
-        _four_rows(w, x, out, n_out - 4)
+    rows, columns = max(n_out, _TILE_ROWS), max(c, lanes_count(x, _NARROW))
+    if rows > n_out:
+        weights = np.zeros((rows, n_in), dtype=w.dtype)
+        weights[:n_out] = w
+    else:
+        weights = np.ascontiguousarray(w)
+    if columns > c:
+        inputs = np.zeros((n_in, columns), dtype=x.dtype)
+        inputs[:, :c] = x
+    else:
+        inputs = np.ascontiguousarray(x)
+    if rows == n_out and columns == c:
+        result = np.ascontiguousarray(out)  # out itself when it is C-contiguous
+    else:
+        result = np.empty((rows, columns), dtype=out.dtype)
+    _tiles(weights, inputs, result)
+    if result.ctypes.data != out.ctypes.data:
+        out[:, :] = result[:n_out, :c]
 
 
 @njit(**_JIT)
-def _four_rows(w, x, out, o):
-    """Rows ``o`` to ``o + 3`` of ``out = W x``, each output's multiply-adds in input order.
+def _tiles(w, x, out):
+    """``out = W x`` in tiles (C-contiguous arrays, at least 8 rows and one vector of columns).
 
-    Every pass over the columns runs in two loops: whole blocks of ``_COLUMN_BLOCK``, then the
-    rest. A single loop ends in a scalar tail, and the tail keeps the weights live as scalars
-    beside their vector copies: too many for the registers, so the hot loop reloaded them from
-    the stack at every step.
+    The last tile of rows, and of columns, starts early enough to end at the last one.
     """
-    n_in = w.shape[1]
+    n_out = w.shape[0]
     c = x.shape[1]
-    whole = c - c % _COLUMN_BLOCK
-    y0, y1, y2, y3 = out[o], out[o + 1], out[o + 2], out[o + 3]
-    i = 0
-    while i + 4 <= n_in:
-        a0, a1, a2, a3 = w[o, i], w[o, i + 1], w[o, i + 2], w[o, i + 3]
-        b0, b1, b2, b3 = w[o + 1, i], w[o + 1, i + 1], w[o + 1, i + 2], w[o + 1, i + 3]
-        c0, c1, c2, c3 = w[o + 2, i], w[o + 2, i + 1], w[o + 2, i + 2], w[o + 2, i + 3]
-        d0, d1, d2, d3 = w[o + 3, i], w[o + 3, i + 1], w[o + 3, i + 2], w[o + 3, i + 3]
-        r0, r1, r2, r3 = x[i], x[i + 1], x[i + 2], x[i + 3]
-        begin = i == 0
-        for lo, hi in ((0, whole), (whole, c)):
-            for p in range(lo, hi):
-                v0, v1, v2, v3 = r0[p], r1[p], r2[p], r3[p]
-                s0 = a0 * v0 if begin else fma(a0, v0, y0[p])
-                s1 = b0 * v0 if begin else fma(b0, v0, y1[p])
-                s2 = c0 * v0 if begin else fma(c0, v0, y2[p])
-                s3 = d0 * v0 if begin else fma(d0, v0, y3[p])
-                y0[p] = fma(a3, v3, fma(a2, v2, fma(a1, v1, s0)))
-                y1[p] = fma(b3, v3, fma(b2, v2, fma(b1, v1, s1)))
-                y2[p] = fma(c3, v3, fma(c2, v2, fma(c1, v1, s2)))
-                y3[p] = fma(d3, v3, fma(d2, v2, fma(d1, v1, s3)))
-        i += 4
-    while i < n_in:
-        a0, b0, c0, d0 = w[o, i], w[o + 1, i], w[o + 2, i], w[o + 3, i]
-        r0 = x[i]
-        begin = i == 0
-        for lo, hi in ((0, whole), (whole, c)):
-            for p in range(lo, hi):
-                v0 = r0[p]
-                y0[p] = a0 * v0 if begin else fma(a0, v0, y0[p])
-                y1[p] = b0 * v0 if begin else fma(b0, v0, y1[p])
-                y2[p] = c0 * v0 if begin else fma(c0, v0, y2[p])
-                y3[p] = d0 * v0 if begin else fma(d0, v0, y3[p])
-        i += 1
+    wide, narrow = lanes_count(x, _WIDE), lanes_count(x, _NARROW)
+    whole = c - c % wide
+    for p in range(0, whole, wide):
+        for o in range(0, n_out, _TILE_ROWS):
+            _tile(w, x, out, min(o, n_out - _TILE_ROWS), p, lanes_zeros(x, _WIDE))
+    for p in range(whole, c, narrow):
+        for o in range(0, n_out, _TILE_ROWS):
+            _tile(w, x, out, min(o, n_out - _TILE_ROWS), min(p, c - narrow), lanes_zeros(x, _NARROW))
+
+
+@njit(**_JIT)
+def _tile(w, x, out, o, p, shape):
+    """Rows ``o : o + 8`` by as many columns from ``p`` as ``shape`` has lanes, summed in input order."""
+    a0 = lanes_product(shape, w[o, 0], x, 0, p)
+    a1 = lanes_product(shape, w[o + 1, 0], x, 0, p)
+    a2 = lanes_product(shape, w[o + 2, 0], x, 0, p)
+    a3 = lanes_product(shape, w[o + 3, 0], x, 0, p)
+    a4 = lanes_product(shape, w[o + 4, 0], x, 0, p)
+    a5 = lanes_product(shape, w[o + 5, 0], x, 0, p)
+    a6 = lanes_product(shape, w[o + 6, 0], x, 0, p)
+    a7 = lanes_product(shape, w[o + 7, 0], x, 0, p)
+    for i in range(1, w.shape[1]):
+        a0 = lanes_fma(a0, w[o, i], x, i, p)
+        a1 = lanes_fma(a1, w[o + 1, i], x, i, p)
+        a2 = lanes_fma(a2, w[o + 2, i], x, i, p)
+        a3 = lanes_fma(a3, w[o + 3, i], x, i, p)
+        a4 = lanes_fma(a4, w[o + 4, i], x, i, p)
+        a5 = lanes_fma(a5, w[o + 5, i], x, i, p)
+        a6 = lanes_fma(a6, w[o + 6, i], x, i, p)
+        a7 = lanes_fma(a7, w[o + 7, i], x, i, p)
+    lanes_store(a0, out, o, p)
+    lanes_store(a1, out, o + 1, p)
+    lanes_store(a2, out, o + 2, p)
+    lanes_store(a3, out, o + 3, p)
+    lanes_store(a4, out, o + 4, p)
+    lanes_store(a5, out, o + 5, p)
+    lanes_store(a6, out, o + 6, p)
+    lanes_store(a7, out, o + 7, p)
 
 
 @njit(**_JIT)

@@ -115,29 +115,54 @@ def _sums_in_input_order(w, x):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_product_loops_sum_every_output_in_input_order(dtype):
-    # the passes over four rows and four inputs, in whole blocks of columns and the rest, only regroup
-    # the work: every output is the same sequence of multiply-adds as a plain loop, whatever the CPU
-    # (so the loops are bit-identical to one-input passes and to any vector width). Columns: the rest
-    # only, blocks and a rest, blocks only
+def test_product_tiles_sum_every_output_in_input_order(dtype):
+    # the tiles (8 rows by one or two vectors of columns, the last ones overlapping, zero-padded copies
+    # below 8 rows or one vector) only regroup the work: every output is the same sequence of
+    # multiply-adds as a plain loop, whatever the CPU and its vector width. Rows: padded, one tile, one
+    # and an overlapping one, two; columns: padded (below 4 floats of 16 bytes), one vector at most
+    # (8 floats), wide tiles, wide tiles and narrow ones, a narrow one overlapping
     rng = np.random.default_rng(1)
-    for n_out, n_in, c in itertools.product((1, 2, 3, 4, 7, 9), (1, 2, 4, 5, 7, 8, 33, 130), (3, 5, 37, 64)):
+    rows, inputs = (1, 3, 7, 8, 9, 12, 16, 17), (1, 2, 5, 33, 130)
+    columns = (1, 3, 5, 8, 15, 16, 17, 37, 64, 100)
+    sizes = itertools.product(rows, inputs, columns)
+    for n_out, n_in, c in sizes:
         w, x = rng.standard_normal((n_out, n_in)).astype(dtype), rng.standard_normal((n_in, c)).astype(dtype)
         out = np.full((n_out, c), np.nan, dtype=dtype)
         column_product(w, x, out)
         expected = _sums_in_input_order(w, x)
         np.testing.assert_array_equal(out, expected, err_msg=f"{n_out}x{n_in}, {c} columns")
-        # with the transposed weights: transposed below 32 columns (3 and 5 here), along the columns above
+        # with the transposed weights: transposed below 32 columns, along the columns above
         out[:] = np.nan
         weight_product(w, np.ascontiguousarray(w.T), x, out)
         np.testing.assert_array_equal(out, expected, err_msg=f"weight_product {n_out}x{n_in}, {c} columns")
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_product_of_arrays_in_any_layout(dtype):
+    # the tiles need C-contiguous arrays: other layouts go through contiguous copies, and the result
+    # lands in the caller's array (a strided view, a view that is contiguous, Fortran order)
+    rng = np.random.default_rng(2)
+    w, x = rng.standard_normal((12, 9)).astype(dtype), rng.standard_normal((9, 40)).astype(dtype)
+    expected = _sums_in_input_order(w, x)
+    wide = np.full((12, 80), np.nan, dtype=dtype)
+    column_product(w, x, wide[:, ::2])
+    np.testing.assert_array_equal(wide[:, ::2], expected)
+    taller = np.full((14, 40), np.nan, dtype=dtype)
+    column_product(w, x, taller[1:13])
+    np.testing.assert_array_equal(taller[1:13], expected)
+    fortran = np.asfortranarray(np.full((12, 40), np.nan, dtype=dtype))
+    column_product(np.asfortranarray(w), np.asfortranarray(x), fortran)
+    np.testing.assert_array_equal(fortran, expected)
+    one_row = np.asfortranarray(np.full((1, 40), np.nan, dtype=dtype))  # both C- and F-contiguous
+    column_product(w[:1], x, one_row)
+    np.testing.assert_array_equal(one_row, expected[:1])
+
+
 @pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-13), (np.float32, 1e-5)])
 def test_product_against_numpy(dtype, rtol):
-    # output rows in fours and a rest, or fewer than four; inputs in fours and a rest
+    # fewer than 8 output rows (padded), one tile, a tile and an overlapping one; any number of inputs
     rng = np.random.default_rng(0)
-    for n_out, n_in in itertools.product((1, 2, 5, 8), (1, 3, 4, 5, 8, 17, 40)):
+    for n_out, n_in in itertools.product((1, 2, 5, 8, 13), (1, 3, 4, 5, 8, 17, 40)):
         w, x = rng.standard_normal((n_out, n_in)).astype(dtype), rng.standard_normal((n_in, 33)).astype(dtype)
         out = np.full((n_out, 33), np.nan, dtype=dtype)
         column_product(w, x, out)
