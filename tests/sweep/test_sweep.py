@@ -403,6 +403,27 @@ def test_early_exit_compaction_keeps_labels_on_a_mixed_grid():
     assert np.any(eager.diagnostics["loops_run"] == 240)       # and others kept iterating
 
 
+def test_points_that_stay_after_others_left_keep_their_results(monkeypatch):
+    # in groups of 3 points, a group where one point settles keeps its width (the point's columns
+    # become a stand-in for a running one) and a group where two settle is compacted; either way the
+    # points that run to the end report what they report without early exit, bit for bit
+    from dynloop.sweep import engine
+
+    spec = BLOCK.replace(norm="sandwich", injection="additive")
+    axes = {"residual_scale": np.linspace(0.0, 3.0, 12), "injection_scale": np.linspace(0.0, 2.0, 6)}
+    monkeypatch.setattr(engine, "_GROUP_COLUMNS", (3 * spec.tokens,) * 2)
+    eager = sweep(spec, axes, loops=240, progress=False, chunk=72)
+    patient = sweep(spec, axes, loops=240, progress=False, chunk=72, early_exit=False)
+    loops_run = eager.diagnostics["loops_run"].ravel()
+    left = (loops_run < 240).reshape(-1, 3).sum(axis=1)
+    assert np.any(left == 1) and np.any(left == 2)  # both kinds of group occur
+    assert np.array_equal(eager.regimes, patient.regimes)
+    stayed = loops_run == 240
+    for name in eager.diagnostics:
+        np.testing.assert_array_equal(eager.diagnostics[name].ravel()[stayed],
+                                      patient.diagnostics[name].ravel()[stayed], err_msg=name)
+
+
 def test_a_point_that_diverges_before_the_last_window_keeps_its_loop_and_state(monkeypatch):
     # without early exit the group kernel records only the loops of the last window; a point that
     # blows up before them must still report the loop it diverged at and its non-finite last state,
