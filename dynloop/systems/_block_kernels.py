@@ -135,18 +135,28 @@ def _apply_norm(x, dx, gain, cfg):
 
 
 # --------------------------------------------------------------------------- activations
+@njit(cache=True, error_model="numpy", inline="always")
+def _tanh_with_slope(z):
+    value = tanh(z)
+    return value, 1.0 - value * value
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _gelu_with_slope(z):
+    cdf = normal_cdf(z)
+    pdf = exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
+    return z * cdf, cdf + z * pdf
+
+
 @njit(**_JIT)
 def _activation(z, code):
     """Value and derivative of the activation ``code`` (``ACTIVATION_OPS``) at the scalar ``z``."""
     if code == 0:  # tanh
-        value = tanh(z)
-        return value, 1.0 - value * value
+        return _tanh_with_slope(z)
     if code == 1:  # relu
         return (z, 1.0) if z > 0.0 else (0.0 * z, 0.0)
     if code == 2:  # gelu, exact
-        cdf = normal_cdf(z)
-        pdf = exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
-        return z * cdf, cdf + z * pdf
+        return _gelu_with_slope(z)
     if code == 3:  # silu
         sigmoid = 1.0 / (1.0 + exp(-z))
         return z * sigmoid, sigmoid * (1.0 + z * (1.0 - sigmoid))
@@ -179,6 +189,25 @@ def activate(z, out, code):
 
 
 @njit(**_JIT)
+def _activate_with_slopes(z, out, slopes, code):
+    """``out = φ(z)`` and ``slopes = φ'(z)`` element by element (:func:`_activation`'s values, bit for bit).
+
+    tanh and the exact GELU in loops of their own, so that they vectorise (8 tangents of a d = 64,
+    T = 8 MLP: the GELU's 2,048 values and slopes took 30 µs one call at a time).
+    """
+    flat_z, flat_out, flat_slopes = z.ravel(), out.ravel(), slopes.ravel()
+    if code == 0:
+        for k in range(flat_z.size):
+            flat_out[k], flat_slopes[k] = _tanh_with_slope(flat_z[k])
+    elif code == 2:
+        for k in range(flat_z.size):
+            flat_out[k], flat_slopes[k] = _gelu_with_slope(flat_z[k])
+    else:
+        for k in range(flat_z.size):
+            flat_out[k], flat_slopes[k] = _activation(flat_z[k], code)
+
+
+@njit(**_JIT)
 def _apply_mlp(x, dx, w_in, w_out, code):
     """Value and tangents of ``φ(X W1ᵀ) W2ᵀ`` (weights transposed, as in :func:`_apply_linear`)."""
     z, dz = _apply_linear(x, dx, w_in)
@@ -187,9 +216,7 @@ def _apply_mlp(x, dx, w_in, w_out, code):
         activate(z, a, code)
         return _apply_linear(a, dz, w_out)
     slopes = np.empty_like(z)
-    for i in range(z.shape[0]):
-        for h in range(z.shape[1]):
-            a[i, h], slopes[i, h] = _activation(z[i, h], code)
+    _activate_with_slopes(z, a, slopes, code)
     for s in range(dz.shape[0]):
         dz[s] *= slopes
     return _apply_linear(a, dz, w_out)
