@@ -242,15 +242,11 @@ def _fill_windows(ring, t, points, out):
 
 
 @njit(**_JIT)
-def _record(x, n_tokens, slots, whole, first, last, slot):
-    """Write the states of the group's columns ``first:last`` into a ring slot.
-
-    ``slots[j]`` is the point whose state columns ``j`` hold (``-1``: a stand-in, not recorded);
-    ``whole`` says that slot ``j`` holds point ``j`` for every slot (whole rows are copied).
-    """
+def _record(x, n_tokens, active, first, last, n_points, slot):
+    """Write the states of the group's points ``first:last`` (columns of ``x``) into a ring slot."""
     d = x.shape[0]
-    m = slots.shape[0]
-    if whole:
+    m = active.shape[0]
+    if m == n_points:  # every point still here: whole rows
         for k in range(n_tokens):
             for a in range(d):
                 for j in range(first, last):
@@ -259,8 +255,7 @@ def _record(x, n_tokens, slots, whole, first, last, slot):
     for k in range(n_tokens):
         for a in range(d):
             for j in range(first, last):
-                if slots[j] >= 0:
-                    slot[k * d + a, slots[j]] = x[a, k * m + j]
+                slot[k * d + a, active[j]] = x[a, k * m + j]
 
 
 @njit(**_JIT)
@@ -286,25 +281,19 @@ def _block_group(cfg, arrays, unit_constant, values, x0, loops, window, max_peri
     works on every point's tiles at once. ``ring`` (window × n ×
     at least B) keeps the last ``window`` states of every point, ``windows`` (batch × window × n, float64)
     receives a batch of them in loop order; both are the caller's, reused from group to group. With
-    ``early_exit``, points whose regime is settled (and points that diverged) leave the group. While
-    more than half of its columns' points are still running, a leaving point's columns become a
-    stand-in: a copy of a running point's, iterated but never recorded, so that the group keeps its
-    width (a loop over a group's points that stops short of a whole vector cost up to 45 % more per
-    point: 156 against 108 µs for 15 and 16 points, float32, d = 64, T = 32). Once half of them have
-    left, the columns of the running points are compacted, so later loops cost at most what those
-    points need. Points are concluded one by one.
+    ``early_exit``, points whose regime is settled (and points that diverged) leave the group: its columns
+    are compacted, so later loops cost only what the remaining points need. Points are concluded one by
+    one.
     """
     n_points = values.shape[0]
     n_tokens, d = x0.shape
     hidden = arrays.mlp_in.shape[1]
-    slots = np.arange(n_points)  # the point of each column slot, -1 for a stand-in
-    source = np.arange(n_points)  # the point whose parameters each slot runs (a stand-in: its original's)
-    whole = True  # slot j holds point j, for every j
+    active = np.arange(n_points)
     x = np.empty((d, n_points * n_tokens), dtype=x0.dtype)
     for k in range(n_tokens):
         for j in range(n_points):
             x[:, k * n_points + j] = x0[k]
-    alpha, skip, constant, eps = _group_columns(values, unit_constant, source, x0)
+    alpha, skip, constant, eps = _group_columns(values, unit_constant, active, x0)
     attends = False
     for branch in arrays.branches:
         attends = attends or branch == BRANCH_ATTENTION
@@ -320,57 +309,43 @@ def _block_group(cfg, arrays, unit_constant, values, x0, loops, window, max_peri
     settled_stats = np.empty((n_points, len(R.STAT_NAMES)))
     has_stats = np.zeros(n_points, dtype=np.bool_)
     t = 0
-    running = n_points
-    while t < loops and running > 0:
+    while t < loops and active.shape[0] > 0:
         for stage in range(n_stages):
             column_stage(cfg, arrays, stage, x, n_tokens, alpha, skip, constant, eps, work)
-        m = slots.shape[0]
+        m = active.shape[0]
         slot = ring[t % window]
         # only the loops a decision examines go into the ring: without early exit, the last window
         recording = early_exit or t >= loops - window
         if recording:
-            _record(x, n_tokens, slots, whole, 0, m, slot)
+            _record(x, n_tokens, active, 0, m, n_points, slot)
         _column_squares(x, n_tokens, squares[:m])
         t += 1
         keep = still_running[:m]
+        keep[:] = True
         leaving = 0
         for j in range(m):
-            keep[j] = slots[j] >= 0
-            if keep[j] and not math.isfinite(squares[j]):
-                diverged[slots[j]] = True
-                loops_at[slots[j]] = t
+            if not math.isfinite(squares[j]):
+                diverged[active[j]] = True
+                loops_at[active[j]] = t
                 keep[j] = False
                 leaving += 1
                 if not recording:  # its last state is its result
-                    _record(x, n_tokens, slots, whole, j, j + 1, slot)
+                    _record(x, n_tokens, active, j, j + 1, n_points, slot)
         if early_exit and t >= window and t % window == 0 and t < loops:
-            checked = np.flatnonzero(keep)
-            for start in range(0, checked.shape[0], batch):
-                stop = min(checked.shape[0], start + batch)
-                _fill_windows(ring, t, slots[checked[start:stop]], windows)
-                for i in range(start, stop):
-                    j = checked[i]
-                    stats = _window_decision(windows[i - start], reference_scale, max_period, tolerances,
-                                             False)
-                    if R.settled(stats, tolerances):
-                        loops_at[slots[j]] = t
-                        keep[j] = False
-                        leaving += 1
-                        settled_stats[slots[j]] = stats
-                        has_stats[slots[j]] = True
-        if leaving == 0:
-            continue
-        running -= leaving
-        whole = False
-        if 2 * running > m:  # stand-ins: the leaving points' columns copy a running point's
-            donor = np.flatnonzero(keep)[0]
-            for j in range(m):
-                if slots[j] >= 0 and not keep[j]:
-                    slots[j] = -1
-                    source[j] = source[donor]
-                    for k in range(n_tokens):
-                        x[:, k * m + j] = x[:, k * m + donor]
-        else:  # compact: only the points still running keep columns
+            for start in range(0, m, batch):
+                stop = min(m, start + batch)
+                _fill_windows(ring, t, active[start:stop], windows)
+                for j in range(start, stop):
+                    if keep[j]:
+                        stats = _window_decision(windows[j - start], reference_scale, max_period, tolerances,
+                                                 False)
+                        if R.settled(stats, tolerances):
+                            loops_at[active[j]] = t
+                            keep[j] = False
+                            leaving += 1
+                            settled_stats[active[j]] = stats
+                            has_stats[active[j]] = True
+        if leaving > 0:  # compact: only the points still running keep columns
             staying = np.flatnonzero(keep)
             n_staying = staying.shape[0]
             compact = np.empty((d, n_staying * n_tokens), dtype=x0.dtype)
@@ -379,10 +354,9 @@ def _block_group(cfg, arrays, unit_constant, values, x0, loops, window, max_peri
                     for j in range(n_staying):
                         compact[a, k * n_staying + j] = x[a, k * m + staying[j]]
             x = compact
-            slots = slots[staying]
-            source = slots.copy()
+            active = active[staying]
+            alpha, skip, constant, eps = _group_columns(values, unit_constant, active, x0)
             work = column_buffers(d, hidden, x.shape[1], x0, tokens)
-        alpha, skip, constant, eps = _group_columns(values, unit_constant, source, x0)
     # conclude the points in batches of those that stopped at the same loop (one ring transpose each)
     stopped = np.minimum(loops_at, t)
     for t_p in np.unique(stopped):
