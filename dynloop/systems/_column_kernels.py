@@ -32,7 +32,7 @@ from numba import njit
 from ._block_kernels import (BRANCH_ATTENTION, BRANCH_LINEAR, BRANCH_MLP, INJECT_DIAGONAL, INJECT_IDENTITY,
                              INJECT_MATRIX, activate)
 from ._fastmath import exp, fma
-from ._lanes import lanes_count
+from ._lanes import lanes_count, lanes_load, lanes_muladd, lanes_store, lanes_times, lanes_zeros
 from ._products import weight_product
 
 _JIT = dict(cache=True, error_model="numpy")
@@ -44,8 +44,8 @@ def column_buffers(d, hidden, columns, dtype_like, tokens=0):
     Three (d, c), two (hidden, c), the norms' statistics (2, c, or more for attention's padded
     points); with ``tokens > 0`` (attention)
     four more (d, c) for Q, K, V and the heads' output, the score tiles (T², B') and, when the
-    ``B = c / T`` points leave most of a vector empty, Q, K, V and the heads' output again with each
-    token's points padded to ``B'``, a whole number of vectors (:func:`_padded_points`).
+    ``B = c / T`` points are not a whole number of vectors, Q, K, V and the heads' output again
+    with each token's points padded to ``B'``, a whole number of vectors (:func:`_padded_points`).
     """
     kind = dtype_like.dtype
     wide = columns if tokens > 0 else 0
@@ -64,20 +64,15 @@ def column_buffers(d, hidden, columns, dtype_like, tokens=0):
 
 @njit(**_JIT)
 def _padded_points(points, dtype_like):
-    """Points per token in attention's loops: ``points``, or rounded up to whole vectors of floats.
+    """Points per token in attention's loops: ``points`` rounded up to whole vectors of floats.
 
-    Attention's loops run across a token's points; the part of a loop that does not fill a whole
-    vector runs one point at a time. Where that part is at least three quarters of a vector, the
-    heads run on copies padded with zero points. float32, d = 64, µs per point and loop with and
-    without padding: 15 points 121 and 156 (T = 32), 28 and 27 (T = 8); 12 points 132 and 157, 27
-    and 33; 9 points (not padded) 152 and 160, 33 and 29; 17 points (not padded) 134 and 117, 26
-    and 23; 16 points 104-111 and 21-22.
+    Attention sums each score and each output in a register, a vector of points at a time, so a
+    group whose point count is not a multiple of the vector length runs attention on copies padded
+    with zero points. float32, d = 64, T = 32, µs per point and loop: 84 for 16 points, 96 for 15
+    (padded), 115 for 8; with the loops across points that this replaced, 104-111, 156 and 151.
     """
     lanes = lanes_count(dtype_like, 1)
-    rest = points % lanes
-    if 4 * rest < 3 * lanes:
-        return points
-    return points - rest + lanes
+    return (points + lanes - 1) // lanes * lanes
 
 
 @njit(**_JIT)
@@ -147,35 +142,42 @@ def _attention_head(q, k, v, out, tiles, largest, total, n_tokens, c0, dh, scale
     in order, scaled; a softmax over the keys each query sees (all, or ``j <= i`` when ``causal``)
     after subtracting the query's largest score; the output ``Σ_j A_ij v_j`` summed over ``j`` in
     order. ``tiles[i·T + j]`` holds every point's score of the pair ``(i, j)``, then its weight
-    ``A_ij``; ``largest`` and ``total`` (B,) hold a query's maximum and sum. Every innermost loop
-    runs across the points, along contiguous memory.
+    ``A_ij``; ``largest`` and ``total`` (B,) hold a query's maximum and sum. ``B`` is a whole
+    number of vectors (:func:`_padded_points`): each score and each output is summed in a register,
+    a vector of points at a time.
     """
     n_points = tiles.shape[1]
+    lanes = lanes_zeros(q, 1)
+    width = lanes_count(q, 1)
     for i in range(n_tokens):
         last = i + 1 if causal else n_tokens
-        queries = q[c0, i * n_points:(i + 1) * n_points]
-        for j in range(last):
-            row, keys = tiles[i * n_tokens + j], k[c0, j * n_points:(j + 1) * n_points]
-            for p in range(n_points):
-                row[p] = queries[p] * keys[p]
-        a = c0 + 1
-        while a + 4 <= c0 + dh:  # four rows per pass over a tile row, each sum still in row order
-            q0, q1 = q[a, i * n_points:(i + 1) * n_points], q[a + 1, i * n_points:(i + 1) * n_points]
-            q2, q3 = q[a + 2, i * n_points:(i + 1) * n_points], q[a + 3, i * n_points:(i + 1) * n_points]
-            for j in range(last):
-                row, lo, hi = tiles[i * n_tokens + j], j * n_points, (j + 1) * n_points
-                k0, k1, k2, k3 = k[a, lo:hi], k[a + 1, lo:hi], k[a + 2, lo:hi], k[a + 3, lo:hi]
-                for p in range(n_points):
-                    partial = fma(q1[p], k1[p], fma(q0[p], k0[p], row[p]))
-                    row[p] = fma(q3[p], k3[p], fma(q2[p], k2[p], partial))
-            a += 4
-        while a < c0 + dh:
-            queries = q[a, i * n_points:(i + 1) * n_points]
-            for j in range(last):
-                row, keys = tiles[i * n_tokens + j], k[a, j * n_points:(j + 1) * n_points]
-                for p in range(n_points):
-                    row[p] = fma(queries[p], keys[p], row[p])
-            a += 1
+        for p in range(0, n_points, width):
+            queries = i * n_points + p
+            j = 0
+            while j + 4 <= last:  # four keys at a time, each query row loaded once for them
+                first = lanes_load(lanes, q, c0, queries)
+                s0 = lanes_times(first, lanes_load(lanes, k, c0, j * n_points + p))
+                s1 = lanes_times(first, lanes_load(lanes, k, c0, (j + 1) * n_points + p))
+                s2 = lanes_times(first, lanes_load(lanes, k, c0, (j + 2) * n_points + p))
+                s3 = lanes_times(first, lanes_load(lanes, k, c0, (j + 3) * n_points + p))
+                for a in range(c0 + 1, c0 + dh):
+                    row = lanes_load(lanes, q, a, queries)
+                    s0 = lanes_muladd(row, lanes_load(lanes, k, a, j * n_points + p), s0)
+                    s1 = lanes_muladd(row, lanes_load(lanes, k, a, (j + 1) * n_points + p), s1)
+                    s2 = lanes_muladd(row, lanes_load(lanes, k, a, (j + 2) * n_points + p), s2)
+                    s3 = lanes_muladd(row, lanes_load(lanes, k, a, (j + 3) * n_points + p), s3)
+                lanes_store(s0, tiles, i * n_tokens + j, p)
+                lanes_store(s1, tiles, i * n_tokens + j + 1, p)
+                lanes_store(s2, tiles, i * n_tokens + j + 2, p)
+                lanes_store(s3, tiles, i * n_tokens + j + 3, p)
+                j += 4
+            for j in range(j, last):
+                keys = j * n_points + p
+                score = lanes_times(lanes_load(lanes, q, c0, queries), lanes_load(lanes, k, c0, keys))
+                for a in range(c0 + 1, c0 + dh):
+                    row = lanes_load(lanes, q, a, queries)
+                    score = lanes_muladd(row, lanes_load(lanes, k, a, keys), score)
+                lanes_store(score, tiles, i * n_tokens + j, p)
         largest[:] = -np.inf
         for j in range(last):
             row = tiles[i * n_tokens + j]
@@ -192,29 +194,33 @@ def _attention_head(q, k, v, out, tiles, largest, total, n_tokens, c0, dh, scale
             row = tiles[i * n_tokens + j]
             for p in range(n_points):
                 row[p] /= total[p]
-    for a in range(c0, c0 + dh):
-        for i in range(n_tokens):
-            last = i + 1 if causal else n_tokens
-            result = out[a, i * n_points:(i + 1) * n_points]
-            row, values = tiles[i * n_tokens], v[a, 0:n_points]
-            for p in range(n_points):
-                result[p] = row[p] * values[p]
-            j = 1
-            while j + 4 <= last:  # four keys per pass, summed in key order
-                w0, w1, w2, w3 = (tiles[i * n_tokens + j], tiles[i * n_tokens + j + 1],
-                                  tiles[i * n_tokens + j + 2], tiles[i * n_tokens + j + 3])
-                v0, v1 = v[a, j * n_points:(j + 1) * n_points], v[a, (j + 1) * n_points:(j + 2) * n_points]
-                v2 = v[a, (j + 2) * n_points:(j + 3) * n_points]
-                v3 = v[a, (j + 3) * n_points:(j + 4) * n_points]
-                for p in range(n_points):
-                    partial = fma(w1[p], v1[p], fma(w0[p], v0[p], result[p]))
-                    result[p] = fma(w3[p], v3[p], fma(w2[p], v2[p], partial))
-                j += 4
-            while j < last:
-                row, values = tiles[i * n_tokens + j], v[a, j * n_points:(j + 1) * n_points]
-                for p in range(n_points):
-                    result[p] = fma(row[p], values[p], result[p])
-                j += 1
+    for i in range(n_tokens):
+        last = i + 1 if causal else n_tokens
+        for p in range(0, n_points, width):
+            a = c0
+            while a + 4 <= c0 + dh:  # four of the head's rows at a time, each weight loaded once for them
+                weight = lanes_load(lanes, tiles, i * n_tokens, p)
+                r0 = lanes_times(weight, lanes_load(lanes, v, a, p))
+                r1 = lanes_times(weight, lanes_load(lanes, v, a + 1, p))
+                r2 = lanes_times(weight, lanes_load(lanes, v, a + 2, p))
+                r3 = lanes_times(weight, lanes_load(lanes, v, a + 3, p))
+                for j in range(1, last):
+                    weight = lanes_load(lanes, tiles, i * n_tokens + j, p)
+                    r0 = lanes_muladd(weight, lanes_load(lanes, v, a, j * n_points + p), r0)
+                    r1 = lanes_muladd(weight, lanes_load(lanes, v, a + 1, j * n_points + p), r1)
+                    r2 = lanes_muladd(weight, lanes_load(lanes, v, a + 2, j * n_points + p), r2)
+                    r3 = lanes_muladd(weight, lanes_load(lanes, v, a + 3, j * n_points + p), r3)
+                lanes_store(r0, out, a, i * n_points + p)
+                lanes_store(r1, out, a + 1, i * n_points + p)
+                lanes_store(r2, out, a + 2, i * n_points + p)
+                lanes_store(r3, out, a + 3, i * n_points + p)
+                a += 4
+            for a in range(a, c0 + dh):
+                result = lanes_times(lanes_load(lanes, tiles, i * n_tokens, p), lanes_load(lanes, v, a, p))
+                for j in range(1, last):
+                    result = lanes_muladd(lanes_load(lanes, tiles, i * n_tokens + j, p),
+                                          lanes_load(lanes, v, a, j * n_points + p), result)
+                lanes_store(result, out, a, i * n_points + p)
 
 
 @njit(**_JIT)

@@ -146,3 +146,40 @@ def lanes_count(typingctx, x, vectors):
     def codegen(context, builder, signature, args):
         return context.get_constant(types.intp, count)
     return types.intp(x, vectors), codegen
+
+
+@intrinsic
+def lanes_load(typingctx, like, x, row, column):
+    """``x[row, column : column + n]`` as a vector of as many lanes as ``like`` has (C-contiguous x)."""
+    if not (isinstance(like, Lanes) and _contiguous_2d(x) and x.dtype == like.dtype):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return _load(context, builder, x, args[1], args[2], args[3], context.get_value_type(like))
+    return like(like, x, row, column), codegen
+
+
+@intrinsic
+def lanes_times(typingctx, a, b):
+    """``a · b`` lane by lane."""
+    if not (isinstance(a, Lanes) and a == b):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.fmul(args[0], args[1])
+    return a(a, b), codegen
+
+
+@intrinsic
+def lanes_muladd(typingctx, a, b, c):
+    """``a · b + c`` lane by lane, fused multiply-adds where the CPU has them (as :func:`lanes_fma`)."""
+    if not (isinstance(a, Lanes) and a == b == c):
+        return None
+
+    def codegen(context, builder, signature, args):
+        vector = context.get_value_type(a)
+        suffix = "f32" if a.dtype == types.float32 else "f64"
+        function = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vector, [vector] * 3),
+                                                  f"llvm.fmuladd.v{a.count}{suffix}")
+        return builder.call(function, list(args))
+    return a(a, b, c), codegen

@@ -247,9 +247,10 @@ def test_a_columns_result_does_not_depend_on_the_other_columns(dtype, d):
 def test_a_points_attention_does_not_depend_on_the_other_points(dtype, d):
     # attention mixes a point's own token columns only: each point's result, alone or among 1 to 13
     # others at any place in the group, is bitwise the same (as for the row-wise stages above), also
-    # where the heads run on copies padded to whole vectors of points (6, 7 points in float64 with
-    # AVX-512, 12, 13 in float32; with AVX2 3, 7, 11 and 6, 7). The pool holds the points'
-    # tokens side by side; a group takes them token-major, as a sweep does
+    # where the heads run on copies padded to whole vectors of points (with AVX-512 every count here
+    # but 8 in float64 and every one in float32; with AVX2 all but 4, 8, 12 in float64 and 8 in
+    # float32). The pool holds the points' tokens side by side; a group takes them token-major, as a
+    # sweep does
     n_tokens, pool_size = 3, 14
     spec = dynloop.BlockSpec(width=d, tokens=n_tokens, layers=1, heads=2, mixer="transformer", hidden=d + 4,
                              activation="gelu", norm="pre", norm_kind="rms", injection="concat", seed=11)
