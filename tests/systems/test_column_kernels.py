@@ -89,7 +89,7 @@ def test_attention_tiles_causal_or_not_any_heads_and_tokens(dtype, rtol, causal,
 @pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-12), (np.float32, 2e-5)])
 @pytest.mark.parametrize("width", [3, 16, 33])
 def test_products_of_every_size(dtype, rtol, width):
-    # fewer than four output rows (a padded copy), rows in fours and a rest, inputs in fours and a rest
+    # fewer than 8 output rows (a padded copy), whole tiles of 8 rows, tiles and an overlapping last one
     spec = dynloop.BlockSpec(width=width, tokens=3, layers=1, mixer="mlp", hidden=width + 3, norm="pre",
                              injection="concat", seed=1)
     _columns_against_points(spec, dtype, rtol)
