@@ -76,25 +76,18 @@ def _padded_points(points, dtype_like):
 
 
 @njit(**_JIT)
-def _spread_points(compact, padded, n_tokens):
-    """Copy each token's ``B`` point columns of ``compact`` to the start of its block in ``padded``."""
-    n_points = compact.shape[1] // n_tokens
-    stride = padded.shape[1] // n_tokens
-    for a in range(compact.shape[0]):
+def _copy_points(source, target, n_tokens, n_points):
+    """Each token's first ``n_points`` columns of ``source`` to the start of its block in ``target``.
+
+    The two arrays hold ``n_tokens`` blocks each, of their own widths (compact ``B`` and padded
+    ``B'``): this spreads compact columns into padded ones, or gathers them back.
+    """
+    source_width = source.shape[1] // n_tokens
+    target_width = target.shape[1] // n_tokens
+    for a in range(source.shape[0]):
         for t in range(n_tokens):
             for p in range(n_points):
-                padded[a, t * stride + p] = compact[a, t * n_points + p]
-
-
-@njit(**_JIT)
-def _gather_points(padded, compact, n_tokens):
-    """The inverse of :func:`_spread_points`: each token's first ``B`` columns of ``padded``."""
-    n_points = compact.shape[1] // n_tokens
-    stride = padded.shape[1] // n_tokens
-    for a in range(compact.shape[0]):
-        for t in range(n_tokens):
-            for p in range(n_points):
-                compact[a, t * n_points + p] = padded[a, t * stride + p]
+                target[a, t * target_width + p] = source[a, t * source_width + p]
 
 
 @njit(**_JIT)
@@ -240,7 +233,7 @@ def _column_attention(cfg, arrays, layer, x, out, work, n_tokens):
     if padded > n_points:  # the heads run on copies padded with zero points (the pads stay zero)
         heads_in = work[14]
         for compact, spread in ((q, work[11]), (k, work[12]), (v, work[13])):
-            _spread_points(compact, spread, n_tokens)
+            _copy_points(compact, spread, n_tokens, n_points)
         q, k, v = work[11], work[12], work[13]
     dh = d // cfg.heads
     scale = 1.0 / math.sqrt(dh)
@@ -248,7 +241,7 @@ def _column_attention(cfg, arrays, layer, x, out, work, n_tokens):
     for h in range(cfg.heads):
         _attention_head(q, k, v, heads_in, tiles, largest, total, n_tokens, h * dh, dh, scale, cfg.causal)
     if padded > n_points:
-        _gather_points(heads_in, heads_out, n_tokens)
+        _copy_points(heads_in, heads_out, n_tokens, n_points)
     weight_product(arrays.attn_o[layer], arrays.attn_o_t[layer], heads_out, out)
 
 

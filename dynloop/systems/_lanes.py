@@ -5,11 +5,12 @@ its partial sums in memory: every step along the inputs loads and stores them ag
 tile keeps them in registers instead, as BLAS does: a few rows by a few vectors of columns, each
 partial sum a register for the whole pass along the inputs. numba has no vector type, so
 :class:`Lanes` is one (an LLVM ``<n x float>`` value), with what a tile needs: :func:`lanes_zeros`
-fixes its width, :func:`lanes_product` starts a vector of partial sums, :func:`lanes_fma` adds
-one input's products to it as fused multiply-adds (``llvm.fmuladd``, like
-:func:`~._fastmath.fma`) and :func:`lanes_store` writes it out. Each lane is an independent
-chain of scalar operations, so a lane's result is the same whatever the vector's length and
-however the CPU splits it (tests/systems/test_column_kernels.py checks the products bit for bit).
+fixes its width, :func:`lanes_load` and :func:`lanes_splat` make vectors from an array's row or
+from one float, :func:`lanes_times` and :func:`lanes_muladd` multiply them and add products as
+fused multiply-adds (``llvm.fmuladd``, like :func:`~._fastmath.fma`), and :func:`lanes_store`
+writes a vector out. Each lane is an independent chain of scalar operations, so a lane's result is
+the same whatever the vector's length and however the CPU splits it
+(tests/systems/test_column_kernels.py checks the products and attention bit for bit).
 
 A vector spans a number of the CPU's native vector registers (``VECTOR_BYTES``: 64 with AVX-512,
 32 with AVX, 16 otherwise); numba's on-disk cache is keyed by the CPU, so code compiled for one
@@ -52,6 +53,11 @@ class _LanesModel(models.PrimitiveModel):
         super().__init__(dmm, fe_type, ir.VectorType(element, fe_type.count))
 
 
+def _count(dtype, vectors):
+    """Floats of ``dtype`` in ``vectors`` (an integer literal type) native vectors."""
+    return vectors.literal_value * VECTOR_BYTES * 8 // dtype.bitwidth
+
+
 def _contiguous_2d(array):
     return isinstance(array, types.Array) and array.ndim == 2 and array.layout == "C" and \
         isinstance(array.dtype, types.Float)
@@ -83,7 +89,7 @@ def lanes_zeros(typingctx, x, vectors):
     if not (isinstance(x, types.Array) and isinstance(x.dtype, types.Float)
             and isinstance(vectors, types.IntegerLiteral)):
         return None
-    lanes = Lanes(x.dtype, vectors.literal_value * VECTOR_BYTES * 8 // x.dtype.bitwidth)
+    lanes = Lanes(x.dtype, _count(x.dtype, vectors))
 
     def codegen(context, builder, signature, args):
         return ir.Constant(context.get_value_type(lanes), None)
@@ -91,35 +97,14 @@ def lanes_zeros(typingctx, x, vectors):
 
 
 @intrinsic
-def lanes_product(typingctx, like, w, x, row, column):
-    """``w · x[row, column : column + n]`` for ``n`` as many lanes as ``like`` has.
-
-    ``x`` is a C-contiguous 2-D float array; nothing is bounds-checked.
-    """
-    if not (isinstance(like, Lanes) and _contiguous_2d(x) and w == x.dtype == like.dtype):
+def lanes_splat(typingctx, like, w):
+    """``w`` in every lane of a vector as wide as ``like``."""
+    if not (isinstance(like, Lanes) and w == like.dtype):
         return None
 
     def codegen(context, builder, signature, args):
-        vector = context.get_value_type(like)
-        values = _load(context, builder, x, args[2], args[3], args[4], vector)
-        return builder.fmul(_broadcast(builder, args[1], vector), values)
-    return like(like, w, x, row, column), codegen
-
-
-@intrinsic
-def lanes_fma(typingctx, acc, w, x, row, column):
-    """``w · x[row, column : column + n] + acc`` lane by lane, fused multiply-adds where the CPU has them."""
-    if not (isinstance(acc, Lanes) and _contiguous_2d(x) and w == x.dtype == acc.dtype):
-        return None
-
-    def codegen(context, builder, signature, args):
-        vector = context.get_value_type(acc)
-        suffix = "f32" if acc.dtype == types.float32 else "f64"
-        function = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vector, [vector] * 3),
-                                                  f"llvm.fmuladd.v{acc.count}{suffix}")
-        values = _load(context, builder, x, args[2], args[3], args[4], vector)
-        return builder.call(function, [_broadcast(builder, args[1], vector), values, args[0]])
-    return acc(acc, w, x, row, column), codegen
+        return _broadcast(builder, args[1], context.get_value_type(like))
+    return like(like, w), codegen
 
 
 @intrinsic
@@ -141,7 +126,7 @@ def lanes_count(typingctx, x, vectors):
     """How many of x's floats ``vectors`` native vectors hold (a compile-time constant)."""
     if not (isinstance(x, types.Array) and isinstance(vectors, types.IntegerLiteral)):
         return None
-    count = vectors.literal_value * VECTOR_BYTES * 8 // x.dtype.bitwidth
+    count = _count(x.dtype, vectors)
 
     def codegen(context, builder, signature, args):
         return context.get_constant(types.intp, count)
@@ -172,7 +157,7 @@ def lanes_times(typingctx, a, b):
 
 @intrinsic
 def lanes_muladd(typingctx, a, b, c):
-    """``a · b + c`` lane by lane, fused multiply-adds where the CPU has them (as :func:`lanes_fma`)."""
+    """``a · b + c`` lane by lane, fused multiply-adds where the CPU has them (as ``llvm.fmuladd``)."""
     if not (isinstance(a, Lanes) and a == b == c):
         return None
 

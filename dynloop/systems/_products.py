@@ -12,7 +12,8 @@ bit against a one-element-at-a-time oracle.
 import numpy as np
 from numba import njit
 
-from ._lanes import VECTOR_BYTES, lanes_count, lanes_fma, lanes_product, lanes_store, lanes_zeros
+from ._lanes import (VECTOR_BYTES, lanes_count, lanes_load, lanes_muladd, lanes_splat, lanes_store,
+                     lanes_times, lanes_zeros)
 
 _JIT = dict(cache=True, error_model="numpy")
 
@@ -88,23 +89,25 @@ def _tiles(w, x, out):
 @njit(**_JIT)
 def _tile(w, x, out, o, p, shape):
     """Rows ``o : o + 8`` by as many columns from ``p`` as ``shape`` has lanes, summed in input order."""
-    a0 = lanes_product(shape, w[o, 0], x, 0, p)
-    a1 = lanes_product(shape, w[o + 1, 0], x, 0, p)
-    a2 = lanes_product(shape, w[o + 2, 0], x, 0, p)
-    a3 = lanes_product(shape, w[o + 3, 0], x, 0, p)
-    a4 = lanes_product(shape, w[o + 4, 0], x, 0, p)
-    a5 = lanes_product(shape, w[o + 5, 0], x, 0, p)
-    a6 = lanes_product(shape, w[o + 6, 0], x, 0, p)
-    a7 = lanes_product(shape, w[o + 7, 0], x, 0, p)
+    first = lanes_load(shape, x, 0, p)
+    a0 = lanes_times(lanes_splat(shape, w[o, 0]), first)
+    a1 = lanes_times(lanes_splat(shape, w[o + 1, 0]), first)
+    a2 = lanes_times(lanes_splat(shape, w[o + 2, 0]), first)
+    a3 = lanes_times(lanes_splat(shape, w[o + 3, 0]), first)
+    a4 = lanes_times(lanes_splat(shape, w[o + 4, 0]), first)
+    a5 = lanes_times(lanes_splat(shape, w[o + 5, 0]), first)
+    a6 = lanes_times(lanes_splat(shape, w[o + 6, 0]), first)
+    a7 = lanes_times(lanes_splat(shape, w[o + 7, 0]), first)
     for i in range(1, w.shape[1]):
-        a0 = lanes_fma(a0, w[o, i], x, i, p)
-        a1 = lanes_fma(a1, w[o + 1, i], x, i, p)
-        a2 = lanes_fma(a2, w[o + 2, i], x, i, p)
-        a3 = lanes_fma(a3, w[o + 3, i], x, i, p)
-        a4 = lanes_fma(a4, w[o + 4, i], x, i, p)
-        a5 = lanes_fma(a5, w[o + 5, i], x, i, p)
-        a6 = lanes_fma(a6, w[o + 6, i], x, i, p)
-        a7 = lanes_fma(a7, w[o + 7, i], x, i, p)
+        inputs = lanes_load(shape, x, i, p)
+        a0 = lanes_muladd(lanes_splat(shape, w[o, i]), inputs, a0)
+        a1 = lanes_muladd(lanes_splat(shape, w[o + 1, i]), inputs, a1)
+        a2 = lanes_muladd(lanes_splat(shape, w[o + 2, i]), inputs, a2)
+        a3 = lanes_muladd(lanes_splat(shape, w[o + 3, i]), inputs, a3)
+        a4 = lanes_muladd(lanes_splat(shape, w[o + 4, i]), inputs, a4)
+        a5 = lanes_muladd(lanes_splat(shape, w[o + 5, i]), inputs, a5)
+        a6 = lanes_muladd(lanes_splat(shape, w[o + 6, i]), inputs, a6)
+        a7 = lanes_muladd(lanes_splat(shape, w[o + 7, i]), inputs, a7)
     lanes_store(a0, out, o, p)
     lanes_store(a1, out, o + 1, p)
     lanes_store(a2, out, o + 2, p)
