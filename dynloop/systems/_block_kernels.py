@@ -18,7 +18,7 @@ import math
 from collections import namedtuple
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from ._recording import close_loop, new_records
 from ._fastmath import exp, normal_cdf, normal_cdf_native, tanh, tanh_native
@@ -413,7 +413,15 @@ def stage_jacobian(cfg, arrays, stage, x):
 
 
 @njit(**_JIT)
-def tangent_run(cfg, arrays, x0, basis, loops, n_stages, with_log_det):
+def _loop_with_tangents(cfg, arrays, x, tangents, n_stages):
+    """One loop of the state ``x`` (T, d) and its tangents (m, T, d)."""
+    for stage in range(n_stages):
+        x, tangents, _ = stage_apply(cfg, arrays, stage, x, tangents)
+    return x, tangents
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def tangent_run(cfg, arrays, x0, basis, loops, n_stages, with_log_det, parts):
     """Iterate the state and ``m`` tangent columns, re-orthonormalising (QR) after every loop.
 
     Parameters
@@ -423,6 +431,10 @@ def tangent_run(cfg, arrays, x0, basis, loops, n_stages, with_log_det):
     with_log_det : bool
         Also accumulate ``ln|det J_stage|`` of every stage (square stage Jacobians, computed
         explicitly: an independent check of the sum of the exponents).
+    parts : int
+        The tangents run in this many parts at once (``numba.prange``), each part with its own
+        copy of the state's loop: a tangent's bits depend neither on its part nor on how many
+        tangents share it (every operation on a tangent row is the same whatever the other rows).
 
     Returns
     -------
@@ -433,22 +445,28 @@ def tangent_run(cfg, arrays, x0, basis, loops, n_stages, with_log_det):
     n_tokens, d = x0.shape
     n = n_tokens * d
     m = basis.shape[1]
+    parts = max(1, min(parts, m))
     x = x0.copy()
     tangents = basis.T.copy().reshape(m, n_tokens, d)
+    states = np.empty((parts, n_tokens, d), dtype=x0.dtype)
     log_r = np.zeros(m)
     log_det = 0.0
     done = 0
     for t in range(loops):
-        entering = x
-        for stage in range(n_stages):
-            if with_log_det:
-                jacobian, _ = stage_jacobian(cfg, arrays, stage, x)
+        if with_log_det:
+            stage_x = x
+            for stage in range(n_stages):
+                jacobian, stage_x = stage_jacobian(cfg, arrays, stage, stage_x)
                 log_det += np.linalg.slogdet(jacobian.astype(np.float64))[1]
-            x, tangents, _ = stage_apply(cfg, arrays, stage, x, tangents)
+        for part in prange(parts):
+            first, last = part * m // parts, (part + 1) * m // parts
+            state, moved = _loop_with_tangents(cfg, arrays, x, tangents[first:last].copy(), n_stages)
+            states[part] = state
+            tangents[first:last] = moved
         columns = tangents.reshape(m, n).T.copy()
-        if not np.all(np.isfinite(columns)) or not np.all(np.isfinite(x)):
-            x = entering  # report the last finite state, as the map and affine kernels do
-            break
+        if not np.all(np.isfinite(columns)) or not np.all(np.isfinite(states[0])):
+            break  # report the last finite state, as the map and affine kernels do
+        x = states[0].copy()
         q, r = np.linalg.qr(columns)
         for i in range(m):
             log_r[i] += math.log(abs(r[i, i]))

@@ -9,6 +9,7 @@ import dataclasses
 import functools
 from pathlib import Path
 
+import numba
 import numpy as np
 
 from .._errors import check_choice, check_int, check_real, did_you_mean, invalid
@@ -436,7 +437,8 @@ class BlockSpec(System, metaclass=_FieldsChecked):
         config, arrays = self._compiled(np.float64)
         x = self.check_state(x, "x")
         basis = np.array(basis, dtype=np.float64, order="C", copy=True)
-        return kernels.tangent_run(config, arrays, x, basis, loops, self.n_stages, with_log_det)
+        return kernels.tangent_run(config, arrays, x, basis, loops, self.n_stages, with_log_det,
+                                   numba.get_num_threads())
 
     def stage_maps(self, x, params=None):
         """The ``S + 1`` stage states of one loop started at ``x`` (array ``(S+1, T, d)``).

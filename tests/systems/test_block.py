@@ -284,3 +284,46 @@ def test_linearize_without_a_fixed_point_names_the_regime():
                      weight_gain=40.0, seed=2)
     with pytest.raises(ValueError, match="divergent"):
         spec.linearize()
+
+
+@pytest.mark.parametrize("index, combination", list(enumerate(ALL_COMBINATIONS))[::5],
+                         ids=["-".join(c) for c in ALL_COMBINATIONS[::5]])
+def test_tangents_in_parts_are_bitwise_those_run_one_by_one(index, combination):
+    # The Lyapunov QR runs the tangents in as many parts as numba has threads: every split, and
+    # every tangent run alone, must give the same bits, or the exponents would depend on the machine.
+    from dynloop.systems import _block_kernels as kernels
+    spec, _ = random_spec(index, **dict(zip(("mixer", "norm", "injection"), combination)))
+    config, arrays = spec._compiled(np.float64)
+    x0 = spec.start_state()
+    n = x0.size
+    basis = np.linalg.qr(np.random.default_rng(index).standard_normal((n, 5)))[0]
+    runs = [kernels.tangent_run(config, arrays, x0, basis, 6, spec.n_stages, False, parts)
+            for parts in (1, 2, 3, 5)]
+    for state, q, log_r, _, done in runs[1:]:
+        assert done == runs[0][4] == 6
+        assert np.array_equal(state, runs[0][0]) and np.array_equal(q, runs[0][1])
+        assert np.array_equal(log_r, runs[0][2])
+    # one loop, one tangent at a time: each column's growth and direction as when run together
+    _, joint, log_joint, _, _ = kernels.tangent_run(config, arrays, x0, basis, 1, spec.n_stages, False, 3)
+    _, first, log_first, _, _ = kernels.tangent_run(config, arrays, x0, basis[:, :1], 1, spec.n_stages,
+                                                    False, 1)
+    assert np.array_equal(first[:, 0], joint[:, 0]) and log_first[0] == log_joint[0]
+    assert np.array_equal(runs[0][0], dynloop.simulate(spec, 6).final_state)
+
+
+def test_tangent_run_stops_at_the_last_finite_state():
+    from dynloop.systems import _block_kernels as kernels
+    spec = BlockSpec(width=4, tokens=2, layers=2, mixer="linear", norm="none", injection="none",
+                     weight_gain=40.0, seed=2)
+    config, arrays = spec._compiled(np.float64)
+    x0 = spec.start_state()
+    for parts in (1, 2):
+        state, _, log_r, _, done = kernels.tangent_run(config, arrays, x0, np.eye(x0.size)[:, :3], 10000,
+                                                       spec.n_stages, False, parts)
+        assert 0 < done < 10000
+        assert np.all(np.isfinite(state)) and np.all(np.isfinite(log_r))
+        x = x0
+        for _ in range(done):
+            x = spec.stage_maps(x)[-1]
+        assert np.array_equal(state, x)
+        assert not np.all(np.isfinite(spec.stage_maps(x)[-1]))
