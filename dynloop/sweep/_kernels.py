@@ -18,6 +18,7 @@ from ..dynamics import regimes as R
 from ..dynamics._measures import convergence, stage_degeneracy
 from ..systems._block_kernels import BRANCH_ATTENTION, stage_apply, with_point
 from ..systems._column_kernels import column_buffers, column_stage
+from ..systems._fastmath import flush_tiny
 from ..systems._map_kernels import JacobianFunction, StepFunction
 
 DIAGNOSTICS = ("period", "convergence_rate", "lyapunov", "final_norm", "distinct_stage_points", "min_cos",
@@ -147,6 +148,7 @@ def _finish(stats, tolerances, row):
 def _block_loop(cfg, arrays, x, n_stages, tangent):
     for stage in range(n_stages):
         x, tangent, _ = stage_apply(cfg, arrays, stage, x, tangent)
+    flush_tiny(x)
     return x, tangent
 
 
@@ -312,6 +314,7 @@ def _block_group(cfg, arrays, unit_constant, values, x0, loops, window, max_peri
     while t < loops and active.shape[0] > 0:
         for stage in range(n_stages):
             column_stage(cfg, arrays, stage, x, n_tokens, alpha, skip, constant, eps, work)
+        flush_tiny(x)
         m = active.shape[0]
         slot = ring[t % window]
         # only the loops a decision examines go into the ring: without early exit, the last window

@@ -21,7 +21,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._recording import close_loop, new_records
-from ._fastmath import exp, normal_cdf, normal_cdf_native, tanh, tanh_native
+from ._fastmath import exp, flush_tiny, normal_cdf, normal_cdf_native, tanh, tanh_native
 from ._products import column_product
 
 # The operations the kernels implement. Components (dynloop.components) name the ones they lower to;
@@ -389,6 +389,7 @@ def run_block(cfg, arrays, x0, loops, n_stages, mode, stride, capacity, record_a
             cur[stage + 1] = y.reshape(n_tokens * d)
             if record_attention and stage_attention.shape[0] > 0:
                 loop_attention[stage - first_layer_stage] = stage_attention
+        flush_tiny(cur[n_stages])
         bad_stage, slot, count = close_loop(t, cur, prev, states, recorded_loops, norms, steps, cosines,
                                             stride, mode, count)
         if bad_stage >= 0:
@@ -467,6 +468,7 @@ def tangent_run(cfg, arrays, x0, basis, loops, n_stages, with_log_det, parts):
         if not np.all(np.isfinite(columns)) or not np.all(np.isfinite(states[0])):
             break  # report the last finite state, as the map and affine kernels do
         x = states[0].copy()
+        flush_tiny(x)
         q, r = np.linalg.qr(columns)
         for i in range(m):
             log_r[i] += math.log(abs(r[i, i]))

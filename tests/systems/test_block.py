@@ -327,3 +327,25 @@ def test_tangent_run_stops_at_the_last_finite_state():
             x = spec.stage_maps(x)[-1]
         assert np.array_equal(state, x)
         assert not np.all(np.isfinite(spec.stage_maps(x)[-1]))
+
+
+@pytest.mark.parametrize("dtype, loops", [(np.float32, 300), (np.float64, 2500)])
+def test_a_vanishing_state_is_flushed_to_zero_and_never_subnormal(dtype, loops):
+    # X <- X/2 + 0.2 X W^T contracts to the origin: after every loop, entries below 2^-50 (float32) or
+    # 2^-400 (float64) become 0 (MODEL.md), so no stage state ever holds a subnormal number
+    from dynloop.systems import _block_kernels as kernels
+    spec = BlockSpec(width=4, tokens=2, layers=2, mixer="linear", norm="none", injection="none",
+                     residual_scale=0.2, skip_scale=0.5, weight_gain=0.5, seed=1)
+    trajectory = dynloop.simulate(spec, loops, dtype=dtype)
+    states = np.abs(trajectory.stage_states)
+    assert not np.any((states > 0) & (states < np.finfo(dtype).tiny))
+    assert np.all(trajectory.final_state == 0) and not trajectory.diverged
+    limit = 2.0 ** -50 if dtype == np.float32 else 2.0 ** -400
+    entering = states[:, 0]
+    assert np.all((entering == 0) | (entering >= limit))
+    assert np.any(states[:, 0] > 0)  # it did pass through the small numbers on its way
+    if dtype == np.float64:
+        config, arrays = spec._compiled(np.float64)
+        state = kernels.tangent_run(config, arrays, spec.start_state(), np.eye(8)[:, :2], loops, spec.n_stages,
+                                    False, 2)[0]
+        assert np.array_equal(state, trajectory.final_state)
