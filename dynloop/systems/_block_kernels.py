@@ -365,6 +365,21 @@ def stage_apply(cfg, arrays, stage, x, dx):
     return x, dx, attention
 
 
+@njit(**_JIT)
+def attention_input(cfg, arrays, layer, x):
+    """What layer ``layer``'s attention reads when the layer's stage starts at ``x`` (MODEL.md).
+
+    The state after the per-layer injection (if any) and the branch's input norm (if the
+    placement has one; ``"sphere"`` gives the mixer the state itself).
+    """
+    if cfg.inject_each_layer:
+        x = x + arrays.inject_constant
+    if cfg.norm_in and not cfg.sphere:
+        no_tangent = np.zeros((0, x.shape[0], x.shape[1]), dtype=x.dtype)
+        x, _ = _apply_norm(x, no_tangent, arrays.norm_in[layer, 0], cfg)
+    return x
+
+
 # --------------------------------------------------------------------------- iteration
 @njit(**_JIT)
 def run_block(cfg, arrays, x0, loops, n_stages, mode, stride, capacity, record_attention):

@@ -26,7 +26,8 @@ A new kind of system subclasses :class:`System` and provides:
    Jacobians when ``with_log_det`` (Lyapunov spectra are written once on top of this).
 
 Everything else (``loop``, ``jacobian``) is derived here once. What the other layers ask a
-system (``kind``, ``components``, ``check_state``, ``sweep_kernel``, ``sweep_name``) has a public
+system (``kind``, ``components``, ``check_state``, ``sweep_kernel``, ``sweep_name``,
+``attention_context``) has a public
 name here, so that none of them tests a system's class or reaches into its private members; a
 system that sweeps can vary overrides :meth:`System.sweep_kernel`.
 
@@ -204,6 +205,30 @@ class System:
 
         Systems whose Jacobians are analytic return None; a map with a finite-difference Jacobian
         (:class:`~dynloop.Map`) names a point where the map is not differentiable.
+        """
+        return None
+
+    def attention_context(self, stage_states):
+        """What an analysis needs to bound the attention's change, or None for a system without attention.
+
+        Parameters
+        ----------
+        stage_states : ndarray, shape (R, S + 1, *state_shape)
+            Recorded stage states, as in :attr:`dynloop.Trajectory.stage_states`.
+
+        Returns
+        -------
+        dict or None
+            A block with attention gives ``{"attn_q": (layers, d, d), "attn_k": (layers, d, d),
+            "heads": int, "attention_inputs": (R, layers, T, d)}``: its query and key weights
+            (``Q = X Wqᵀ``) and, for every recorded loop and layer, the state its attention read
+            (after the layer's input norm). Other systems return None.
+
+        Examples
+        --------
+        >>> import dynloop
+        >>> dynloop.maps.logistic().attention_context(None) is None
+        True
         """
         return None
 

@@ -459,6 +459,44 @@ class BlockSpec(System, metaclass=_FieldsChecked):
             stages.append(kernels.stage_apply(config, arrays, stage, stages[-1], no_tangent)[0])
         return np.stack(stages)
 
+    def attention_context(self, stage_states):
+        """The block's query and key weights and what each layer's attention read, or None.
+
+        Parameters
+        ----------
+        stage_states : ndarray, shape (R, S + 1, T, d)
+            Recorded stage states of this block (:attr:`dynloop.Trajectory.stage_states`).
+
+        Returns
+        -------
+        dict or None
+            ``{"attn_q", "attn_k"}`` (layers, d, d) with ``Q = X Wqᵀ``, ``"heads"``, and
+            ``"attention_inputs"`` (R, layers, T, d): for every recorded loop and layer, the state
+            entering the layer after its per-layer injection and input norm (MODEL.md), which is
+            what the attention's scores are computed from. None when the mixer has no attention.
+
+        Examples
+        --------
+        >>> import dynloop
+        >>> spec = dynloop.BlockSpec(width=4, tokens=3, layers=2, mixer="attention", norm="pre")
+        >>> traj = dynloop.simulate(spec, 5)
+        >>> spec.attention_context(traj.stage_states)["attention_inputs"].shape
+        (5, 2, 3, 4)
+        """
+        if "attention" not in self.components["mixer"].branches:
+            return None
+        config, arrays = self._compiled(np.float64)
+        stage_states = np.asarray(stage_states, dtype=np.float64)
+        first = self.layer_stages.start  # layer l's stage reads stage_states[:, first + l]
+        inputs = np.empty((stage_states.shape[0], self.layers) + self.state_shape)
+        for r in range(stage_states.shape[0]):
+            for layer in range(self.layers):
+                x = np.ascontiguousarray(stage_states[r, first + layer])
+                inputs[r, layer] = kernels.attention_input(config, arrays, layer, x)
+        weights = self.materialize()["weights"]
+        return {"attn_q": np.array(weights["attn_q"]), "attn_k": np.array(weights["attn_k"]),
+                "heads": self.heads, "attention_inputs": inputs}
+
     def stage_jacobians(self, x, params=None):
         """Analytic Jacobians of the ``S`` stages along the loop started at ``x``.
 
