@@ -9,12 +9,13 @@ configure_numba_cache()  # before any kernel is compiled or loaded  # noqa: E402
 
 with interrupts_end_the_command():  # a cold first import compiles kernels: Ctrl-C there is no error
     from . import maps  # noqa: E402
-    from .dynamics import (Classification, Cycle, LyapunovSpectrum, Regime, Trajectory, classify, find_cycle,
-                           lyapunov_spectrum, simulate)
+    from .dynamics import (Classification, Cycle, LoopRecording, LyapunovSpectrum, Regime, Trajectory,
+                           classify, find_cycle, load_recording, lyapunov_spectrum, simulate)
     from .systems.affine import AffineLoop
     from .systems.block import BlockSpec
     from .systems.maps import Map
     from .sweep import OrbitDiagram, PhaseDiagram, orbit_diagram, sweep
+    from .analysis import LoopAnalysis, analyze
 
 from ._version import __version__  # noqa: E402
 
@@ -30,4 +31,5 @@ def __getattr__(name):
 
 __all__ = ["BlockSpec", "AffineLoop", "Map", "maps", "simulate", "Trajectory", "classify", "Classification",
            "Regime", "find_cycle", "Cycle", "lyapunov_spectrum", "LyapunovSpectrum", "sweep", "PhaseDiagram",
-           "orbit_diagram", "OrbitDiagram", "__version__"]
+           "orbit_diagram", "OrbitDiagram", "LoopRecording", "load_recording", "analyze", "LoopAnalysis",
+           "__version__"]

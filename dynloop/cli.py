@@ -7,6 +7,7 @@ Commands::
     dynloop sweep    CONFIG.toml -o OUTDIR [--loops N] [--field NAME] [--fresh] [--no-progress]
     dynloop orbit    CONFIG.toml [--loops N] [--out ORBIT.npz] [--figure ORBIT.png]
     dynloop plot     FILE.npz [--field NAME] [-o FIG.png]
+    dynloop analyze  FILE.npz|CONFIG.toml -o OUTDIR [--loops N] [--reference FILE.npz]
     dynloop theory   key=value ... [--structure S] [--format md|latex] [--param NAME=VALUE]
     dynloop --version
 
@@ -34,6 +35,9 @@ A configuration file is TOML with one system table and one table per command::
     values = { start = 2.5, stop = 4.0, num = 600 }   # or a list
     loops = 1000            # also: keep, coordinate (an index or "pca"), regimes
 
+    [analyze]               # dynloop analyze CONFIG.toml -o OUTDIR: simulate with attention, analyse
+    loops = 128             # also: tol, sink_threshold, token_tau, token_rho
+
 Every output path is checked before anything is computed. A mistake in the input ends with one
 line, ``dynloop COMMAND: error: ...``, and exit status 2 (``--traceback`` or ``DYNLOOP_DEBUG=1``
 show the Python traceback as well); Ctrl-C ends with one line and exit status 130, and an
@@ -54,12 +58,13 @@ from ._errors import caused_by_interrupt, check_choice, check_int, check_real, d
 from ._toml import load_toml
 from .components import ACTIVATIONS, MIXERS
 
-_TABLES = ("block", "map", "simulate", "classify", "sweep", "orbit")
+_TABLES = ("block", "map", "simulate", "classify", "sweep", "orbit", "analyze")
 _MAP_KEYS = ("name", "params", "x0")
 _SIMULATE_KEYS = ("loops", "record", "stride", "dtype")
 _CLASSIFY_KEYS = ("transient", "window", "max_period", "lyapunov", "tol")
 _SWEEP_KEYS = ("axes", "loops", "transient", "chunk", "lyapunov", "early_exit", "dtype", "tol")
 _ORBIT_KEYS = ("parameter", "values", "loops", "keep", "coordinate", "regimes")
+_ANALYZE_KEYS = ("loops", "tol", "sink_threshold", "token_tau", "token_rho")
 _DTYPE_NAMES = {"float64": np.float64, "float32": np.float32}
 #: Loops that ``simulate`` classifies after the run, to say which regime the run reached.
 REGIME_WINDOW = 64
@@ -104,13 +109,14 @@ def load_config(path):
     Traceback (most recent call last):
     ...
     ValueError: table [simualte] is not allowed: a configuration holds [block] or [map], and [simulate],
-    [classify], [sweep] or [orbit]; did you mean 'simulate'?
+    [classify], [sweep], [orbit] or [analyze]; did you mean 'simulate'?
     """
     document = load_toml(path)
     for key in document:
         if key not in _TABLES:
             raise ValueError(f"table [{key}] is not allowed: a configuration holds [block] or [map], and "
-                             "[simulate], [classify], [sweep] or [orbit]" + did_you_mean(key, _TABLES))
+                             "[simulate], [classify], [sweep], [orbit] or [analyze]"
+                             + did_you_mean(key, _TABLES))
     return document
 
 
@@ -338,6 +344,43 @@ def _report(result, out, figure, noun, *lines):
     if figure is not None:
         result.plot(_written(figure))
         print(f"figure written to {figure}")
+
+
+def _analyze(args):
+    from .analysis import analyze
+    from .dynamics.recording import load_recording
+    from .dynamics.simulate import simulate
+
+    source = Path(args.file)
+    outdir = _output("-o/--out", args.out, directory=True)
+    options = {}
+    if source.suffix.lower() == ".toml":
+        document = load_config(source)
+        system, x0, params = load_system(document)
+        options = _settings(document, "analyze", _ANALYZE_KEYS)
+        loops = options.pop("loops", 128)
+        loops = check_int("loops", args.loops if args.loops is not None else loops, minimum=2)
+        mixer = system.components.get("mixer")
+        attention = mixer is not None and "attention" in mixer.branches
+        _announce_compiling(system)
+        trajectory = simulate(system, loops, x0=x0, params=params, record_attention=attention)
+        recording = trajectory.recording()
+    elif source.suffix.lower() in (".npz", ".safetensors"):
+        if args.loops is not None:
+            raise invalid("--loops", args.loops, "only a CONFIG.toml is simulated; a recording has its loops")
+        recording = load_recording(source)
+    else:
+        raise invalid("FILE", str(source), "expected a recording (.npz or .safetensors) or a CONFIG.toml")
+    reference = load_recording(args.reference) if args.reference is not None else None
+    if args.tol is not None:
+        options["tol"] = args.tol
+    result = analyze(recording, reference=reference, **options)
+    print(result.summary())
+    page = result.report(outdir)
+    recording.save(outdir / "recording.npz")
+    result.save(outdir / "analysis.npz")
+    print(f"report written to {page} (figures beside it); recording and arrays in {outdir}")
+    return 0
 
 
 def _count_chunks(directory):
@@ -689,6 +732,21 @@ def build_parser():
                       help="phase diagrams: 'regime' (default) or a diagnostic, e.g. convergence_rate")
     plot.add_argument("-o", "--out", metavar="FIGURE.png", help="figure path (default: next to FILE)")
     plot.set_defaults(handler=_plot)
+
+    analyze = commands.add_parser(
+        "analyze", help="metrics of a loop recording (attention stabilisation, stages, tokens) and a report",
+        description="Analyse a recording of a looped model (FILE.npz or .safetensors: per-stage states and "
+                    "attention, dumped from PyTorch as in docs/recordings.md, or saved by dynloop), or "
+                    "simulate the [block] of CONFIG.toml with attention first ([analyze] loops, default "
+                    "128). Prints LoopAnalysis.summary() and writes OUTDIR/report.md with every figure, "
+                    "OUTDIR/analysis.npz and OUTDIR/recording.npz.")
+    analyze.add_argument("file", metavar="FILE", help="a recording (.npz, .safetensors) or a CONFIG.toml")
+    analyze.add_argument("-o", "--out", metavar="OUTDIR", required=True, help="output directory")
+    analyze.add_argument("--loops", type=int, help="loops to simulate (CONFIG.toml only)")
+    analyze.add_argument("--reference", metavar="FILE.npz",
+                         help="a reference recording (e.g. a feedforward model) for the stage profiles")
+    analyze.add_argument("--tol", type=float, help="convergence tolerance (default 1e-6; 1e-4 for float32)")
+    analyze.set_defaults(handler=_analyze)
 
     theory = commands.add_parser(
         "theory", help="derive the stability conditions of a scheme symbolically",

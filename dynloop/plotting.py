@@ -1,7 +1,7 @@
 """Matplotlib figures for dynloop's result objects (imported lazily by their ``plot`` methods)."""
 
 __all__ = ["plot_trajectory", "plot_classification", "plot_phase_diagram", "plot_orbit_diagram",
-           "REGIME_COLOURS"]
+           "plot_analysis", "REGIME_COLOURS"]
 
 import math
 
@@ -636,4 +636,200 @@ def plot_orbit_diagram(diagram, path=None, stages="all", *, coordinate=0, ax=Non
     title = f"{diagram.meta.get('system_name', 'orbit diagram')}: attractor points against {diagram.axis}"
     if ax is None:
         fig.suptitle(title, fontsize="medium")
+    return _finish(fig, path)
+
+
+# --------------------------------------------------------------------------- loop analysis
+def _layer_colours(count, name="viridis"):
+    import matplotlib
+
+    cmap = matplotlib.colormaps[name]
+    return [cmap(i / max(count - 1, 1)) for i in range(count)]
+
+
+def _colourbar(fig, ax, name, count, label):
+    import matplotlib
+    from matplotlib.cm import ScalarMappable
+
+    from matplotlib.ticker import MaxNLocator
+
+    mappable = ScalarMappable(norm=matplotlib.colors.Normalize(0, max(count - 1, 1)),
+                              cmap=matplotlib.colormaps[name])
+    bar = fig.colorbar(mappable, ax=ax, label=label, shrink=0.7, aspect=30)
+    bar.locator = MaxNLocator(integer=True)
+    bar.update_ticks()
+
+
+def _positive(values):
+    """Values for a log axis: zeros (exact convergence) drawn at the smallest positive value shown."""
+    values = np.asarray(values, dtype=float)
+    positive = values[values > 0]
+    floor = positive.min() / 10 if positive.size else 1e-300
+    return np.where(values > 0, values, floor)
+
+
+def _plot_distances(analysis, fig, axes):
+    rec = analysis.recording
+    colours = _layer_colours(rec.layers)
+    loops = np.arange(rec.loops)
+    for layer, stage in enumerate(rec.layer_stages):
+        # the last loop is the fixed point itself (distance 0): not drawn
+        distance = analysis.distance_to_fixed_point[:-1, stage]
+        axes[0].semilogy(loops[:-1], _positive(distance), color=colours[layer], lw=1.2)
+        if rec.loops > 1:
+            step = analysis.successive_difference[:, stage]
+            axes[1].semilogy(loops[1:], _positive(step), color=colours[layer], lw=1.2)
+    axes[0].set(xlabel="loop t", ylabel=r"$\|X_{\ell,t} - X^*_\ell\|_F$",
+                title="distance to the per-layer fixed point")
+    axes[1].set(xlabel="loop t", ylabel=r"$\|X_{\ell,t} - X_{\ell,t-1}\|_F$", title="successive difference")
+    _colourbar(fig, axes[1], "viridis", rec.layers, "layer")
+
+
+def _plot_metrics(analysis, fig, axes):
+    rec = analysis.recording
+    layer_colours, loop_colours = _layer_colours(rec.layers), _layer_colours(rec.loops, "plasma")
+    for m, name in enumerate(analysis.profile_metrics):
+        profile = analysis.stage_profiles[m]  # (loops, layers)
+        for layer in range(rec.layers):
+            axes[m, 0].plot(np.arange(rec.loops), profile[:, layer], color=layer_colours[layer], lw=1.0)
+        for t in range(rec.loops):
+            axes[m, 1].plot(np.arange(rec.layers), profile[t], color=loop_colours[t], lw=0.8, alpha=0.7)
+        axes[m, 0].set_ylabel(name.replace("_", " "))
+    axes[0, 0].set_title("by loop (one line per layer)")
+    axes[0, 1].set_title("by layer (one line per loop)")
+    axes[-1, 0].set_xlabel("loop t")
+    axes[-1, 1].set_xlabel("layer")
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in axes[:, 1]:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    _colourbar(fig, axes[:, 0], "viridis", rec.layers, "layer")
+    _colourbar(fig, axes[:, 1], "plasma", rec.loops, "loop")
+
+
+def _plot_similarity(analysis, fig, axes):
+    rec = analysis.recording
+    shown = min(rec.loops, max(2, 64 // rec.layers))  # whole loops, about 64 entries: every one visible
+    size = shown * rec.layers
+    matrices = [("layer states", analysis.state_similarity, analysis.diagonal_band_score["state"]),
+                ("attention", analysis.attention_similarity, analysis.diagonal_band_score["attention"])]
+    for ax, (name, matrix, band) in zip(axes, matrices):
+        if matrix is None:
+            ax.axis("off")
+            ax.text(0.5, 0.5, "no attention recorded", ha="center", va="center", transform=ax.transAxes)
+            continue
+        part = matrix[:size, :size]
+        image = ax.imshow(part, cmap="magma", vmin=max(0.0, float(np.min(part))), vmax=1.0,
+                          interpolation="nearest", extent=(0, size, size, 0))
+        for edge in range(rec.layers, size, rec.layers):
+            ax.axhline(edge, color="white", lw=0.4, alpha=0.6)
+            ax.axvline(edge, color="white", lw=0.4, alpha=0.6)
+        step = max(1, shown // 8)
+        ticks = np.arange(0, shown, step)
+        ax.set_xticks(ticks * rec.layers + rec.layers / 2, [str(t) for t in ticks])
+        ax.set_yticks(ticks * rec.layers + rec.layers / 2, [str(t) for t in ticks])
+        ax.set(xlabel=f"loop (each spans its {rec.layers} layers)", ylabel="loop",
+               title=f"{name}, first {shown} of {rec.loops} loops\n"
+                     f"diagonal-band score {band:.2f} (all loops)")
+        fig.colorbar(image, ax=ax, shrink=0.8, label="1 − ‖a−b‖/(‖a‖+‖b‖)")
+
+
+def _plot_pca(analysis, fig, axes, token=None):
+    rec = analysis.recording
+    token = rec.tokens - 1 if token is None else token
+    path = rec.layer_states[:, :, token, :].reshape(rec.loops * rec.layers, rec.width).astype(float)
+    centred = path - path.mean(axis=0)
+    _, singular, vt = np.linalg.svd(centred, full_matrices=False)
+    if vt.shape[0] >= 2:
+        coords = centred @ vt[:2].T
+    else:  # one coordinate (d = 1): the path along it
+        coords = np.column_stack([centred @ vt[0], np.zeros(len(path))])
+    explained = singular[:2] ** 2 / max(np.sum(singular ** 2), 1e-300)
+    ax = axes[0]
+    loop_of = np.repeat(np.arange(rec.loops), rec.layers)
+    ax.plot(coords[:, 0], coords[:, 1], color="0.75", lw=0.6, zorder=1)
+    points = ax.scatter(coords[:, 0], coords[:, 1], c=loop_of, cmap="plasma", s=10, zorder=2)
+    last = coords[-rec.layers:]
+    closed = np.vstack([last, last[:1]])
+    ax.plot(closed[:, 0], closed[:, 1], color="black", lw=1.5, zorder=3, label="last loop (closed)")
+    for layer, (x, y) in enumerate(last):
+        ax.annotate(str(layer), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax.set(xlabel=f"PC 1 ({100 * explained[0]:.0f} %)",
+           ylabel=f"PC 2 ({100 * (explained[1] if len(explained) > 1 else 0):.0f} %)",
+           title=f"token {token}: every layer of every loop (numbers: layers of the last loop)")
+    ax.legend(loc="best", fontsize=8)
+    fig.colorbar(points, ax=ax, label="loop")
+
+
+def _plot_profiles(analysis, fig, axes):
+    rec = analysis.recording
+    colours = _layer_colours(rec.loops, "plasma")
+    for m, name in enumerate(analysis.profile_metrics):
+        ax = axes[m]
+        for t in range(rec.loops):
+            ax.plot(analysis.relative_depth, analysis.stage_profiles[m, t], color=colours[t], lw=0.8,
+                    alpha=0.7)
+        reference = getattr(analysis, "reference_profiles", None)
+        if reference is not None and name in analysis.reference_metrics:
+            theirs = reference[analysis.reference_metrics.index(name)]
+            depth = (np.arange(theirs.shape[1]) + 0.5) / theirs.shape[1]
+            ax.plot(depth, theirs.mean(axis=0), "k--", lw=1.5, label="reference")
+            ax.legend(fontsize=8)
+        ax.set(xlabel="relative depth in the loop", title=name.replace("_", " "))
+    _colourbar(fig, axes[len(analysis.profile_metrics) - 1], "plasma", rec.loops, "loop")
+
+
+def _plot_attention_bound(analysis, fig, axes):
+    ax = axes[0]
+    rec = analysis.recording
+    if analysis.attention_change is None:
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no attention recorded", ha="center", va="center", transform=ax.transAxes)
+        return
+    colours = _layer_colours(rec.layers)
+    if analysis.bound_check is None:
+        for layer in range(rec.layers):
+            ax.semilogy(np.arange(1, rec.loops), _positive(analysis.attention_change[:, layer].max(axis=-1)),
+                        color=colours[layer])
+        ax.set(xlabel="loop t", ylabel=r"$\max_h \|A_t - A_{t-1}\|_F$",
+               title="attention change (no query/key weights: no bound)")
+        _colourbar(fig, ax, "viridis", rec.layers, "layer")
+        return
+    check = analysis.bound_check
+    bound, observed = check["bound"], check["observed"]
+    keep = (bound > 0) & (observed > 0)
+    layer_of = np.broadcast_to(np.arange(rec.layers)[None, :, None], bound.shape)
+    ax.scatter(bound[keep], observed[keep], c=layer_of[keep], cmap="viridis", s=6, vmin=0,
+               vmax=max(rec.layers - 1, 1))
+    if keep.any():
+        low, high = min(bound[keep].min(), observed[keep].min()), max(bound[keep].max(), observed[keep].max())
+        ax.plot([low, high], [low, high], "k--", lw=1, label="observed = bound")
+        ax.legend(loc="upper left", fontsize=8)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set(xlabel=r"bound $L_{sm}\,2B\kappa/\sqrt{d_h}\,\|\Delta X\|_F$",
+           ylabel=r"observed $\|A_t - A_{t-1}\|_F$",
+           title=f"attention change against the bound: {int(check['violations'].sum())} violations")
+    _colourbar(fig, ax, "viridis", rec.layers, "layer")
+
+
+def plot_analysis(analysis, kind, path=None):
+    """One figure of a :class:`~dynloop.LoopAnalysis` (see its ``plot`` for the kinds)."""
+    import matplotlib.pyplot as plt
+
+    if kind == "metrics":
+        rows = len(analysis.profile_metrics)
+        fig, axes = plt.subplots(rows, 2, figsize=(11, 2.4 * rows + 0.6), constrained_layout=True,
+                                 squeeze=False)
+        _plot_metrics(analysis, fig, axes)
+    elif kind == "profiles":
+        count = len(analysis.profile_metrics)
+        fig, axes = _figure(None, count, width=3.6 * count + 1, height=3.6)
+        _plot_profiles(analysis, fig, axes)
+    elif kind in ("distances", "similarity"):
+        fig, axes = _figure(None, 2, width=11.5, height=4.6 if kind == "similarity" else 4.0)
+        (_plot_distances if kind == "distances" else _plot_similarity)(analysis, fig, axes)
+    else:
+        fig, axes = _figure(None, 1, width=6.5, height=5.0)
+        (_plot_pca if kind == "pca" else _plot_attention_bound)(analysis, fig, axes)
     return _finish(fig, path)

@@ -66,7 +66,8 @@ def test_no_import_cycles():
     assert not cycles, "import cycles: " + "; ".join(" -> ".join(c + c[:1]) for c in cycles)
 
 
-UPPER_LAYERS = ["dynloop.dynamics", "dynloop.sweep", "dynloop.symbolic", "dynloop.plotting", "dynloop.cli"]
+UPPER_LAYERS = ["dynloop.dynamics", "dynloop.sweep", "dynloop.symbolic", "dynloop.analysis",
+                "dynloop.plotting", "dynloop.cli"]
 
 
 @pytest.mark.parametrize("upper", UPPER_LAYERS)
@@ -74,6 +75,13 @@ def test_systems_import_no_upper_layer(upper):
     wrong = [(a, b, line) for a, b, line in GRAPH.edges(data="line")
              if _in(a, "dynloop.systems") and _in(b, upper)]
     assert not wrong, "the model layer imports " + ", ".join(f"{b} ({a}:{line})" for a, b, line in wrong)
+
+
+@pytest.mark.parametrize("lower", ["dynloop.dynamics", "dynloop.sweep", "dynloop.symbolic"])
+def test_analysis_sits_above_dynamics_sweep_and_symbolic(lower):
+    wrong = [(a, b, line) for a, b, line in GRAPH.edges(data="line")
+             if _in(a, lower) and _in(b, "dynloop.analysis")]
+    assert not wrong, f"{lower} imports " + ", ".join(f"{b} ({a}:{line})" for a, b, line in wrong)
 
 
 def test_plotting_runs_nothing():

@@ -16,3 +16,6 @@ def test_readme_tour_runs(tmp_path, monkeypatch):
     result = namespace["result"]
     assert result.regime.value == "cyclic" and result.distinct_stage_points == 4
     assert (tmp_path / "traj.png").exists() and (tmp_path / "regime.png").exists()
+    analysis = namespace["analysis"]
+    assert analysis.converged and analysis.degeneracy["distinct"] == 4 and analysis.stages.follows == "layer"
+    assert (tmp_path / "out" / "analysis" / "report.md").exists()

@@ -3,8 +3,9 @@
 from .classify import Classification, classify
 from .lyapunov import LyapunovSpectrum, lyapunov_spectrum
 from .orbits import Cycle, find_cycle
+from .recording import LoopRecording, load_recording
 from .regimes import Regime
 from .simulate import Trajectory, simulate
 
 __all__ = ["simulate", "Trajectory", "classify", "Classification", "Regime", "find_cycle", "Cycle",
-           "lyapunov_spectrum", "LyapunovSpectrum"]
+           "lyapunov_spectrum", "LyapunovSpectrum", "LoopRecording", "load_recording"]

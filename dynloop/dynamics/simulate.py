@@ -44,6 +44,9 @@ class Trajectory:
         Attention matrices per recorded loop when ``record_attention=True``.
     params : dict or None
         Map parameters used.
+    system : System or None
+        What was iterated (not saved by :meth:`save`; :meth:`recording` uses it for the attention
+        bound).
 
     Examples
     --------
@@ -68,6 +71,7 @@ class Trajectory:
     attention: np.ndarray | None = None
     params: dict | None = None
     meta: dict = field(default_factory=dict)
+    system: object = field(default=None, repr=False, compare=False)
 
     @property
     def loop_states(self):
@@ -134,6 +138,52 @@ class Trajectory:
         from ..plotting import plot_trajectory
 
         return plot_trajectory(self, path=path, ax=ax)
+
+    def recording(self):
+        """This run as a :class:`~dynloop.LoopRecording`, the input of :func:`dynloop.analyze`.
+
+        Needs the stage states (``record="all"`` or ``("last", N)``) of a block (states ``T × d``);
+        the attention comes along when the run recorded it (``record_attention=True``), and so do
+        the block's query and key weights and what each layer's attention read, for the attention
+        bound. A run that diverged keeps its finite loops.
+
+        Returns
+        -------
+        LoopRecording
+
+        Examples
+        --------
+        >>> import dynloop
+        >>> spec = dynloop.BlockSpec(width=8, tokens=4, layers=3, mixer="transformer", heads=2)
+        >>> rec = dynloop.simulate(spec, 20, record_attention=True).recording()
+        >>> rec.loops, rec.layers, rec.attention.shape
+        (20, 3, (20, 3, 2, 4, 4))
+        """
+        from .recording import LoopRecording
+
+        if self.stage_states is None:
+            raise invalid("record", self.meta.get("record"), "a recording needs stage states: simulate with "
+                                                             "record='all' or ('last', N)")
+        if self.stage_states.ndim != 4:
+            raise ValueError(f"{self.system_name} has states of shape {self.stage_states.shape[2:]}; a "
+                             "recording needs a block's (tokens, width) states")
+        finite = np.all(np.isfinite(self.stage_states.reshape(self.stage_states.shape[0], -1)), axis=1)
+        if self.attention is not None:
+            finite &= np.all(np.isfinite(self.attention.reshape(self.attention.shape[0], -1)), axis=1)
+        keep = np.flatnonzero(np.cumprod(finite))  # up to the first non-finite loop
+        if keep.size == 0:
+            raise ValueError(f"{self.system_name} diverged before a finite loop was recorded: "
+                             "nothing to analyse")
+        states = self.stage_states[keep]
+        meta = {"system_name": self.system_name, "recorded_loops": self.recorded_loops[keep].tolist(),
+                "dtype": self.meta.get("dtype", "float64")}
+        context = None if self.system is None else self.system.attention_context(states)
+        if context is not None:
+            meta.update(context)
+        rec = LoopRecording(states, attention=None if self.attention is None else self.attention[keep],
+                            stage_names=self.stage_names, meta=meta)
+        rec._system = self.system
+        return rec
 
     def save(self, path):
         """Write the trajectory to a compressed ``.npz`` file; :meth:`load` reads it back.
@@ -312,4 +362,5 @@ def simulate(system, loops, *, x0=None, params=None, record="all", stride=1, dty
         meta={"dtype": np.dtype(dtype).name,
               "record": list(record) if not isinstance(record, str) else record,
               "stride": stride, "loops": loops},
+        system=system,
     )
