@@ -32,6 +32,9 @@ applied to dynloop's state entering it. Both must stay below 1e-10 in float64 an
 check fails ("sensitive"), every loop agrees and the dynamics amplified the two implementations'
 different roundings over the loops (at such points dynloop's own final state moves as much when its
 start moves by a rounding error, and its float32 run departs from its float64 run as far).
+A state that vanishes is flushed to zero by dynloop once its entries fall below 2^-400 (float64)
+or 2^-50 (float32), MODEL.md; JAX keeps the tiny numbers. Norms and distances below those limits
+(times the state's size) count as zero in both checks.
 
 FLOPs (the GFLOP/s and % peak of dynloop) count the multiply-adds of the products only, 2 FLOPs
 each, per point and loop: the concat injection's ``X W_hᵀ`` (2·T·d²; ``β e W_eᵀ`` is a constant),
@@ -183,6 +186,15 @@ _PLACEMENTS = {
 }
 
 
+FLUSHED = {np.dtype(np.float64): 2.0 ** -400, np.dtype(np.float32): 2.0 ** -50}  # MODEL.md, State and stages
+
+
+def _flushed(values, size, dtype):
+    """``values`` (norms) with those below the flush limit for ``size`` entries set to zero."""
+    values = np.asarray(values, np.float64)
+    return np.where(np.abs(values) < FLUSHED[np.dtype(dtype)] * np.sqrt(size), 0.0, values)
+
+
 def relative(ours, reference):
     """|ours − reference| / |reference| elementwise: 0 where equal (zeros too), inf if one isn't finite."""
     ours, reference = np.asarray(ours, np.float64), np.asarray(reference, np.float64)
@@ -192,12 +204,16 @@ def relative(ours, reference):
     return np.where(same, 0.0, np.where(np.isfinite(error), error, np.inf))
 
 
-def _distance(ours, reference):
-    """The relative Frobenius distance of each pair of states (over the last two axes): 0 if equal."""
+def _distance(ours, reference, dtype):
+    """The relative Frobenius distance of each pair of states (over the last two axes): 0 if equal.
+
+    Distances and norms below the flush limit count as zero.
+    """
     ours, reference = np.asarray(ours, np.float64), np.asarray(reference, np.float64)
+    size = ours.shape[-1] * ours.shape[-2]
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        apart = np.linalg.norm(ours - reference, axis=(-2, -1))
-        result = apart / np.linalg.norm(reference, axis=(-2, -1))
+        apart = _flushed(np.linalg.norm(ours - reference, axis=(-2, -1)), size, dtype)
+        result = apart / _flushed(np.linalg.norm(reference, axis=(-2, -1)), size, dtype)
     return np.where(apart == 0, 0.0, np.where(np.isfinite(result), result, np.inf))
 
 
@@ -206,14 +222,17 @@ def agreement(spec, axes, loops, dtype, jax_states, jax_step, sweep_norms):
     names = list(axes)
     first, second = grid_points(axes)
     jax_states = np.asarray(jax_states, dtype=np.float64)
-    final = float(np.max(relative(np.linalg.norm(jax_states, axis=(1, 2)), sweep_norms.ravel())))
+    size = jax_states.shape[1] * jax_states.shape[2]
+    final = float(np.max(relative(_flushed(np.linalg.norm(jax_states, axis=(1, 2)), size, dtype),
+                                  _flushed(sweep_norms.ravel(), size, dtype))))
     one_loop = 0.0
     for i in np.linspace(0, first.size - 1, SAMPLES + 1).round().astype(int)[1:]:
         point = spec.replace(**{names[0]: float(first[i]), names[1]: float(second[i])})
         run = dynloop.simulate(point, loops, record="all", dtype=dtype)
-        final = max(final, float(np.max(_distance(jax_states[i], run.final_state))))
+        final = max(final, float(np.max(_distance(jax_states[i], run.final_state, dtype))))
         entering, after = run.stage_states[:, 0], run.stage_states[:, -1]
-        one_loop = max(one_loop, float(np.max(_distance(jax_step(first[i], second[i], entering), after))))
+        one_loop = max(one_loop, float(np.max(_distance(jax_step(first[i], second[i], entering), after,
+                                                            dtype))))
     return final, one_loop
 
 

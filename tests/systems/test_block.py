@@ -346,6 +346,6 @@ def test_a_vanishing_state_is_flushed_to_zero_and_never_subnormal(dtype, loops):
     assert np.any(states[:, 0] > 0)  # it did pass through the small numbers on its way
     if dtype == np.float64:
         config, arrays = spec._compiled(np.float64)
-        state = kernels.tangent_run(config, arrays, spec.start_state(), np.eye(8)[:, :2], loops, spec.n_stages,
-                                    False, 2)[0]
+        x0, basis = spec.start_state(), np.eye(8)[:, :2]
+        state = kernels.tangent_run(config, arrays, x0, basis, loops, spec.n_stages, False, 2)[0]
         assert np.array_equal(state, trajectory.final_state)
