@@ -66,6 +66,9 @@ _SWEEP_KEYS = ("axes", "loops", "transient", "chunk", "lyapunov", "early_exit", 
 _ORBIT_KEYS = ("parameter", "values", "loops", "keep", "coordinate", "regimes")
 _ANALYZE_KEYS = ("loops", "tol", "sink_threshold", "token_tau", "token_rho")
 _DTYPE_NAMES = {"float64": np.float64, "float32": np.float32}
+#: The compiled sweep kernel of each kind of system (``dynloop.sweep._kernels``), whose cache files
+#: tell whether a sweep will compile first.
+SWEEP_KERNELS = {"block": "sweep_block_columns", "map": "sweep_map"}
 #: Loops that ``simulate`` classifies after the run, to say which regime the run reached.
 REGIME_WINDOW = 64
 
@@ -266,7 +269,7 @@ def _announce_compiling(system, *, sweeps=False):
     kind = "block" if system.kind == "block" else "map"
     modules = [f"dynloop.systems._{kind}_kernels", "dynloop.dynamics.regimes"]
     if sweeps:
-        modules.append(f"dynloop.sweep._kernels.sweep_{kind}")
+        modules.append("dynloop.sweep._kernels." + SWEEP_KERNELS[kind])
     announce_compiling(*modules)
 
 

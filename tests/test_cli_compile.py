@@ -81,6 +81,22 @@ def test_commands_announce_before_running_kernels_that_are_not_cached(tmp_path, 
     assert _cache.COMPILING_MESSAGE not in capsys.readouterr().err  # a mistake is reported before compiling
 
 
+def test_the_sweep_kernels_the_command_looks_for_exist_and_are_cached_after_a_sweep(tmp_path, capsys):
+    # a renamed kernel would make every block sweep announce compiling (it did: "sweep_block")
+    import numpy as np
+
+    import dynloop
+    from dynloop.cli import SWEEP_KERNELS
+    from dynloop.sweep import _kernels
+
+    assert all(hasattr(_kernels, name) for name in SWEEP_KERNELS.values())
+    spec = dynloop.BlockSpec(width=4, tokens=2, layers=1, mixer="mlp")
+    dynloop.sweep(spec, {"residual_scale": np.linspace(0.1, 0.5, 2)}, loops=20, progress=False)
+    dynloop.sweep(dynloop.maps.logistic(), {"r": [2.5, 3.2]}, loops=20, progress=False)
+    for name in SWEEP_KERNELS.values():
+        assert _cache.kernels_cached("dynloop.sweep._kernels." + name)
+
+
 SCRIPT = Path(sys.executable).parent / "dynloop"  # the console script, where pip installed it
 
 
