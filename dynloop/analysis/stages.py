@@ -136,7 +136,8 @@ def detect_stages(profiles, neighbours=8):
         graph.add_node((t, layer), loop=t, layer=layer, features=features[node])
     k = min(max(neighbours, loops), n - 1)
     if k > 0:
-        squared = np.sum((features[:, None, :] - features[None, :, :]) ** 2, axis=-1)
+        norms = np.sum(features**2, axis=1)  # |a - b|² = |a|² + |b|² - 2 a·b: n² memory, not n² × metrics
+        squared = np.clip(norms[:, None] + norms[None, :] - 2.0 * features @ features.T, 0.0, None)
         np.fill_diagonal(squared, np.inf)
         nearest = np.argsort(squared, axis=1, kind="stable")[:, :k]
         rows = np.repeat(np.arange(n), k)
