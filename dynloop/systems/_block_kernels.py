@@ -183,6 +183,13 @@ def activate(z, out, code):
     elif code == 2:  # gelu: a loop of its own, branch-free, so that it vectorises (float32 in float32)
         for k in range(flat_z.size):
             flat_out[k] = flat_z[k] * normal_cdf_native(flat_z[k])
+    elif code == 1:  # relu, as _activation computes it (a select: the loop vectorises)
+        for k in range(flat_z.size):
+            value = flat_z[k]
+            flat_out[k] = value if value > 0.0 else 0.0 * value
+    elif code == 3:  # silu, as _activation computes it
+        for k in range(flat_z.size):
+            flat_out[k] = flat_z[k] * (1.0 / (1.0 + exp(-flat_z[k])))
     else:
         for k in range(flat_z.size):
             flat_out[k] = _activation(flat_z[k], code)[0]

@@ -349,3 +349,22 @@ def test_a_vanishing_state_is_flushed_to_zero_and_never_subnormal(dtype, loops):
         x0, basis = spec.start_state(), np.eye(8)[:, :2]
         state = kernels.tangent_run(config, arrays, x0, basis, loops, spec.n_stages, False, 2)[0]
         assert np.array_equal(state, trajectory.final_state)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("code", range(4), ids=["tanh", "relu", "gelu", "silu"])
+def test_the_vectorised_activation_loops_give_the_scalar_activations_bits(code, dtype):
+    from dynloop.systems._block_kernels import _activation, activate
+    z = (np.random.default_rng(code).standard_normal(301) * 4).astype(dtype)
+    z[:7] = [np.nan, np.inf, -np.inf, -0.0, 0.0, 1e-30, -1e-30]
+    out = np.empty_like(z)
+    activate(z, out, code)
+    if code in (1, 3):  # the loops of their own must not change a bit of the scalar form
+        expected = np.array([_activation(value, code)[0] for value in z]).astype(dtype)
+        bits = np.int64 if dtype == np.float64 else np.int32  # -0.0 and NaN too
+        np.testing.assert_array_equal(out.view(bits), expected.view(bits))
+    else:  # tanh and gelu use their own precision's forms in float32 (test_fastmath); float64 is exact
+        finite = np.isfinite(z)
+        expected = np.array([_activation(value, code)[0] for value in z[finite].astype(np.float64)])
+        np.testing.assert_allclose(out[finite], expected, rtol=1e-15 if dtype == np.float64 else 2e-6,
+                                   atol=1e-30 if dtype == np.float64 else 1e-6)
