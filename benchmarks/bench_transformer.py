@@ -59,6 +59,7 @@ from pathlib import Path
 import numpy as np
 
 import dynloop
+from dynloop.systems._fastmath import FLUSH_BELOW_32, FLUSH_BELOW_64
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/ is not a package
 from _common import (DTYPE_CHOICES, best_seconds, chosen_dtypes, import_jax, jax_precision,  # noqa: E402
@@ -186,7 +187,8 @@ _PLACEMENTS = {
 }
 
 
-FLUSHED = {np.dtype(np.float64): 2.0 ** -400, np.dtype(np.float32): 2.0 ** -50}  # MODEL.md, State and stages
+# MODEL.md, State and stages
+FLUSHED = {np.dtype(np.float64): FLUSH_BELOW_64, np.dtype(np.float32): FLUSH_BELOW_32}
 
 
 def _flushed(values, size, dtype):

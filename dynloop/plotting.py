@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 
+from .analysis.stages import relative_depth
 from .dynamics.regimes import Regime
 
 
@@ -769,11 +770,9 @@ def _plot_profiles(analysis, fig, axes):
         for t in range(rec.loops):
             ax.plot(analysis.relative_depth, analysis.stage_profiles[m, t], color=colours[t], lw=0.8,
                     alpha=0.7)
-        reference = getattr(analysis, "reference_profiles", None)
-        if reference is not None and name in analysis.reference_metrics:
-            theirs = reference[analysis.reference_metrics.index(name)]
-            depth = (np.arange(theirs.shape[1]) + 0.5) / theirs.shape[1]
-            ax.plot(depth, theirs.mean(axis=0), "k--", lw=1.5, label="reference")
+        if analysis.reference_profiles is not None and name in analysis.reference_metrics:
+            theirs = analysis.reference_profiles[analysis.reference_metrics.index(name)]
+            ax.plot(relative_depth(theirs.shape[1]), theirs.mean(axis=0), "k--", lw=1.5, label="reference")
             ax.legend(fontsize=8)
         ax.set(xlabel="relative depth in the loop", title=name.replace("_", " "))
     _colourbar(fig, axes[len(analysis.profile_metrics) - 1], "plasma", rec.loops, "loop")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._errors import check_real, invalid
+from .._errors import check_choice, check_real, invalid
 from .._json import jsonable
 from ..dynamics._measures import stage_degeneracy
 from ..dynamics.recording import LoopRecording
@@ -35,10 +35,8 @@ def _as_recording(value, field):
 
 
 def _cosines(a, b):
-    """Cosine between matching items of ``a`` and ``b`` (flattened over the last two axes); 1 for zeros."""
-    dots = np.sum(a * b, axis=(-2, -1))
-    norms = np.linalg.norm(a, axis=(-2, -1)) * np.linalg.norm(b, axis=(-2, -1))
-    return np.clip(np.divide(dots, norms, out=np.ones_like(dots), where=norms > 0), -1.0, 1.0)
+    """Cosine between matching states of ``a`` and ``b`` (each state ``T × d``); 1 for zeros."""
+    return metrics.cosines(a, b, (-2, -1))
 
 
 def _min_cos_to_first(items):
@@ -46,6 +44,21 @@ def _min_cos_to_first(items):
     if len(items) < 2:
         return 1.0
     return float(np.min(_cosines(items[:1], items[1:])))
+
+
+def _stage_metrics(rec, sink_threshold):
+    """A recording's stage metrics by name, its profiles' names and its profiles (metrics, loops, layers)."""
+    values = {"residual_entropy": metrics.residual_entropy(rec.layer_states)}
+    profiles = dict(values)
+    if rec.attention is not None:
+        values["colsum_concentration"] = metrics.colsum_concentration(rec.attention)
+        values["sink_score"] = metrics.sink_scores(rec.attention, int(rec.meta.get("sink_position", 0)))
+        values["sink_rate"] = np.mean(values["sink_score"] >= sink_threshold, axis=-1)
+        values["mixing"] = metrics.mixing(rec.attention)
+        profiles.update(colsum_concentration=values["colsum_concentration"].mean(axis=-1),
+                        sink_rate=values["sink_rate"], mixing=values["mixing"].mean(axis=-1))
+    names = tuple(name for name in PROFILE_METRICS if name in profiles)
+    return values, names, np.stack([profiles[name] for name in names])
 
 
 class LoopAnalysis:
@@ -119,6 +132,8 @@ class LoopAnalysis:
     profile_correlation : ndarray, shape (loops, metrics), or None
         Correlation of each loop's profile with the reference's (interpolated to the same relative
         depths; NaN for a metric the reference lacks). None without ``reference``.
+    reference_metrics : tuple of str, reference_profiles : ndarray, shape (metrics, loops, layers)
+        The reference's stage profiles (None without ``reference``).
     stages : StageDetection
         Communities of (loop, layer) positions and what they follow.
     token_cosines : ndarray, shape (T, loops)
@@ -164,7 +179,7 @@ class LoopAnalysis:
         self.scale = scale
         self.distance_to_fixed_point = np.linalg.norm(states - self.fixed_points, axis=(-2, -1))
         self.cosine_to_fixed_point = _cosines(states, self.fixed_points[None])
-        system = rec._system
+        system = rec.system
         if system is not None:
             done = int(rec.meta.get("recorded_loops", [rec.loops - 1])[-1]) + 1
             later = simulate(system, done, x0=states[-1, -1], record=("last", 1))
@@ -226,13 +241,8 @@ class LoopAnalysis:
             return
         change = metrics.frobenius_change(rec.attention)
         self.attention_change = change
-        below = change < self.tol
-        # the first s from which every later row is below tol: one past the last row above it
-        above_any = ~below
-        last_above = np.where(
-            above_any.any(axis=0), change.shape[0] - 1 - np.argmax(above_any[::-1], axis=0), -1
-        )
-        self.attention_stable_at = np.where(last_above == change.shape[0] - 1, -1, last_above + 1).astype(int)
+        stable_at = metrics.settled_from(change >= self.tol, axis=0)  # every later change below tol
+        self.attention_stable_at = np.where(stable_at == change.shape[0], -1, stable_at)
         if "attn_q" not in rec.meta or rec.loops < 2:
             return
         if "attention_inputs" in rec.meta:
@@ -258,39 +268,21 @@ class LoopAnalysis:
     # ------------------------------------------------------------------ stage metrics and profiles
     def _stage_metrics(self):
         rec = self.recording
-        self.residual_entropy = metrics.residual_entropy(rec.layer_states)
-        self.colsum_concentration = self.sink_score = self.sink_rate = self.mixing = None
-        profiles = {"residual_entropy": self.residual_entropy}
-        if rec.attention is not None:
-            self.colsum_concentration = metrics.colsum_concentration(rec.attention)
-            self.sink_score = metrics.sink_scores(rec.attention, int(rec.meta.get("sink_position", 0)))
-            self.sink_rate = np.mean(self.sink_score >= self.sink_threshold, axis=-1)
-            self.mixing = metrics.mixing(rec.attention)
-            profiles.update(
-                colsum_concentration=self.colsum_concentration.mean(axis=-1),
-                sink_rate=self.sink_rate,
-                mixing=self.mixing.mean(axis=-1),
-            )
-        self.profile_metrics = tuple(name for name in PROFILE_METRICS if name in profiles)
+        values, self.profile_metrics, self.stage_profiles = _stage_metrics(rec, self.sink_threshold)
+        for name in ("residual_entropy", "colsum_concentration", "sink_score", "sink_rate", "mixing"):
+            setattr(self, name, values.get(name))
         self.relative_depth = relative_depth(rec.layers)
-        self.stage_profiles = np.stack([profiles[name] for name in self.profile_metrics])
         self.profile_repeat = profile_correlations(self.stage_profiles, self.stage_profiles[:, -1])
-        self.profile_correlation = None
+        self.profile_correlation = self.reference_profiles = self.reference_metrics = None
         if self.reference is not None:
-            theirs = LoopAnalysis(
-                self.reference,
-                tol=self.tol,
-                sink_threshold=self.sink_threshold,
-                token_tau=self.token_tau,
-                token_rho=self.token_rho,
-            )
-            self.reference_profiles = theirs.stage_profiles
-            self.reference_metrics = theirs.profile_metrics
+            _, names, profiles = _stage_metrics(self.reference, self.sink_threshold)
+            self.reference_metrics, self.reference_profiles = names, profiles
+            theirs_depth = relative_depth(self.reference.layers)
             self.profile_correlation = np.full((rec.loops, len(self.profile_metrics)), np.nan)
             for m, name in enumerate(self.profile_metrics):
-                if name in theirs.profile_metrics:
-                    mean = theirs.stage_profiles[theirs.profile_metrics.index(name)].mean(axis=0)
-                    target = np.interp(self.relative_depth, theirs.relative_depth, mean)
+                if name in self.reference_metrics:
+                    mean = self.reference_profiles[self.reference_metrics.index(name)].mean(axis=0)
+                    target = np.interp(self.relative_depth, theirs_depth, mean)
                     self.profile_correlation[:, m] = profile_correlations(
                         self.stage_profiles[m : m + 1], target[None]
                     )[:, 0]
@@ -457,10 +449,7 @@ class LoopAnalysis:
         >>> spec = dynloop.BlockSpec(width=8, tokens=3, layers=3, mixer="mlp", residual_scale=0.3)
         >>> fig = dynloop.analyze(dynloop.simulate(spec, 30)).plot("pca")
         """
-        if kind not in PLOT_KINDS:
-            from .._errors import check_choice
-
-            check_choice("kind", kind, PLOT_KINDS)
+        check_choice("kind", kind, PLOT_KINDS)
         from .. import plotting
 
         return plotting.plot_analysis(self, kind, path)
@@ -570,12 +559,8 @@ def analyze(
     """
     rec = _as_recording(recording_or_trajectory, "recording_or_trajectory")
     ref = None if reference is None else _as_recording(reference, "reference")
-    if tol is None:
-        tol = (
-            1e-6
-            if rec.stage_states.dtype == np.float64 and rec.meta.get("dtype", "float64") == "float64"
-            else 1e-4
-        )
+    if tol is None:  # a float32 run's states stay float32 in its recording and its files
+        tol = 1e-6 if rec.stage_states.dtype == np.float64 else 1e-4
     tol = check_real("tol", tol, minimum=0.0)
     if not tol > 0:
         raise invalid("tol", tol, "expected a positive tolerance")

@@ -11,13 +11,22 @@ __all__ = [
     "mixing",
     "residual_entropy",
     "frobenius_change",
+    "cosines",
+    "pairwise_squared_distances",
     "relative_similarity",
     "diagonal_band",
+    "settled_from",
     "attention_bound",
     "geometric_remaining",
 ]
 
 import numpy as np
+
+
+def _p_log_p(p):
+    """``p log p`` element by element, with ``0 log 0 = 0``."""
+    positive = p > 0
+    return np.where(positive, p * np.log(np.where(positive, p, 1.0)), 0.0)
 
 
 def colsum_concentration(attention):
@@ -46,8 +55,7 @@ def colsum_concentration(attention):
     if tokens < 2:
         return np.zeros(attention.shape[:-2])
     c = attention.sum(axis=-2) / tokens
-    plogp = np.where(c > 0, c * np.log(np.where(c > 0, c, 1.0)), 0.0)
-    return np.clip(1.0 + plogp.sum(axis=-1) / np.log(tokens), 0.0, 1.0)
+    return np.clip(1.0 + _p_log_p(c).sum(axis=-1) / np.log(tokens), 0.0, 1.0)
 
 
 def sink_scores(attention, position=0):
@@ -95,8 +103,7 @@ def mixing(attention):
     0.0
     """
     attention = np.asarray(attention, dtype=np.float64)
-    plogp = np.where(attention > 0, attention * np.log(np.where(attention > 0, attention, 1.0)), 0.0)
-    return 0.0 - plogp.sum(axis=-1).mean(axis=-1)  # 0.0 - : no negative zero
+    return 0.0 - _p_log_p(attention).sum(axis=-1).mean(axis=-1)  # 0.0 - : no negative zero
 
 
 def residual_entropy(states):
@@ -131,7 +138,7 @@ def residual_entropy(states):
     p = np.divide(eigenvalues, total, out=np.zeros_like(eigenvalues), where=total > 0)
     # eigenvalues below the rounding of the largest are zero
     p = np.where(p > 1e-12, p, 0.0)
-    return np.clip(-np.sum(np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0), axis=-1), 0.0, None)
+    return np.clip(-_p_log_p(p).sum(axis=-1), 0.0, None)
 
 
 def frobenius_change(series):
@@ -153,6 +160,49 @@ def frobenius_change(series):
     """
     series = np.asarray(series, dtype=np.float64)
     return np.sqrt(np.sum(np.diff(series, axis=0) ** 2, axis=(-2, -1)))
+
+
+def cosines(a, b, axis):
+    """``cos(a, b)`` between matching items of ``a`` and ``b``, over ``axis``; 1 where either is zero.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> cosines(np.array([[1.0, 0.0], [0.0, 0.0]]), np.array([[1.0, 1.0], [1.0, 0.0]]), -1).round(6).tolist()
+    [0.707107, 1.0]
+    """
+    dots = np.sum(a * b, axis=axis)
+    norms = np.linalg.norm(a, axis=axis) * np.linalg.norm(b, axis=axis)
+    return np.clip(np.divide(dots, norms, out=np.ones_like(dots), where=norms > 0), -1.0, 1.0)
+
+
+def pairwise_squared_distances(flat):
+    """``‖a − b‖²`` between every two rows of ``flat`` (n, m), through the Gram matrix (n² memory).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> pairwise_squared_distances(np.array([[0.0, 0.0], [3.0, 4.0]])).tolist()
+    [[0.0, 25.0], [25.0, 0.0]]
+    """
+    squares = np.sum(flat * flat, axis=1)
+    return np.clip(squares[:, None] + squares[None, :] - 2.0 * flat @ flat.T, 0.0, None)
+
+
+def settled_from(above, axis=-1):
+    """The first index along ``axis`` from which ``above`` is False to the end (its length if the last is).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> above = np.array([[True, False, True, False], [False] * 4, [False, False, False, True]])
+    >>> settled_from(above).tolist()
+    [3, 0, 4]
+    """
+    above = np.moveaxis(np.asarray(above, dtype=bool), axis, -1)
+    n = above.shape[-1]
+    last = n - 1 - np.argmax(above[..., ::-1], axis=-1)
+    return np.where(above.any(axis=-1), last + 1, 0)
 
 
 def relative_similarity(items):
@@ -177,8 +227,7 @@ def relative_similarity(items):
     """
     flat = np.asarray(items, dtype=np.float64).reshape(len(items), -1)
     norms = np.linalg.norm(flat, axis=1)
-    squared = norms[:, None] ** 2 + norms[None, :] ** 2 - 2.0 * flat @ flat.T
-    distance = np.sqrt(np.clip(squared, 0.0, None))
+    distance = np.sqrt(pairwise_squared_distances(flat))
     total = norms[:, None] + norms[None, :]
     similarity = 1.0 - np.divide(distance, total, out=np.zeros_like(distance), where=total > 0)
     np.fill_diagonal(similarity, 1.0)

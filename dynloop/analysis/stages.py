@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import networkx as nx
 import numpy as np
 
+from .metrics import pairwise_squared_distances
+
 
 def relative_depth(layers):
     """Relative depth ``(l + 1/2) / layers`` of each layer inside a loop, in (0, 1).
@@ -136,8 +138,7 @@ def detect_stages(profiles, neighbours=8):
         graph.add_node((t, layer), loop=t, layer=layer, features=features[node])
     k = min(max(neighbours, loops), n - 1)
     if k > 0:
-        norms = np.sum(features**2, axis=1)  # |a - b|² = |a|² + |b|² - 2 a·b: n² memory, not n² × metrics
-        squared = np.clip(norms[:, None] + norms[None, :] - 2.0 * features @ features.T, 0.0, None)
+        squared = pairwise_squared_distances(features)
         np.fill_diagonal(squared, np.inf)
         nearest = np.argsort(squared, axis=1, kind="stable")[:, :k]
         rows = np.repeat(np.arange(n), k)

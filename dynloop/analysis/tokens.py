@@ -4,6 +4,8 @@ __all__ = ["TOKEN_CLASSES", "token_cosines", "classify_tokens", "token_sensitivi
 
 import numpy as np
 
+from .metrics import cosines, settled_from
+
 #: the token classes, in the order of every count array
 TOKEN_CLASSES = ("fixed_point", "orbit", "slider", "unknown")
 
@@ -28,10 +30,7 @@ def token_cosines(outputs):
     [[0.707107, 1.0]]
     """
     outputs = np.asarray(outputs, dtype=np.float64)
-    final = outputs[-1]
-    dots = np.einsum("tid,id->it", outputs, final)
-    norms = np.linalg.norm(outputs, axis=-1).T * np.linalg.norm(final, axis=-1)[:, None]
-    return np.clip(np.divide(dots, norms, out=np.ones_like(dots), where=norms > 0), -1.0, 1.0)
+    return cosines(outputs, outputs[-1:], -1).T
 
 
 def classify_tokens(cosines, tau=0.05, rho=0.9):
@@ -77,10 +76,7 @@ def classify_tokens(cosines, tau=0.05, rho=0.9):
     if n < 4:
         return classes.astype(str)
     u = 1.0 - cosines
-    above = u > tau
-    # first loop from which u stays below tau: one past the last loop above it
-    last_above = np.where(above.any(axis=1), n - 1 - np.argmax(above[:, ::-1], axis=1), -1)
-    settled = last_above + 1 <= rho * (n - 1)
+    settled = settled_from(u > tau) <= rho * (n - 1)  # u stays below tau from there
     half = u[:, n // 2 :]
     steps = np.diff(half, axis=1)
     scale = max(tau * 1e-3, 1e-12)

@@ -84,6 +84,12 @@ class LoopRecording:
         ``"attention_inputs"`` (loops, layers, T, d), the states each layer's attention read (after
         its input norm) when they differ from the layer's input stage state.
 
+    Attributes
+    ----------
+    system : System or None
+        The block the recording was simulated from (set by :meth:`dynloop.Trajectory.recording`;
+        not saved): :func:`dynloop.analyze` simulates it further to check the fixed points.
+
     Raises
     ------
     ValueError
@@ -159,7 +165,7 @@ class LoopRecording:
                 _check_shape(name, value, (None, tokens, width), "(layers, T, d) with T, d from stage_states")
             setattr(self, name, value)
         self.meta = self._check_meta({} if meta is None else meta)
-        self._system = None  # the block a trajectory came from, when it did (not saved)
+        self.system = None
 
     def _check_meta(self, meta):
         if not isinstance(meta, dict) or not all(isinstance(key, str) for key in meta):
@@ -178,7 +184,7 @@ class LoopRecording:
         if ("attn_q" in meta) != ("attn_k" in meta):
             raise invalid("meta", sorted(meta), "expected both 'attn_q' and 'attn_k', or neither")
         if "attn_q" in meta:
-            heads = meta.get("heads", self.heads)
+            heads = meta.get("heads", None if self.attention is None else self.attention.shape[2])
             if not isinstance(heads, (int, np.integer)) or heads < 1 or width % heads:
                 raise invalid(
                     "meta['heads']", heads, f"expected a whole number of heads dividing d = {width}"
@@ -231,7 +237,7 @@ class LoopRecording:
         """Attention heads per layer (None without attention or weights)."""
         if self.attention is not None:
             return self.attention.shape[2]
-        return getattr(self, "meta", {}).get("heads")
+        return self.meta.get("heads")
 
     @property
     def layer_states(self):

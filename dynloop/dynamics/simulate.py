@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .._errors import check_int, invalid
+from .recording import LoopRecording
 from ..systems._recording import RECORD_ALL, RECORD_LAST, RECORD_NONE, record_capacity, record_order
 
 _DTYPES = {np.dtype(np.float64): np.float64, np.dtype(np.float32): np.float32}
@@ -159,8 +160,6 @@ class Trajectory:
         >>> rec.loops, rec.layers, rec.attention.shape
         (20, 3, (20, 3, 2, 4, 4))
         """
-        from .recording import LoopRecording
-
         if self.stage_states is None:
             raise invalid("record", self.meta.get("record"), "a recording needs stage states: simulate with "
                                                              "record='all' or ('last', N)")
@@ -182,7 +181,7 @@ class Trajectory:
             meta.update(context)
         rec = LoopRecording(states, attention=None if self.attention is None else self.attention[keep],
                             stage_names=self.stage_names, meta=meta)
-        rec._system = self.system
+        rec.system = self.system
         return rec
 
     def save(self, path):

@@ -334,9 +334,9 @@ def flush_tiny(x):
 
 @overload(flush_tiny, jit_options=_JIT)
 def _flush_tiny(x):
-    limit = FLUSH_BELOW_32 if x.dtype == types.float32 else FLUSH_BELOW_64
-    zero = np.float32(0.0) if x.dtype == types.float32 else 0.0
-    limit = np.float32(limit) if x.dtype == types.float32 else limit
+    single = x.dtype == types.float32
+    limit = np.float32(FLUSH_BELOW_32) if single else FLUSH_BELOW_64
+    zero = np.float32(0.0) if single else 0.0
 
     def impl(x):
         flat = x.reshape(x.size)

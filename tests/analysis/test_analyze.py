@@ -25,20 +25,15 @@ def cyclic():
     return spec, dynloop.simulate(spec, 120, record_attention=True)
 
 
+def contracting_linear(**fields):
+    """A linear block without norms, X <- X/2 + 0.2 X W_l^T per layer: it contracts."""
+    return BlockSpec(mixer="linear", norm="none", residual_scale=0.2, skip_scale=0.5, weight_gain=0.5,
+                     **fields)
+
+
 def test_a_linear_block_reaches_the_fixed_point_solved_by_hand():
     # X <- s X + a X W_l^T per layer after X <- X + e: the loop is affine, its fixed point solved in numpy
-    spec = BlockSpec(
-        width=3,
-        tokens=2,
-        layers=2,
-        mixer="linear",
-        norm="none",
-        injection="additive",
-        residual_scale=0.2,
-        skip_scale=0.5,
-        weight_gain=0.5,
-        seed=5,
-    )
+    spec = contracting_linear(width=3, tokens=2, layers=2, injection="additive", seed=5)
     w = spec.materialize()["weights"]["linear"]
     e = spec.stage_maps(np.zeros((2, 3)))[1]  # the injection stage from zero: X + beta e
     layer = [0.5 * np.eye(3) + 0.2 * w[i].T for i in range(2)]  # rows: X -> X (s I + a W^T)
@@ -76,18 +71,7 @@ def test_a_cyclic_block(cyclic):
 
 def test_a_vanishing_block_has_one_shared_point():
     # no injection, contracting linear layers (X <- X/2 + 0.2 X W^T): every stage point is the origin
-    spec = BlockSpec(
-        width=4,
-        tokens=2,
-        layers=3,
-        mixer="linear",
-        norm="none",
-        injection="none",
-        residual_scale=0.2,
-        skip_scale=0.5,
-        weight_gain=0.5,
-        seed=1,
-    )
+    spec = contracting_linear(width=4, tokens=2, layers=3, injection="none", seed=1)
     assert dynloop.classify(spec).regime.value == "vanishing"
     result = dynloop.analyze(dynloop.simulate(spec, 400))
     assert result.degeneracy["distinct"] == 1
@@ -230,9 +214,14 @@ def test_a_diverged_run_keeps_its_finite_loops():
         dynloop.simulate(spec, 3, record="none").recording()
 
 
+@pytest.fixture(scope="module")
+def analysed_with_reference(cyclic):
+    return dynloop.analyze(cyclic[1], reference=cyclic[1])
+
+
 @pytest.mark.parametrize("kind", ["distances", "metrics", "similarity", "pca", "profiles", "attention"])
-def test_every_figure_draws(cyclic, kind, tmp_path):
-    result = dynloop.analyze(cyclic[1], reference=cyclic[1])
+def test_every_figure_draws(analysed_with_reference, kind, tmp_path):
+    result = analysed_with_reference
     fig = result.plot(kind, tmp_path / f"{kind}.png")
     assert (tmp_path / f"{kind}.png").stat().st_size > 5000 and len(fig.axes) >= 1
     with pytest.raises(ValueError, match="kind='pcaa'.*did you mean 'pca'"):
