@@ -18,12 +18,14 @@ from ._lanes import (VECTOR_BYTES, lanes_count, lanes_load, lanes_muladd, lanes_
 _JIT = dict(cache=True, error_model="numpy")
 
 #: A tile is this many output rows by ``_WIDE`` native vectors of columns, its partial sums in
-#: registers: 16 with AVX-512 (which has 32), 8 with AVX2 (16; two vectors wide, the compiler kept
-#: some on the stack: 2.4 times slower). Measured on one core of an AMD EPYC (Zen 5, AVX-512),
-#: ps per multiply-add at d = 64 to 512 and 384 columns: float64 15-17, float32 8-9, against 22-30
-#: and 16-22 for the loops that kept their partial sums in memory, which these tiles replaced.
-_TILE_ROWS = 8
-_WIDE = 2 if VECTOR_BYTES >= 64 else 1
+#: registers: 8 by 2 with AVX-512 (32 vector registers), 6 by 2 with AVX2 (16 registers: 12 sums,
+#: two input vectors and a broadcast weight). Measured on one core, ps per multiply-add at d = 64
+#: to 512 and 384-528 columns: an AMD EPYC Zen 5 with AVX-512, 8 by 2, float64 15-17, float32 8-9;
+#: an AMD EPYC Zen 4 running AVX2 only, float64 48-52 at d <= 128 for 6 by 2, against 65-79 for
+#: 8 rows by one vector (the earlier AVX2 tile), 51-59 for 4 by 2, 220-250 for 4 by 3 (LLVM splits a
+#: three-vector value badly) and 53-56 for the machine's BLAS; 8 by 2 spilled sums to the stack.
+_TILE_ROWS = 8 if VECTOR_BYTES >= 64 else 6
+_WIDE = 2 if VECTOR_BYTES >= 32 else 1
 _NARROW = 1
 
 #: Below this many columns :func:`weight_product` multiplies transposed (Zen 5, d = 32 to 512: 4 columns
@@ -36,11 +38,12 @@ _FEW_COLUMNS = 32
 def column_product(w, x, out):
     """``out = W x`` for W (o, i) and columns x (i, c), every output summed in input order.
 
-    The product runs in tiles of 8 output rows by two native vectors of columns (16 floats in
-    float64 with AVX-512; one vector with AVX2), then tiles one vector wide, each keeping its
+    The product runs in tiles of ``_TILE_ROWS`` output rows (8 with AVX-512, 6 with AVX2) by two
+    native vectors of columns (16 floats in float64 with AVX-512, 8 with AVX2), then tiles one
+    vector wide, each keeping its
     partial sums in registers for the whole pass along the inputs. The last rows and columns are
     tiles that overlap the ones before them (computing some outputs twice, with the same values);
-    fewer than 8 rows or one vector of columns go through zero-padded copies, and arrays that are
+    fewer rows than a tile or one vector of columns go through zero-padded copies, and arrays that are
     not C-contiguous through contiguous ones.
     """
     n_out, n_in = w.shape
@@ -70,7 +73,7 @@ def column_product(w, x, out):
 
 @njit(**_JIT)
 def _tiles(w, x, out):
-    """``out = W x`` in tiles (C-contiguous arrays, at least 8 rows and one vector of columns).
+    """``out = W x`` in tiles (C-contiguous arrays, at least a tile of rows and one vector of columns).
 
     The last tile of rows, and of columns, starts early enough to end at the last one.
     """
@@ -88,7 +91,10 @@ def _tiles(w, x, out):
 
 @njit(**_JIT)
 def _tile(w, x, out, o, p, shape):
-    """Rows ``o : o + 8`` by as many columns from ``p`` as ``shape`` has lanes, summed in input order."""
+    """Rows ``o : o + _TILE_ROWS`` by as many columns from ``p`` as ``shape`` has lanes, in input order.
+
+    Written for 8 rows; with 6 the last two are constant-false branches that the compiler removes.
+    """
     first = lanes_load(shape, x, 0, p)
     a0 = lanes_times(lanes_splat(shape, w[o, 0]), first)
     a1 = lanes_times(lanes_splat(shape, w[o + 1, 0]), first)
@@ -96,8 +102,10 @@ def _tile(w, x, out, o, p, shape):
     a3 = lanes_times(lanes_splat(shape, w[o + 3, 0]), first)
     a4 = lanes_times(lanes_splat(shape, w[o + 4, 0]), first)
     a5 = lanes_times(lanes_splat(shape, w[o + 5, 0]), first)
-    a6 = lanes_times(lanes_splat(shape, w[o + 6, 0]), first)
-    a7 = lanes_times(lanes_splat(shape, w[o + 7, 0]), first)
+    a6 = a7 = shape
+    if _TILE_ROWS == 8:
+        a6 = lanes_times(lanes_splat(shape, w[o + 6, 0]), first)
+        a7 = lanes_times(lanes_splat(shape, w[o + 7, 0]), first)
     for i in range(1, w.shape[1]):
         inputs = lanes_load(shape, x, i, p)
         a0 = lanes_muladd(lanes_splat(shape, w[o, i]), inputs, a0)
@@ -106,16 +114,18 @@ def _tile(w, x, out, o, p, shape):
         a3 = lanes_muladd(lanes_splat(shape, w[o + 3, i]), inputs, a3)
         a4 = lanes_muladd(lanes_splat(shape, w[o + 4, i]), inputs, a4)
         a5 = lanes_muladd(lanes_splat(shape, w[o + 5, i]), inputs, a5)
-        a6 = lanes_muladd(lanes_splat(shape, w[o + 6, i]), inputs, a6)
-        a7 = lanes_muladd(lanes_splat(shape, w[o + 7, i]), inputs, a7)
+        if _TILE_ROWS == 8:
+            a6 = lanes_muladd(lanes_splat(shape, w[o + 6, i]), inputs, a6)
+            a7 = lanes_muladd(lanes_splat(shape, w[o + 7, i]), inputs, a7)
     lanes_store(a0, out, o, p)
     lanes_store(a1, out, o + 1, p)
     lanes_store(a2, out, o + 2, p)
     lanes_store(a3, out, o + 3, p)
     lanes_store(a4, out, o + 4, p)
     lanes_store(a5, out, o + 5, p)
-    lanes_store(a6, out, o + 6, p)
-    lanes_store(a7, out, o + 7, p)
+    if _TILE_ROWS == 8:
+        lanes_store(a6, out, o + 6, p)
+        lanes_store(a7, out, o + 7, p)
 
 
 @njit(**_JIT)
