@@ -21,7 +21,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._recording import close_loop, new_records
-from ._fastmath import exp, flush_tiny, normal_cdf, normal_cdf_native, tanh, tanh_native
+from ._fastmath import exp, flush_tiny, gelu_values, normal_cdf, tanh, tanh_native
 from ._products import column_product
 
 # The operations the kernels implement. Components (dynloop.components) name the ones they lower to;
@@ -180,9 +180,8 @@ def activate(z, out, code):
             second_out[k] = tanh_native(second_in[k])
         if flat_z.size % 2 == 1:
             flat_out[-1] = tanh_native(flat_z[-1])
-    elif code == 2:  # gelu: a loop of its own, branch-free, so that it vectorises (float32 in float32)
-        for k in range(flat_z.size):
-            flat_out[k] = flat_z[k] * normal_cdf_native(flat_z[k])
+    elif code == 2:  # gelu: vectorised loops of its own (float32 in float32)
+        gelu_values(flat_z, flat_out)
     elif code == 1:  # relu, as _activation computes it (a select: the loop vectorises)
         for k in range(flat_z.size):
             value = flat_z[k]

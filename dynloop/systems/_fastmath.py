@@ -213,6 +213,13 @@ def _monic8(x, c):
     return fma(fma(fma(_monic5(x, c), x, c[5]), x, c[6]), x, c[7])
 
 
+@njit(**_JIT)
+def _erf_small(x):
+    """Numerator and denominator of Cephes' ``erf x = x T(x²) / U(x²)`` for ``|x| < 1``."""
+    square = x * x
+    return x * _poly4(square, _ERF_T), _monic5(square, _ERF_U)
+
+
 @njit(inline="always", **_JIT)  # inlined by numba: LLVM finds it too large to inline, and a call
 def normal_cdf(z):                # in a loop keeps the loop from vectorising
     """``Φ(z) = (1 + erf(z / √2)) / 2``, the standard normal distribution function, in float64.
@@ -227,10 +234,8 @@ def normal_cdf(z):                # in a loop keeps the loop from vectorising
     z = np.float64(z)
     x = z * _SQRT_HALF
     a = min(abs(x), _ERFC_MAX)
-    square = x * x
     # |x| < 1: erf x = x T / U
-    small_numerator = x * _poly4(square, _ERF_T)
-    small_denominator = _monic5(square, _ERF_U)
+    small_numerator, small_denominator = _erf_small(x)
     # |x| >= 1: erfc |x| = e^(−a²) P / Q (or R / S beyond 8)
     c = min(abs(z), _SQRT2 * _ERFC_MAX)  # a² = z²/2 from z itself: z/√2 rounded would cost z² ulp
     high = 0.5 * (c * c)
@@ -248,6 +253,70 @@ def normal_cdf(z):                # in a loop keeps the loop from vectorising
     tail = 0.5 * ratio  # erfc(|x|) / 2: Φ(−|z|)
     value = select(inside, 0.5 + 0.5 * ratio, select(x > 0.0, 1.0 - tail, tail))
     return math.nan if x != x else value
+
+
+@njit(**_JIT)
+def _central(z):
+    """Whether :func:`normal_cdf` takes its ``|x| < 1`` form at ``z`` (the very same test)."""
+    return abs(np.float64(z) * _SQRT_HALF) < 1.0
+
+
+@njit(**_JIT)
+def _normal_cdf_central(z):
+    """:func:`normal_cdf` where :func:`_central` holds, bit for bit: its first form alone."""
+    numerator, denominator = _erf_small(np.float64(z) * _SQRT_HALF)
+    return 0.5 + 0.5 * (numerator / denominator)
+
+
+_GELU_BLOCK = 32  # elements per decision in gelu_values
+
+
+@njit(**_JIT)
+def _gelu_exact(z, out):
+    """``out = z·Φ(z)`` by :func:`normal_cdf` (a function of its own: inlined in gelu_values, 20 % slower)."""
+    for k in range(z.size):
+        out[k] = z[k] * normal_cdf(z[k])
+
+
+def gelu_values(z, out):
+    """``out = z·Φ(z)`` over the 1-D arrays ``z`` and ``out``: the exact GELU, vectorised.
+
+    float32 takes :func:`normal_cdf_native`'s float32 form. float64 goes in blocks of 32: each
+    block first takes :func:`normal_cdf`'s ``|x| < 1`` form alone (a fifth of the cost of all its
+    forms), counting the elements where that is the form :func:`normal_cdf` uses (``|z| < √2``,
+    where pre-activations mostly are); a block where it is not so for every element is computed
+    again with :func:`normal_cdf` itself, and after such a block the next 1, 3, 7, ... (at most 64)
+    blocks go to :func:`normal_cdf` at once, so that wide pre-activations pay little for the try.
+    Each element gets the same bits whichever way it goes (tests/systems/test_fastmath.py).
+    """
+    raise NotImplementedError("gelu_values is only callable from compiled code")
+
+
+@overload(gelu_values, jit_options=_JIT)
+def _gelu_values(z, out):
+    if isinstance(z, types.Array) and z.dtype == types.float32:
+        def single(z, out):
+            for k in range(z.size):
+                out[k] = z[k] * _normal_cdf32(z[k])
+        return single
+
+    def double(z, out):
+        start, skip = 0, 0  # after a block that needed every form, the next ``skip`` blocks go straight there
+        while start < z.size:
+            stop = min(start + _GELU_BLOCK, z.size)
+            block_in, block_out = z[start:stop], out[start:stop]
+            central = 0
+            for k in range(block_in.size):
+                block_out[k] = block_in[k] * _normal_cdf_central(block_in[k])
+                central += _central(block_in[k])
+            if central < block_in.size:
+                skip = min(2 * skip + 1, 64)
+                stop = min(start + (1 + skip) * _GELU_BLOCK, z.size)
+                _gelu_exact(z[start:stop], out[start:stop])
+            else:
+                skip = 0
+            start = stop
+    return double
 
 
 # Eigen's generic_fast_tanh_float (also XLA's): tanh x = x P(x²)/Q(x²) on |x| <= 7.905, x below 4e-4

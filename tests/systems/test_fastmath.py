@@ -160,3 +160,36 @@ def test_activation_with_slopes_loop_is_the_scalar_function_bit_for_bit(code, dt
     scalar = np.array([_activation(v, code) for v in z.ravel()], dtype=dtype).reshape(*z.shape, 2)
     assert values.tobytes() == scalar[..., 0].tobytes()
     assert slopes.tobytes() == scalar[..., 1].tobytes()
+
+
+def _gelu_by_element(z):
+    with np.errstate(invalid="ignore"):  # -inf · Φ(-inf) = -inf · 0
+        return z * _each(normal_cdf, z)
+
+
+@pytest.mark.parametrize("layout", ["central", "one outlier per block", "wide", "wide then central",
+                                    "central then wide", "specials"])
+def test_gelu_values_takes_shortcuts_without_changing_a_bit(layout):
+    # gelu_values computes blocks whose every |z| < √2 with Φ's first form alone, and after a
+    # block that needs every form it skips the try for 1, 3, 7, ... blocks: each element must still
+    # be z·normal_cdf(z) bit for bit, whichever path its block took (sizes not multiples of 32 too)
+    from dynloop.systems._block_kernels import activate
+
+    rng = np.random.default_rng(5)
+    for size in (1, 31, 32, 33, 1000, 4099):
+        z = 0.3 * rng.standard_normal(size)
+        if layout == "one outlier per block":
+            z[::32] = 1.4142135623730951 * np.sign(rng.standard_normal(z[::32].size) + 0.5)  # √2: the edge
+            z[17::32] = -1.41421356237309
+        elif layout == "wide":
+            z = 3 * rng.standard_normal(size)
+        elif layout == "wide then central":
+            z[: size // 2] *= 10
+        elif layout == "central then wide":
+            z[size // 2:] *= 10
+        elif layout == "specials":
+            z[rng.choice(size, size=min(size, 6), replace=False)] = [np.nan, np.inf, -np.inf, -0.0, 1e-300,
+                                                                    -40.0][:min(size, 6)]
+        out = np.full_like(z, 7.0)
+        activate(z, out, 2)
+        assert out.view(np.int64).tolist() == _gelu_by_element(z).view(np.int64).tolist(), size
