@@ -9,6 +9,7 @@ Commands::
     dynloop plot     FILE.npz [--field NAME] [-o FIG.png]
     dynloop analyze  FILE.npz|CONFIG.toml -o OUTDIR [--loops N] [--reference FILE.npz]
     dynloop theory   key=value ... [--structure S] [--format md|latex] [--param NAME=VALUE]
+    dynloop claims   -o OUTDIR [--quick] [--only NAME ...]
     dynloop --version
 
 A configuration file is TOML with one system table and one table per command::
@@ -386,6 +387,22 @@ def _analyze(args):
     return 0
 
 
+def _claims(args):
+    from . import claims
+
+    outdir = _output("-o/--out", args.out, directory=True)
+    only = None
+    if args.only:
+        only = [name for group in args.only for name in group.split(",") if name]
+        for name in only:
+            check_choice("--only", name, list(claims.CLAIMS))
+    report = claims.run(outdir, quick=args.quick, only=only, progress=not args.no_progress)
+    print(report.summary())
+    print(f"report written to {outdir / 'claims.md'} (figures beside it); finished work kept in "
+          f"{outdir / 'stores'}, so the same command continues an interrupted run")
+    return 0
+
+
 def _count_chunks(directory):
     """Finished chunk files in a sweep's store directory (0 if there is none)."""
     from .sweep.store import _CHUNK
@@ -751,6 +768,17 @@ def build_parser():
     analyze.add_argument("--tol", type=float, help="convergence tolerance (default 1e-6; 1e-4 for float32)")
     analyze.set_defaults(handler=_analyze)
 
+    claims = commands.add_parser(
+        "claims", help="test the seed study's claims on toy blocks: claims.md with figures",
+        description="Test the seed study's claims on toy blocks and write OUTDIR/claims.md with figures, one "
+                    "section per claim with its setup, criteria and verdict. Finished work is stored under "
+                    "OUTDIR/stores: run the same command again to continue an interrupted atlas.")
+    claims.add_argument("-o", "--out", metavar="OUTDIR", required=True, help="output directory")
+    claims.add_argument("--quick", action="store_true", help="coarser grids and one seed")
+    claims.add_argument("--only", metavar="NAME", action="append",
+                        help="run only this claim (repeat, or separate names by commas)")
+    claims.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
+    claims.set_defaults(handler=_claims)
     theory = commands.add_parser(
         "theory", help="derive the stability conditions of a scheme symbolically",
         description=_theory_help())
