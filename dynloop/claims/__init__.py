@@ -59,6 +59,15 @@ class Context:
             self._progress.update(1)
 
 
+def _progress_bar(name):
+    """A tqdm counter of a claim's finished pieces on stderr, or None without tqdm (the progress extra)."""
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm(desc=f"  {name}", unit=" pieces", leave=False)
+
+
 def run(outdir, quick=False, only=None, *, progress=True):
     """Test the seed study's claims on toy blocks and write ``OUTDIR/claims.md`` with figures.
 
@@ -98,7 +107,12 @@ def run(outdir, quick=False, only=None, *, progress=True):
             import sys
 
             print(f"claim {name}: running{' (quick grids)' if quick else ''}...", file=sys.stderr, flush=True)
-        result = CLAIMS[name].run(Context(outdir, quick))
+        bar = _progress_bar(name) if progress else None
+        try:
+            result = CLAIMS[name].run(Context(outdir, quick, bar))
+        finally:
+            if bar is not None:
+                bar.close()
         result.seconds = time.perf_counter() - start
         results.append(result)
         if progress:

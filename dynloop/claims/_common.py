@@ -57,3 +57,19 @@ def attention_settings(quick):
     scales = (0.5,) if quick else (0.5, 1.0)
     seeds = (0,) if quick else (0, 1, 2)
     return [(n, i, g, a, s) for n, i in cells for g in gains for a in scales for s in seeds]
+
+
+def label_colours(labels):
+    """One colour per distinct label, in order of first appearance (lines of one cell share it)."""
+    import matplotlib.pyplot as plt
+
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    distinct = list(dict.fromkeys(labels))
+    return {label: cycle[i % len(cycle)] for i, label in enumerate(distinct)}
+
+
+def unique_legend(ax, **kwargs):
+    """A legend with each label once."""
+    handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles))
+    return ax.legend(unique.values(), unique.keys(), **kwargs)

@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from ._common import analysed_run, attention_settings, save_figure, stored
+from ._common import analysed_run, attention_settings, label_colours, save_figure, stored, unique_legend
 from ._report import ClaimResult, decide
 from .norm_injection import PLACEMENT_NAMES, block
 
@@ -99,13 +99,16 @@ def figure(items, records, outdir):
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.4), layout="constrained")
+    colours = label_colours(f"{PLACEMENT_NAMES[item[0]]}, {item[1]}" for item in items)
     for item, r in zip(items, records):
         label = f"{PLACEMENT_NAMES[item[0]]}, {item[1]}"
         change = np.repeat(np.asarray(r["input_change"])[..., None], r["observed"].shape[-1], axis=-1)
         keep = (change > 0) & (r["observed"] > 0)
-        left.loglog(change[keep], r["observed"][keep], ".", markersize=2, alpha=0.4, label=label)
+        left.loglog(change[keep], r["observed"][keep], ".", markersize=2, alpha=0.4, label=label,
+                    color=colours[label])
         keep = (r["bound"] > 0) & (r["observed"] > 0)
-        right.loglog(r["bound"][keep], r["observed"][keep], ".", markersize=2, alpha=0.4, label=label)
+        right.loglog(r["bound"][keep], r["observed"][keep], ".", markersize=2, alpha=0.4, label=label,
+                     color=colours[label])
     low, high = right.get_xlim()
     right.plot([low, high], [low, high], color="black", lw=1, label="bound (observed = bound)")
     left.set_xlabel("input change ‖X_(t+1) − X_t‖_F")
@@ -115,9 +118,7 @@ def figure(items, records, outdir):
     right.set_ylabel("attention change ‖A_(t+1) − A_t‖_F")
     right.set_title("Observed against the bound: every point below the line")
     for ax in (left, right):
-        handles, labels = ax.get_legend_handles_labels()
-        unique = dict(zip(labels, handles))
-        ax.legend(unique.values(), unique.keys(), fontsize="small", markerscale=4, loc="upper left")
+        unique_legend(ax, fontsize="small", markerscale=4, loc="upper left")
     return save_figure(fig, outdir, NAME, "attention_vs_state")
 
 

@@ -75,7 +75,7 @@ def evaluate(items, ks, records, figures=(), seconds=0.0, quick=False):
         "| norm | injection | weight_gain | seed | outcome by k (" + ", ".join(map(str, ks)) + ") |",
         "|---|---|---|---|---|",
     ]
-    short = {"cyclic": "C", "degenerate": "V", "none": "-"}
+    short = {"cyclic": "C", "degenerate": "V", "none": "-", "undetermined": "?"}
     for (norm, injection, gain, _, seed), o in zip(items, outcomes):
         rows.append(
             f"| {PLACEMENT_NAMES[norm]} | {injection} | {gain:g} | {seed} | {' '.join(short[x] for x in o)} |"
@@ -88,7 +88,8 @@ def evaluate(items, ks, records, figures=(), seconds=0.0, quick=False):
         f"The atlas' transformer blocks (residual scale 0.5) in {len(items)} families of norm, injection, "
         f"weight gain and seed, each classified by `dynloop.classify` at k = {', '.join(map(str, ks))}.",
         [
-            "Outcome: cyclic (C), vanishing (V) or no stable fixed point (-), as in claim 1's "
+            "Outcome: cyclic (C), vanishing (V), no stable fixed point (-) or undetermined (?), as in "
+            "claim 1's "
             "converged criterion.",
             "Holds for a family whose outcome is not the same at every k; the figure gives convergence rate, "
             "transient length and degeneracy against k.",
@@ -113,14 +114,14 @@ def figure(items, ks, records, outdir):
         label = f"{PLACEMENT_NAMES[norm]}, {injection}, gain {gain:g}"
         axes[0].plot(ks, data[:, 1], marker="o", markersize=3, lw=0.8, label=label)
         axes[1].plot(ks, data[:, 2], marker="o", markersize=3, lw=0.8, label=label)
-        axes[2].semilogy(
-            ks, np.maximum(1.0 - data[:, 3], 1e-18), marker="o", markersize=3, lw=0.8, label=label
-        )
+        degeneracy = np.where(np.asarray(ks) > 1, np.maximum(1.0 - data[:, 3], 1e-18), np.nan)  # k = 1: none
+        axes[2].semilogy(ks, degeneracy, marker="o", markersize=3, lw=0.8, label=label)
     for ax, title in zip(axes, titles):
         ax.set_xlabel("block size k (layers)")
         ax.set_ylabel(title)
-        ax.set_title(title.capitalize() + " against k", fontsize="medium")
+        ax.set_title(title[0].upper() + title[1:] + " against k", fontsize="medium")
     axes[1].set_yscale("log")
+    axes[2].set_ylabel("1 − min_(j≠1) cos(X*_1, X*_j) (k ≥ 2; below 1e-18 at 1e-18)")
     handles, labels = axes[0].get_legend_handles_labels()
     unique = dict(zip(labels, handles))
     fig.legend(

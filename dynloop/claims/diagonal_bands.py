@@ -105,10 +105,9 @@ def figure(items, records, outdir):
     fig, axes = plt.subplots(
         1, max(len(chosen), 1), figsize=(5.2 * max(len(chosen), 1), 4.6), layout="constrained", squeeze=False
     )
-    mesh = None
     for ax, i in zip(axes[0], chosen):
         norm, injection, gain, scale, seed = items[i]
-        mesh = ax.imshow(records[i]["similarity"], vmin=0, vmax=1, cmap="viridis", interpolation="nearest")
+        mesh = ax.imshow(records[i]["similarity"], vmax=1, cmap="viridis", interpolation="nearest")
         ax.set_title(
             f"{PLACEMENT_NAMES[norm]}, {injection}, gain {gain:g}: "
             f"{Regime.from_code(int(records[i]['regime'])).value}",
@@ -116,8 +115,7 @@ def figure(items, records, outdir):
         )
         ax.set_xlabel(f"(loop, layer) entry: loop · {LAYERS} + layer")
         ax.set_ylabel(f"(loop, layer) entry: loop · {LAYERS} + layer")
-    if mesh is not None:
-        fig.colorbar(mesh, ax=list(axes[0]), label="attention similarity 1 − ‖A − A'‖ / (‖A‖ + ‖A'‖)")
+        fig.colorbar(mesh, ax=ax, shrink=0.85, label="attention similarity 1 − ‖A − A'‖ / (‖A‖ + ‖A'‖)")
     fig.suptitle(f"Cross-loop attention similarity over {LOOPS} settled loops", fontsize="medium")
     return save_figure(fig, outdir, NAME, "attention_similarity")
 

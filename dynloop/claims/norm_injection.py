@@ -9,6 +9,7 @@ classification.
 
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -37,7 +38,6 @@ PAPER = {
     ("peri_outer", "none"): ("no stable fixed point", ("none",)),
 }
 PLACEMENT_NAMES = {"pre": "pre-norm", "sandwich": "Huginn sandwich", "peri_outer": "Ouro peri-norm + outer"}
-OUTCOMES = ("cyclic", "degenerate", "none")
 
 HORIZON = 128  # the study's loops
 COS_CONVERGED = 1.0 - 1e-4  # every layer's cos(X_128, X_127) at least this: converged by cosine
@@ -92,12 +92,17 @@ def common_gain():
 
 # ----------------------------------------------------------------------------------------- outcomes
 def converged_outcome(regime_code):
-    """dynloop's verdict class of a regime: ``cyclic``, ``degenerate`` (vanishing) or ``none``."""
+    """dynloop's class of a regime: ``cyclic``, ``degenerate`` (vanishing), ``none`` or ``undetermined``.
+
+    Undetermined (nothing established within the loop budget) agrees with no verdict of the paper.
+    """
     regime = Regime.from_code(int(regime_code))
     if regime in (Regime.CYCLIC, Regime.FIXED_POINT):
         return "cyclic"
     if regime is Regime.VANISHING:
         return "degenerate"
+    if regime is Regime.UNDETERMINED:
+        return "undetermined"
     return "none"
 
 
@@ -111,16 +116,18 @@ def cosine_outcome(successive_cos, min_cos):
 def horizon_measures(spec, horizon=HORIZON):
     """The study's measures after ``horizon`` loops of ``spec``.
 
-    Returns ``(successive_cos, min_cos, successive_distance)``: the smallest over the layers of
-    ``cos(X_{H,ℓ}, X_{H−1,ℓ})``, ``min_{j≠1} cos(X_{H,1}, X_{H,j})`` (the study's degeneracy, the
-    last loop standing in for the fixed points), and the largest ``‖X_{H,ℓ} − X_{H−1,ℓ}‖ / ‖X_{H,ℓ}‖``,
-    which the cosines are blind to; NaN where the run blew up.
+    Returns ``(successive_cos, min_cos, successive_distance, layer_update)``: the smallest over the
+    layers of ``cos(X_{H,ℓ}, X_{H−1,ℓ})``, ``min_{j≠1} cos(X_{H,1}, X_{H,j})`` (the study's
+    degeneracy, the last loop standing in for the fixed points), the largest
+    ``‖X_{H,ℓ} − X_{H−1,ℓ}‖ / ‖X_{H,ℓ}‖``, which the cosines are blind to, and the largest update
+    of one layer in the last loop, ``‖X_{H,ℓ} − X_{H,ℓ−1}‖ / ‖X_{H,ℓ}‖`` (``X_{H,0}`` the first
+    layer's input); NaN where the run blew up.
     """
     from ..dynamics.simulate import simulate
 
     run = simulate(spec, horizon, record=("last", 2))
     if run.diverged_at is not None or run.loops_run < horizon:
-        return math.nan, math.nan, math.nan
+        return math.nan, math.nan, math.nan, math.nan
     layers = [j + 1 for j, name in enumerate(run.stage_names) if name.startswith("layer")]
     now = run.stage_states[-1, layers].reshape(len(layers), -1)
     before = run.stage_states[-2, layers].reshape(len(layers), -1)
@@ -129,18 +136,21 @@ def horizon_measures(spec, horizon=HORIZON):
         successive = np.sum(now * before, axis=1) / (norms_now * norms_before)
         to_first = now[1:] @ now[0] / (norms_now[1:] * norms_now[0])
         distance = np.linalg.norm(now - before, axis=1) / norms_now
+        inputs = run.stage_states[-1, [j - 1 for j in layers]].reshape(len(layers), -1)
+        update = np.linalg.norm(now - inputs, axis=1) / norms_now
     min_cos = float(to_first.min()) if to_first.size else 1.0
-    return float(successive.min()), min_cos, float(distance.max())
+    return float(successive.min()), min_cos, float(distance.max()), float(update.max())
 
 
 # ----------------------------------------------------------------------------------------- running
 def _cosine_grid(context, layers, seed, grid):
-    """The study's measures over the grid, shape (3, cells, gains, scales), one stored chunk per row."""
+    """:func:`horizon_measures` over the grid, shape (4, cells, gains, scales), one stored chunk per row."""
     gains, scales = grid["weight_gain"], grid["residual_scale"]
     base = block(layers, seed)
     manifest = {
         "claim": NAME,
         "criterion": f"cosine at {HORIZON} loops",
+        "measures": ["successive_cos", "min_cos", "successive_distance", "layer_update"],
         "system": base.to_dict(),
         "cells": [list(c) for c in CELLS],
         "weight_gain": gains.tolist(),
@@ -157,7 +167,7 @@ def _cosine_grid(context, layers, seed, grid):
         }
 
     rows = stored(context, f"{NAME}/cosine-k{layers}-seed{seed}", manifest, len(CELLS) * len(gains), row)
-    return np.stack([r["measures"] for r in rows], axis=1).reshape(3, len(CELLS), len(gains), len(scales))
+    return np.stack([r["measures"] for r in rows], axis=1).reshape(4, len(CELLS), len(gains), len(scales))
 
 
 def _converged_grid(context, layers, seed, grid, gains=None, scales=None):
@@ -204,9 +214,9 @@ def measure(context):
     ks, seeds = grid["layers"], grid["seeds"]
     shape = (len(ks), len(seeds), len(CELLS), len(grid["weight_gain"]), len(grid["residual_scale"]))
     regimes = np.empty(shape, dtype=np.int8)
-    rates, cos_measures = np.empty(shape), np.empty((3,) + shape)
+    rates, cos_measures = np.empty(shape), np.empty((4,) + shape)
     common_regimes = np.empty(shape[:3], dtype=np.int8)
-    common_measures = np.empty((3,) + shape[:3])
+    common_measures = np.empty((4,) + shape[:3])
     gain = common_gain()
     for a, layers in enumerate(ks):
         for b, seed in enumerate(seeds):
@@ -230,6 +240,7 @@ def measure(context):
         "successive_cos": cos_measures[0],
         "min_cos": cos_measures[1],
         "successive_distance": cos_measures[2],
+        "layer_update": cos_measures[3],
         "common_regimes": common_regimes,
         "common_successive_cos": common_measures[0],
         "common_min_cos": common_measures[1],
@@ -272,12 +283,14 @@ def evaluate(measures, figures=(), seconds=0.0, quick=False):
             )
             common_ok = sum(o in PAPER[cell][1] for o in common_converged)
             common_cos_ok = sum(o in PAPER[cell][1] for o in common_cosine)
-            disagree = float((converged[a, :, c] != cosine[a, :, c]).mean())
+            disagree = float((agrees(converged[a, :, c], cell) != agrees(cosine[a, :, c], cell)).mean())
+            undetermined = float((converged[a, :, c] == "undetermined").mean())
             held.append(share_converged)
             rows.append(
                 f"| {PLACEMENT_NAMES[cell[0]]} | {'with' if cell[1] != 'none' else 'without'} | {layers} "
                 f"| {verdict_words} | {100 * share_cosine:.0f} % | {100 * share_converged:.0f} % "
-                f"| {100 * disagree:.0f} % | {common_regime}: {common_ok}/{len(common_converged)} "
+                f"| {100 * undetermined:.0f} % | {100 * disagree:.0f} % "
+                f"| {common_regime}: {common_ok}/{len(common_converged)} "
                 f"(cosine {common_cos_ok}/{len(common_cosine)}) |"
             )
             if share_converged >= 0.5:
@@ -289,9 +302,10 @@ def evaluate(measures, figures=(), seconds=0.0, quick=False):
     verdict = decide(share)
     table = "\n".join(
         [
-            "| norm placement | injection | k | the paper's verdict | holds at the study's horizon, by cosine "
-            "| holds, converged | the criteria disagree | at the common initialisation (converged; seeds) |",
-            "|---|---|---|---|---|---|---|---|",
+            "| norm placement | injection | k | the paper's verdict "
+            "| holds at the study's horizon, by cosine | holds, converged | undetermined in the budget "
+            "| the two verdicts differ | at the common initialisation (converged; seeds) |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         + rows
     )
@@ -314,12 +328,13 @@ def evaluate(measures, figures=(), seconds=0.0, quick=False):
     )
     criteria = [
         f"At the study's horizon ({HORIZON} loops, by cosine): converged when every layer's "
-        f"cos(X_{HORIZON}, X_{HORIZON - 1}) ≥ 1 − 10⁻⁴; degenerate when min_(j≠1) cos(X*_1, X*_j) ≥ {COS_DEGENERATE} "
+        f"cos(X_{HORIZON}, X_{HORIZON - 1}) ≥ 1 − 10⁻⁴; degenerate when "
+        f"min_(j≠1) cos(X*_1, X*_j) ≥ {COS_DEGENERATE} "
         "with the last loop's layer states as X*; 'no stable fixed point' otherwise.",
         f"Converged (dynloop): `sweep` with a budget of {grid['loops']} loops and Lyapunov exponents; "
         "cyclic = a stable cyclic fixed point (non-degenerate), vanishing = degenerate, every other "
-        "regime (drifting, periodic, quasi-periodic, chaotic, divergent, undetermined) = no stable "
-        "fixed point.",
+        "regime (drifting, periodic, quasi-periodic, chaotic, divergent) = no stable "
+        "fixed point; undetermined (nothing established in the budget) agrees with no verdict.",
         "A cell's share is the fraction of its grid points and seeds where the paper's verdict holds by "
         "the converged criterion; the claim's share is the mean over cells and block sizes.",
     ]
@@ -348,7 +363,160 @@ def run(context):
     """Measure the atlas (resuming from its stores), draw its figures and judge the claim."""
     start = time.perf_counter()
     measures = measure(context)
-    from . import _figures
+    drawn = draw_figures(measures, context.outdir)
+    return evaluate(measures, drawn, time.perf_counter() - start, context.quick)
 
-    figures = _figures.atlas_figures(measures, context.outdir, NAME)
-    return evaluate(measures, figures, time.perf_counter() - start, context.quick)
+
+# ----------------------------------------------------------------------------------------- figures
+def draw_figures(measures, outdir, name=NAME):
+    """Draw claim 1's figures for every block size; returns their paths relative to ``outdir``."""
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import LogNorm, ListedColormap, BoundaryNorm
+    from matplotlib.patches import Patch
+    from matplotlib.lines import Line2D
+
+    from ..plotting import _regime_handles, _regime_style
+    from ._figures import _AGREEMENT, _common_marker, _edges, _overlay, _panels
+
+    grid = measures["grid"]
+    gains, scales = grid["weight_gain"], grid["residual_scale"]
+    x_edges, y_edges = _edges(gains, log=True), _edges(scales, log=False)
+    converged, cosine = outcomes(measures)
+    folder = Path(outdir) / name
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    holds_patch = Patch(
+        facecolor="none",
+        edgecolor="0.15",
+        hatch="///",
+        label="the paper's verdict holds\n(converged, most seeds)",
+    )
+    star = Line2D(
+        [],
+        [],
+        marker="*",
+        markersize=11,
+        color="white",
+        markeredgecolor="black",
+        linestyle="none",
+        label="common initialisation\n(std 0.02, residual 1)",
+    )
+    cmap, norm = _regime_style()
+    for a, layers in enumerate(grid["layers"]):
+        holds = {cell: agrees(converged[a, :, c], cell).mean(axis=0) >= 0.5 for c, cell in enumerate(CELLS)}
+        seeds = len(grid["seeds"])
+        kinds = [
+            (
+                "regimes",
+                f"k = {layers}: regime (seed {grid['seeds'][0]}), dynloop's converged classification",
+            ),
+            (
+                "convergence_rate",
+                f"k = {layers}: convergence rate per loop (seed {grid['seeds'][0]}; blank: no fixed point)",
+            ),
+            (
+                "degeneracy",
+                f"k = {layers}: degeneracy 1 − min cos(X*_1, X*_j) at 128 loops (seed "
+                f"{grid['seeds'][0]}; small: one shared point)",
+            ),
+            (
+                "criteria",
+                f"k = {layers}: where the paper's verdict holds, by criterion (majority of {seeds} "
+                f"seed{'s' if seeds > 1 else ''})",
+            ),
+        ]
+        for kind, title in kinds:
+            fig, where = _panels(CELLS, PLACEMENT_NAMES, title)
+            mesh = None
+            for c, cell in enumerate(CELLS):
+                ax = where[cell]
+                if kind == "regimes":
+                    mesh = ax.pcolormesh(
+                        x_edges,
+                        y_edges,
+                        measures["regimes"][a, 0, c].T,
+                        cmap=cmap,
+                        norm=norm,
+                        shading="flat",
+                        rasterized=True,
+                    )
+                elif kind == "convergence_rate":
+                    values = np.ma.masked_invalid(measures["convergence_rate"][a, 0, c].T)
+                    mesh = ax.pcolormesh(
+                        x_edges,
+                        y_edges,
+                        values,
+                        cmap="viridis",
+                        vmin=0.0,
+                        vmax=1.0,
+                        shading="flat",
+                        rasterized=True,
+                    )
+                elif kind == "degeneracy":
+                    values = np.clip(1.0 - measures["min_cos"][a, 0, c].T, 1e-12, 2.0)
+                    mesh = ax.pcolormesh(
+                        x_edges,
+                        y_edges,
+                        np.ma.masked_invalid(values),
+                        cmap="magma",
+                        norm=LogNorm(1e-12, 2.0),
+                        shading="flat",
+                        rasterized=True,
+                    )
+                else:
+                    by_cosine = agrees(cosine[a, :, c], cell).mean(axis=0) >= 0.5
+                    by_converged = holds[cell]
+                    category = np.select([by_cosine & by_converged, by_cosine, by_converged], [0, 1, 2], 3)
+                    colours = ListedColormap([colour for _, colour in _AGREEMENT])
+                    mesh = ax.pcolormesh(
+                        x_edges,
+                        y_edges,
+                        category.T,
+                        cmap=colours,
+                        norm=BoundaryNorm(np.arange(5) - 0.5, 4),
+                        shading="flat",
+                        rasterized=True,
+                    )
+                if kind != "criteria":
+                    _overlay(ax, x_edges, y_edges, holds[cell])
+                _common_marker(ax, common_gain())
+                ax.set_xscale("log")
+                ax.set_xlim(x_edges[0], x_edges[-1])
+                ax.set_ylim(y_edges[0], y_edges[-1])
+                ax.text(
+                    0.02,
+                    0.02,
+                    "paper: " + PAPER[cell][0],
+                    transform=ax.transAxes,
+                    fontsize="x-small",
+                    va="bottom",
+                    bbox=dict(facecolor="white", alpha=0.8, lw=0),
+                )
+            axes = list(where.values())
+            if kind in ("regimes", "criteria"):
+                if kind == "regimes":
+                    handles, title = _regime_handles(measures["regimes"][a, 0]) + [holds_patch], "regime"
+                else:
+                    handles = [Patch(color=colour, label=label) for label, colour in _AGREEMENT]
+                    title = "the paper's verdict holds by"
+                fig.legend(handles=handles + [star], loc="outside right center", title=title, frameon=False,
+                           fontsize="small")
+            else:
+                label = (
+                    "convergence rate (distance shrinks by this factor per loop)"
+                    if kind == "convergence_rate"
+                    else "1 − min_(j≠1) cos(X*_1, X*_j)"
+                )
+                fig.colorbar(mesh, ax=axes, label=label, shrink=0.9)
+                fig.legend(
+                    handles=[holds_patch, star],
+                    loc="outside lower center",
+                    ncols=2,
+                    frameon=False,
+                    fontsize="small",
+                )
+            path = folder / f"k{layers}_{kind}.png"
+            fig.savefig(path, dpi=110)
+            plt.close(fig)
+            written.append(str(path.relative_to(outdir)))
+    return written

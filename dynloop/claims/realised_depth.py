@@ -10,7 +10,7 @@ import time
 import numpy as np
 
 from ..dynamics.regimes import Regime
-from ._common import save_figure, stored
+from ._common import label_colours, save_figure, stored, unique_legend
 from ._report import ClaimResult, decide
 from .norm_injection import PLACEMENT_NAMES, block
 
@@ -123,6 +123,7 @@ def figure(items, records, outdir):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 4.2), layout="constrained")
+    colours = label_colours(f"{PLACEMENT_NAMES[item[0]]}, {item[1]}" for item in items)
     for item, r in zip(items, records):
         d = np.asarray(r["distances"])
         if np.isfinite(d).all():
@@ -134,14 +135,13 @@ def figure(items, records, outdir):
                 lw=0.8,
                 alpha=0.7,
                 label=f"{PLACEMENT_NAMES[item[0]]}, {item[1]}",
+                color=colours[f"{PLACEMENT_NAMES[item[0]]}, {item[1]}"],
             )
     ax.axhline(COINCIDE, color="black", ls="--", lw=1, label=f"coincide below {COINCIDE:g}")
     ax.set_xlabel(f"layer j (distance from Y_j to Y_(j+1), Y_({LAYERS}) to Y_1 last)")
     ax.set_ylabel("‖Y_(j+1) − Y_j‖ / ‖X*‖")
     ax.set_title(f"Consecutive stage points of converged k = {LAYERS} blocks")
-    handles, labels = ax.get_legend_handles_labels()
-    unique = dict(zip(labels, handles))
-    ax.legend(unique.values(), unique.keys(), fontsize="small", loc="lower right")
+    unique_legend(ax, fontsize="small", loc="lower right")
     return save_figure(fig, outdir, NAME, "consecutive_distances")
 
 

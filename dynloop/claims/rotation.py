@@ -11,7 +11,7 @@ import time
 import numpy as np
 
 from ..dynamics.regimes import Regime
-from ._common import save_figure, stored
+from ._common import label_colours, save_figure, stored, unique_legend
 from ._report import ClaimResult, decide
 from .norm_injection import PLACEMENT_NAMES, block
 
@@ -133,6 +133,7 @@ def figure(items, records, outdir):
 
     fig, ax = plt.subplots(figsize=(8, 4.2), layout="constrained")
     shown = False
+    colours = label_colours(f"{PLACEMENT_NAMES[item[0]]}, {item[1]}" for item in items)
     for item, r in zip(items, records):
         residuals = np.asarray(r["residuals"])
         if not np.isfinite(residuals).all():
@@ -146,6 +147,7 @@ def figure(items, records, outdir):
             lw=0.8,
             alpha=0.7,
             label=label,
+            color=colours[label],
         )
         shown = True
     ax.axhline(TOLERANCE, color="black", ls="--", lw=1, label=f"tolerance {TOLERANCE:g}")
@@ -155,9 +157,7 @@ def figure(items, records, outdir):
         "Every rotated stack has its stage point as a fixed point"
         + ("" if shown else " (no block converged)")
     )
-    handles, labels = ax.get_legend_handles_labels()
-    unique = dict(zip(labels, handles))
-    ax.legend(unique.values(), unique.keys(), fontsize="small", loc="upper right")
+    unique_legend(ax, fontsize="small", loc="upper right")
     return save_figure(fig, outdir, NAME, "residuals")
 
 

@@ -10,7 +10,7 @@ import time
 import numpy as np
 
 from ..dynamics.regimes import Regime
-from ._common import attention_settings, save_figure, stored
+from ._common import attention_settings, save_figure, stored, unique_legend
 from ._report import ClaimResult, decide
 from .norm_injection import PLACEMENT_NAMES, block
 
@@ -144,9 +144,7 @@ def figure(items, records, outdir):
     ax.set_xlabel("loop / loops needed to converge (runs without a fixed point: / 32)")
     ax.set_ylabel("largest change of a stage metric to its last value")
     ax.set_title("ColSum concentration, mixing and sink rate after convergence (values below 1e-18 at 1e-18)")
-    handles, labels = ax.get_legend_handles_labels()
-    unique = dict(zip(labels, handles))
-    ax.legend(unique.values(), unique.keys(), fontsize="small", loc="upper right")
+    unique_legend(ax, fontsize="small", loc="upper right")
     return save_figure(fig, outdir, NAME, "metric_changes")
 
 

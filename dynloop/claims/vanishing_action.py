@@ -12,26 +12,29 @@ import numpy as np
 from ..dynamics.regimes import Regime
 from ._common import save_figure
 from ._report import ClaimResult, decide
-from .norm_injection import CELLS, PLACEMENT_NAMES, diagrams
+from . import norm_injection
+from .norm_injection import CELLS, PLACEMENT_NAMES
 
 NAME = "vanishing_action"
 TITLE = "4. Degeneracy means a vanishing block action"
 DEGENERATE = 1e-6  # 1 − min cos at most this: degenerate
-VANISHING = 1e-3  # the largest layer update ‖Y_(j+1) − Y_j‖ / scale at most this: the action vanishes
+VANISHING = 1e-3  # the largest layer update ‖X_ℓ − X_(ℓ−1)‖ / ‖X_ℓ‖ at most this: the action vanishes
 
 
 def measure(context):
-    """``(cell index, k, 1 − min cos, largest update)`` of every converged atlas point."""
-    grid, found = diagrams(context)
-    rows = []
-    for (layers, seed), diagram in found.items():
-        for c, (norm, injection) in enumerate(CELLS):
-            part = diagram.select(norm=norm, injection=injection)
-            converged = np.isin(part.regimes, [Regime.CYCLIC.code, Regime.VANISHING.code])
-            one_minus = 1.0 - part.diagnostics["min_cos"][converged]
-            update = part.diagnostics["max_step_relative"][converged]
-            rows += [(c, layers, float(a), float(b)) for a, b in zip(one_minus, update)]
-    return grid, np.array(rows, dtype=float).reshape(-1, 4)
+    """``(cell index, k, 1 − min cos, largest layer update)`` at every converged atlas point.
+
+    Converged by dynloop's classification (cyclic or vanishing); the two measures are those of the
+    atlas' 128-loop runs (:func:`~dynloop.claims.norm_injection.horizon_measures`), all loaded
+    from claim 1's stores when it has run.
+    """
+    measures = norm_injection.measure(context)
+    grid = measures["grid"]
+    converged = np.isin(measures["regimes"], [Regime.CYCLIC.code, Regime.VANISHING.code])
+    index = np.nonzero(converged)  # (k, seed, cell, gain, scale)
+    rows = np.column_stack([index[2], np.asarray(grid["layers"])[index[0]], 1.0 - measures["min_cos"][index],
+                            measures["layer_update"][index]])
+    return grid, rows.astype(float).reshape(-1, 4)
 
 
 def evaluate(rows, figures=(), seconds=0.0, quick=False):
@@ -98,16 +101,17 @@ _CLAIM = (
     "update ‖f_j‖/‖X*‖ → 0: degeneracy is a vanishing block action, in both directions."
 )
 _SETUP = (
-    "Every converged point (cyclic or vanishing) of the norm × injection atlas (claim 1's sweeps, all cells, "
-    "block sizes and seeds), with the sweep's refined stage points."
+    "Every point of the norm × injection atlas (all cells, block sizes and seeds) that dynloop's sweep "
+    "classifies as converged (cyclic or vanishing), measured on the atlas' 128-loop runs, the last loop's "
+    "layer states X_ℓ standing in for the fixed points."
 )
 
 
 def _criteria():
     return [
         f"Degenerate: 1 − min_(j≠1) cos(X*_1, X*_j) ≤ {DEGENERATE:g}.",
-        f"Vanishing action: the largest distance between consecutive stage points, over the state's scale, "
-        f"≤ {VANISHING:g} (the sweep's max_step_relative).",
+        f"Vanishing action: every layer's update ‖X_ℓ − X_(ℓ−1)‖/‖X_ℓ‖ ≤ {VANISHING:g} (X_0 the first "
+        "layer's input, after the injection).",
         "Holds at a point when both or neither apply.",
     ]
 
@@ -129,13 +133,13 @@ def figure(rows, outdir):
             )
     ax.axvline(VANISHING, color="black", ls="--", lw=1, label=f"vanishing action below {VANISHING:g}")
     ax.axhline(DEGENERATE, color="0.4", ls=":", lw=1, label=f"degenerate below {DEGENERATE:g}")
-    ax.set_xlabel("largest layer update ‖Y_(j+1) − Y_j‖ / scale")
+    ax.set_xlabel("largest layer update ‖X_ℓ − X_(ℓ−1)‖ / ‖X_ℓ‖")
     ax.set_ylabel("1 − min_(j≠1) cos(X*_1, X*_j)  (values below 1e-18 drawn at 1e-18)")
     ax.set_title(
         "Degeneracy against the block's action, converged atlas points\n"
         "(the claim: points lie bottom-left or top-right)"
     )
-    ax.legend(fontsize="small", loc="lower right")
+    ax.legend(fontsize="small", loc="upper left")
     return save_figure(fig, outdir, NAME, "degeneracy_vs_action")
 
 

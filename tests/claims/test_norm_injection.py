@@ -47,8 +47,10 @@ def _synthetic(outcome_of_cell):
 def test_outcome_classes_follow_the_stated_criteria():
     assert atlas.converged_outcome(Regime.CYCLIC.code) == "cyclic"
     assert atlas.converged_outcome(Regime.VANISHING.code) == "degenerate"
-    for regime in ("drifting", "periodic", "quasiperiodic", "chaotic", "divergent", "undetermined"):
+    for regime in ("drifting", "periodic", "quasiperiodic", "chaotic", "divergent"):
         assert atlas.converged_outcome(Regime(regime).code) == "none", regime
+    assert atlas.converged_outcome(Regime.UNDETERMINED.code) == "undetermined"  # agrees with no verdict
+    assert not atlas.agrees(np.array(["undetermined"], dtype=object), ("sandwich", "none")).any()
     assert atlas.cosine_outcome(1.0 - 1e-5, 0.2) == "cyclic"
     assert atlas.cosine_outcome(1.0 - 1e-5, 0.995) == "degenerate"
     assert atlas.cosine_outcome(1.0 - 1e-3, 0.995) == "none"  # not converged by cosine
@@ -103,7 +105,7 @@ def test_horizon_measures_match_plain_numpy_on_a_simulated_run():
     spec = atlas.block(2, 0).replace(
         width=8, tokens=3, heads=2, hidden=16, residual_scale=0.7, weight_gain=0.5
     )
-    successive, min_cos, distance = atlas.horizon_measures(spec, horizon=20)
+    successive, min_cos, distance, update = atlas.horizon_measures(spec, horizon=20)
     run = dynloop.simulate(spec, 20)
     last, before = (
         run.stage_states[-1, 2:4].reshape(2, -1),
@@ -117,6 +119,10 @@ def test_horizon_measures_match_plain_numpy_on_a_simulated_run():
     assert min_cos == pytest.approx(cos(last[0], last[1]), rel=1e-12)
     assert distance == pytest.approx(
         max(np.linalg.norm(last - before, axis=1) / np.linalg.norm(last, axis=1)), rel=1e-12
+    )
+    inputs = run.stage_states[-1, 1:3].reshape(2, -1)  # after the injection, after layer 0
+    assert update == pytest.approx(
+        max(np.linalg.norm(last - inputs, axis=1) / np.linalg.norm(last, axis=1)), rel=1e-12
     )
 
 
