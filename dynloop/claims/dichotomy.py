@@ -66,7 +66,7 @@ def evaluate(grid, codes, figures=(), seconds=0.0, quick=False):
             )
             if sum(fractions[2:]) > 0:
                 places.append(
-                    f"{PLACEMENT_NAMES[norm]} {injection} at k = {layers} ({100 * sum(fractions[2:]):.0f} %)"
+                    f"{PLACEMENT_NAMES[norm]} {injection} at k = {layers} ({100 * sum(fractions[2:]):.1f} %)"
                 )
     where = (
         (
