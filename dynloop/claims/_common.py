@@ -63,8 +63,10 @@ def label_colours(labels):
     """One colour per distinct label, in order of first appearance (lines of one cell share it)."""
     import matplotlib.pyplot as plt
 
-    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     distinct = list(dict.fromkeys(labels))
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    if len(distinct) > len(cycle):
+        cycle = [plt.get_cmap("tab20")(i) for i in range(20)]
     return {label: cycle[i % len(cycle)] for i, label in enumerate(distinct)}
 
 

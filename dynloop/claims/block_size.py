@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 
-from ._common import save_figure, stored
+from ._common import label_colours, save_figure, stored
 from ._report import ClaimResult, decide
 from .norm_injection import PLACEMENT_NAMES, block, converged_outcome
 
@@ -109,19 +109,20 @@ def figure(items, ks, records, outdir):
 
     fig, axes = plt.subplots(1, 3, figsize=(14, 4.2), layout="constrained")
     titles = ("convergence rate per loop", "transient (loops until settled)", "1 − min_(j≠1) cos(X*_1, X*_j)")
+    colours = label_colours(f"{PLACEMENT_NAMES[n]}, {i}, gain {g:g}" for n, i, g, _, _ in items)
     for (norm, injection, gain, _, seed), r in zip(items, records):
         data = np.asarray(r["rows"])
         label = f"{PLACEMENT_NAMES[norm]}, {injection}, gain {gain:g}"
-        axes[0].plot(ks, data[:, 1], marker="o", markersize=3, lw=0.8, label=label)
-        axes[1].plot(ks, data[:, 2], marker="o", markersize=3, lw=0.8, label=label)
+        axes[0].plot(ks, data[:, 1], marker="o", markersize=3, lw=0.8, label=label, color=colours[label])
+        axes[1].plot(ks, data[:, 2], marker="o", markersize=3, lw=0.8, label=label, color=colours[label])
         degeneracy = np.where(np.asarray(ks) > 1, np.maximum(1.0 - data[:, 3], 1e-18), np.nan)  # k = 1: none
-        axes[2].semilogy(ks, degeneracy, marker="o", markersize=3, lw=0.8, label=label)
+        axes[2].semilogy(ks, degeneracy, marker="o", markersize=3, lw=0.8, label=label, color=colours[label])
     for ax, title in zip(axes, titles):
         ax.set_xlabel("block size k (layers)")
         ax.set_ylabel(title)
         ax.set_title(title[0].upper() + title[1:] + " against k", fontsize="medium")
     axes[1].set_yscale("log")
-    axes[2].set_ylabel("1 − min_(j≠1) cos(X*_1, X*_j) (k ≥ 2; below 1e-18 at 1e-18)")
+    axes[2].set_ylabel("1 − min_(j≠1) cos(X*_1, X*_j), k ≥ 2")
     handles, labels = axes[0].get_legend_handles_labels()
     unique = dict(zip(labels, handles))
     fig.legend(
@@ -130,7 +131,7 @@ def figure(items, ks, records, outdir):
         loc="outside right center",
         fontsize="small",
         frameon=False,
-        title="family (missing points: no fixed point)",
+        title="family, all seeds\n(missing points: no fixed point)",
     )
     return save_figure(fig, outdir, NAME, "against_k")
 
