@@ -27,6 +27,17 @@ def stored(context, name, manifest, count, compute):
     return results
 
 
+def stored_settings(context, name, items, one, system, key="settings", **extra):
+    """:func:`stored` over a claim's settings: ``one(i)`` for every tuple ``items[i]``.
+
+    The manifest names the claim (``name``'s first part), the settings under ``key``, the block
+    ``system`` they vary, and ``extra`` (horizons, block sizes).
+    """
+    manifest = {"claim": name.split("/")[0], key: [list(item) for item in items], "system": system.to_dict(),
+                **extra}
+    return stored(context, name, manifest, len(items), one)
+
+
 def save_figure(fig, outdir, name, stem):
     """Save ``fig`` as ``OUTDIR/NAME/STEM.png``, close it, and return the path relative to ``outdir``."""
     import matplotlib.pyplot as plt
@@ -37,14 +48,6 @@ def save_figure(fig, outdir, name, stem):
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return str(path.relative_to(outdir))
-
-
-def analysed_run(spec, loops):
-    """``dynloop.analyze`` of ``loops`` loops of ``spec`` with attention recorded."""
-    from ..analysis import analyze
-    from ..dynamics.simulate import simulate
-
-    return analyze(simulate(spec, loops, record_attention=True))
 
 
 def attention_settings(quick):

@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from ._common import analysed_run, attention_settings, label_colours, save_figure, stored, unique_legend
+from ._common import attention_settings, label_colours, save_figure, stored_settings, unique_legend
 from ._report import ClaimResult, decide
 from .norm_injection import PLACEMENT_NAMES, block
 
@@ -23,15 +23,16 @@ def loops(quick):
 
 
 def measure(context):
+    from ..analysis import analyze
+    from ..dynamics.simulate import simulate
+
     items = attention_settings(context.quick)
     horizon = loops(context.quick)
 
     def one(index):
         norm, injection, gain, scale, seed = items[index]
-        spec = block(LAYERS, seed).replace(
-            norm=norm, injection=injection, weight_gain=gain, residual_scale=scale
-        )
-        analysis = analysed_run(spec, horizon)
+        spec = block(LAYERS, seed, norm, injection, gain, scale)
+        analysis = analyze(simulate(spec, horizon, record_attention=True))
         check = analysis.bound_check
         inputs = np.asarray(analysis.recording.meta["attention_inputs"], dtype=np.float64)
         state_change = np.linalg.norm(np.diff(inputs, axis=0), axis=(-2, -1))  # (loops − 1, layers)
@@ -43,13 +44,7 @@ def measure(context):
             "input_change": state_change,
         }
 
-    manifest = {
-        "claim": NAME,
-        "settings": [list(item) for item in items],
-        "loops": horizon,
-        "system": block(LAYERS, 0).to_dict(),
-    }
-    return items, stored(context, f"{NAME}/runs", manifest, len(items), one)
+    return items, stored_settings(context, f"{NAME}/runs", items, one, system=block(LAYERS, 0), loops=horizon)
 
 
 def evaluate(items, records, figures=(), seconds=0.0, quick=False):

@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 
-from ._common import label_colours, save_figure, stored
+from ._common import label_colours, save_figure, stored_settings
 from ._report import ClaimResult, decide
 from .norm_injection import PLACEMENT_NAMES, block, converged_outcome
 
@@ -39,9 +39,7 @@ def measure(context):
         norm, injection, gain, scale, seed = items[index]
         rows = []
         for layers in ks:
-            spec = block(layers, seed).replace(
-                norm=norm, injection=injection, weight_gain=gain, residual_scale=scale
-            )
+            spec = block(layers, seed, norm, injection, gain, scale)
             result = classify(spec, lyapunov=False)
             min_cos = result.degeneracy.min_cos if result.degeneracy is not None else np.nan
             rows.append(
@@ -54,13 +52,9 @@ def measure(context):
             )
         return {"rows": np.array(rows, dtype=float)}
 
-    manifest = {
-        "claim": NAME,
-        "families": [list(item) for item in items],
-        "layers": list(ks),
-        "system": block(1, 0).to_dict(),
-    }
-    return items, ks, stored(context, f"{NAME}/families", manifest, len(items), one)
+    records = stored_settings(context, f"{NAME}/families", items, one, system=block(1, 0), key="families",
+                              layers=list(ks))
+    return items, ks, records
 
 
 def evaluate(items, ks, records, figures=(), seconds=0.0, quick=False):

@@ -10,7 +10,7 @@ import time
 import numpy as np
 
 from ..dynamics.regimes import Regime
-from ._common import attention_settings, save_figure, stored
+from ._common import attention_settings, save_figure, stored_settings
 from ._report import ClaimResult, decide
 from .norm_injection import PLACEMENT_NAMES, block
 
@@ -30,9 +30,7 @@ def measure(context):
 
     def one(index):
         norm, injection, gain, scale, seed = items[index]
-        spec = block(LAYERS, seed).replace(
-            norm=norm, injection=injection, weight_gain=gain, residual_scale=scale
-        )
+        spec = block(LAYERS, seed, norm, injection, gain, scale)
         result = classify(spec, lyapunov=False)
         settled = simulate(spec, max(int(result.transient_loops or 0), 8), record="none").final_state
         analysis = analyze(simulate(spec, LOOPS, x0=settled, record_attention=True))
@@ -42,13 +40,7 @@ def measure(context):
             "similarity": analysis.attention_similarity,
         }
 
-    manifest = {
-        "claim": NAME,
-        "settings": [list(item) for item in items],
-        "loops": LOOPS,
-        "system": block(LAYERS, 0).to_dict(),
-    }
-    return items, stored(context, f"{NAME}/runs", manifest, len(items), one)
+    return items, stored_settings(context, f"{NAME}/runs", items, one, system=block(LAYERS, 0), loops=LOOPS)
 
 
 def evaluate(items, records, figures=(), seconds=0.0, quick=False):

@@ -65,8 +65,8 @@ def grids(quick):
     }
 
 
-def block(layers, seed):
-    """The atlas' block at one block size and seed (norm, injection and the two axes vary on it)."""
+def block(layers, seed, norm="pre", injection="concat", weight_gain=1.0, residual_scale=1.0):
+    """The atlas' block: k = ``layers`` and ``seed``, at one setting of the claims' four knobs."""
     from ..systems.block import BlockSpec
 
     return BlockSpec(
@@ -78,7 +78,10 @@ def block(layers, seed):
         mixer="transformer",
         activation="gelu",
         norm_kind="rms",
-        injection="concat",
+        norm=norm,
+        injection=injection,
+        weight_gain=weight_gain,
+        residual_scale=residual_scale,
         state_init="normal",
         init_scale=1.0,
         seed=seed,
@@ -170,6 +173,16 @@ def _cosine_grid(context, layers, seed, grid):
     return np.stack([r["measures"] for r in rows], axis=1).reshape(4, len(CELLS), len(gains), len(scales))
 
 
+def _cosine_common(context, layers, seed):
+    """:func:`horizon_measures` of every cell at the common initialisation, shape (4, cells), stored."""
+    cells = [block(layers, seed, norm, injection, common_gain(), 1.0) for norm, injection in CELLS]
+    manifest = {"claim": NAME, "criterion": f"cosine at {HORIZON} loops",
+                "common": [spec.to_dict() for spec in cells]}
+    rows = stored(context, f"{NAME}/cosine-k{layers}-seed{seed}-common", manifest, 1,
+                  lambda _: {"measures": np.array([horizon_measures(spec) for spec in cells]).T})
+    return rows[0]["measures"]
+
+
 def _converged_grid(context, layers, seed, grid, gains=None, scales=None):
     """dynloop's phase diagram over norm × injection × weight_gain × residual_scale."""
     from ..sweep.engine import sweep
@@ -227,10 +240,7 @@ def measure(context):
                 regimes[a, b, c] = part.regimes
                 rates[a, b, c] = part.diagnostics["convergence_rate"]
                 common_regimes[a, b, c] = _cell_slice(common, cell).regimes.ravel()[0]
-                spec = block(layers, seed).replace(
-                    norm=cell[0], injection=cell[1], weight_gain=gain, residual_scale=1.0
-                )
-                common_measures[:, a, b, c] = horizon_measures(spec)
+            common_measures[:, a, b] = _cosine_common(context, layers, seed)
             cos_measures[:, a, b] = _cosine_grid(context, layers, seed, grid)
             context.tick()
     return {

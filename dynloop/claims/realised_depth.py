@@ -10,7 +10,7 @@ import time
 import numpy as np
 
 from ..dynamics.regimes import Regime
-from ._common import label_colours, save_figure, stored, unique_legend
+from ._common import label_colours, save_figure, stored_settings, unique_legend
 from ._report import ClaimResult, decide
 from .norm_injection import PLACEMENT_NAMES, block
 
@@ -43,21 +43,14 @@ def measure(context):
 
     def one(index):
         norm, injection, gain, scale, seed = items[index]
-        spec = block(LAYERS, seed).replace(
-            norm=norm, injection=injection, weight_gain=gain, residual_scale=scale
-        )
+        spec = block(LAYERS, seed, norm, injection, gain, scale)
         result = classify(spec, lyapunov=False)
         distances = np.full(LAYERS, np.nan)
         if result.regime in (Regime.CYCLIC, Regime.VANISHING) and result.period == 1:
             distances = consecutive_distances(spec, result.stage_fixed_points[-1])
         return {"regime": result.regime.code, "distances": distances}
 
-    manifest = {
-        "claim": NAME,
-        "settings": [list(item) for item in items],
-        "system": block(LAYERS, 0).to_dict(),
-    }
-    return items, stored(context, f"{NAME}/blocks", manifest, len(items), one)
+    return items, stored_settings(context, f"{NAME}/blocks", items, one, system=block(LAYERS, 0))
 
 
 def classify_pattern(distances):

@@ -11,7 +11,7 @@ import time
 import numpy as np
 
 from ..dynamics.regimes import Regime
-from ._common import label_colours, save_figure, stored, unique_legend
+from ._common import label_colours, save_figure, stored_settings, unique_legend
 from ._report import ClaimResult, decide
 from .norm_injection import PLACEMENT_NAMES, block
 
@@ -57,17 +57,14 @@ def measure(context):
 
     def one(index):
         norm, injection, gain, scale, layers, seed = items[index]
-        spec = block(layers, seed).replace(
-            norm=norm, injection=injection, weight_gain=gain, residual_scale=scale
-        )
+        spec = block(layers, seed, norm, injection, gain, scale)
         result = classify(spec, lyapunov=False)
         residuals = np.full(spec.n_stages, np.nan)
         if result.regime in CONVERGED and result.period == 1:
             residuals = rotation_residuals(spec, result.stage_fixed_points[-1])
         return {"regime": Regime(result.regime).code, "residuals": residuals}
 
-    manifest = {"claim": NAME, "settings": [list(item) for item in items], "system": block(4, 0).to_dict()}
-    return items, stored(context, f"{NAME}/blocks", manifest, len(items), one)
+    return items, stored_settings(context, f"{NAME}/blocks", items, one, system=block(4, 0))
 
 
 def evaluate(items, records, figures=(), seconds=0.0, quick=False):

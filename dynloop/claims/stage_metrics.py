@@ -10,7 +10,7 @@ import time
 import numpy as np
 
 from ..dynamics.regimes import Regime
-from ._common import attention_settings, save_figure, stored, unique_legend
+from ._common import attention_settings, save_figure, stored_settings, unique_legend
 from ._report import ClaimResult, decide
 from .norm_injection import PLACEMENT_NAMES, block
 
@@ -32,9 +32,7 @@ def measure(context):
 
     def one(index):
         norm, injection, gain, scale, seed = items[index]
-        spec = block(LAYERS, seed).replace(
-            norm=norm, injection=injection, weight_gain=gain, residual_scale=scale
-        )
+        spec = block(LAYERS, seed, norm, injection, gain, scale)
         result = classify(spec, lyapunov=False)
         converged = result.regime in (Regime.CYCLIC, Regime.VANISHING)
         settled = max(int(result.transient_loops or 0), 1) if converged else UNSETTLED_LOOPS // 8
@@ -47,12 +45,7 @@ def measure(context):
             changes.append(np.max(np.abs(series - series[-1]), axis=1))  # per loop, over layers and heads
         return {"regime": result.regime.code, "settled": settled, "changes": np.array(changes)}
 
-    manifest = {
-        "claim": NAME,
-        "settings": [list(item) for item in items],
-        "system": block(LAYERS, 0).to_dict(),
-    }
-    return items, stored(context, f"{NAME}/runs", manifest, len(items), one)
+    return items, stored_settings(context, f"{NAME}/runs", items, one, system=block(LAYERS, 0))
 
 
 def verdict_of(record):

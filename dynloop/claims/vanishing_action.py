@@ -39,26 +39,13 @@ def measure(context):
 
 def evaluate(rows, figures=(), seconds=0.0, quick=False):
     """Verdict from rows ``(cell, k, 1 − min cos, largest update)`` of converged points."""
-    if rows.size == 0:
-        return ClaimResult(
-            NAME,
-            TITLE,
-            _CLAIM,
-            _SETUP,
-            _criteria(),
-            "does not hold",
-            "no point of the atlas converged, so nothing was tested",
-            0.0,
-            figures=list(figures),
-            seconds=seconds,
-        )
     degenerate = rows[:, 2] <= DEGENERATE
     vanishing = rows[:, 3] <= VANISHING
     agree = degenerate == vanishing
-    share = float(agree.mean())
+    share = float(agree.mean()) if rows.size else 0.0
     forward = int((degenerate & ~vanishing).sum())  # degenerate by cosine, yet the layers still act
     backward = int((vanishing & ~degenerate).sum())
-    where = (
+    where = "no point of the atlas converged, so nothing was tested" if rows.size == 0 else (
         f"{int(agree.sum())} of {rows.shape[0]} converged atlas points agree ({int(degenerate.sum())} "
         f"degenerate, {int(vanishing.sum())} with a vanishing action); {forward} are degenerate by cosine "
         f"while some layer still moves the state, {backward} have a vanishing action without degeneracy"

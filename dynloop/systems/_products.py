@@ -22,8 +22,8 @@ _JIT = dict(cache=True, error_model="numpy")
 #: two input vectors and a broadcast weight). Measured on one core, ps per multiply-add at d = 64
 #: to 512 and 384-528 columns: an AMD EPYC Zen 5 with AVX-512, 8 by 2, float64 15-17, float32 8-9;
 #: an AMD EPYC Zen 4 running AVX2 only, float64 48-52 at d <= 128 for 6 by 2, against 65-79 for
-#: 8 rows by one vector (the earlier AVX2 tile), 51-59 for 4 by 2, 220-250 for 4 by 3 (LLVM splits a
-#: three-vector value badly) and 53-56 for the machine's BLAS; 8 by 2 spilled sums to the stack.
+#: 8 rows by one vector (the earlier AVX2 tile), 51-59 for 4 by 2, 217-252 for 4 by 3 (LLVM splits a
+#: three-vector value badly) and 51-59 for the machine's BLAS; 8 by 2 spilled sums to the stack.
 _TILE_ROWS = 8 if VECTOR_BYTES >= 64 else 6
 _WIDE = 2 if VECTOR_BYTES >= 32 else 1
 _NARROW = 1

@@ -160,7 +160,8 @@ def test_a_tiny_atlas_writes_its_report_and_resumes_from_its_stores(tiny_atlas, 
     document = json.loads((tmp_path / "claims.json").read_text())
     assert document["results"][0]["verdict"] == result.verdict
     stores = sorted(p.name for p in (tmp_path / "stores" / "quick" / "norm_injection").iterdir())
-    assert stores == ["converged-k2-seed0", "converged-k2-seed0-common", "cosine-k2-seed0"]
+    assert stores == ["converged-k2-seed0", "converged-k2-seed0-common", "cosine-k2-seed0",
+                      "cosine-k2-seed0-common"]
     # a second run reads every chunk back and reaches the same verdict with the same numbers
     again = claims.run(tmp_path, quick=True, only="norm_injection", progress=False)["norm_injection"]
     assert again.table == result.table and again.verdict == result.verdict
