@@ -6,6 +6,7 @@ Commands::
     dynloop classify CONFIG.toml [--figure FIG.png] [--out RESULT.json]
     dynloop sweep    CONFIG.toml -o OUTDIR [--loops N] [--field NAME] [--fresh] [--no-progress]
     dynloop orbit    CONFIG.toml [--loops N] [--out ORBIT.npz] [--figure ORBIT.png]
+    dynloop basins   CONFIG.toml -o OUTDIR [--loops N] [--fresh] [--no-progress]
     dynloop plot     FILE.npz [--field NAME] [-o FIG.png]
     dynloop analyze  FILE.npz|CONFIG.toml -o OUTDIR [--loops N] [--reference FILE.npz]
     dynloop theory   key=value ... [--structure S] [--format md|latex] [--param NAME=VALUE]
@@ -36,6 +37,11 @@ A configuration file is TOML with one system table and one table per command::
     values = { start = 2.5, stop = 4.0, num = 600 }   # or a list
     loops = 1000            # also: keep, coordinate (an index or "pca"), regimes
 
+    [basins]                # dynloop basins CONFIG.toml -o OUTDIR: which start reaches which attractor
+    loops = 1000            # also: tol, seed (of a block's directions), center (default: the start state)
+    [basins.axes]           # a map's coordinates (name or index); a block's: up to 3 direction names
+    x = { start = -2.0, stop = 2.0, num = 256 }
+
     [analyze]               # dynloop analyze CONFIG.toml -o OUTDIR: simulate with attention, analyse
     loops = 128             # also: tol, sink_threshold, token_tau, token_rho
 
@@ -59,12 +65,13 @@ from ._errors import caused_by_interrupt, check_choice, check_int, check_real, d
 from ._toml import load_toml
 from .components import ACTIVATIONS, MIXERS
 
-_TABLES = ("block", "map", "simulate", "classify", "sweep", "orbit", "analyze")
+_TABLES = ("block", "map", "simulate", "classify", "sweep", "orbit", "analyze", "basins")
 _MAP_KEYS = ("name", "params", "x0")
 _SIMULATE_KEYS = ("loops", "record", "stride", "dtype")
 _CLASSIFY_KEYS = ("transient", "window", "max_period", "lyapunov", "tol")
 _SWEEP_KEYS = ("axes", "loops", "transient", "chunk", "lyapunov", "early_exit", "dtype", "tol")
 _ORBIT_KEYS = ("parameter", "values", "loops", "keep", "coordinate", "regimes")
+_BASINS_KEYS = ("axes", "loops", "tol", "seed", "center")
 _ANALYZE_KEYS = ("loops", "tol", "sink_threshold", "token_tau", "token_rho")
 _DTYPE_NAMES = {"float64": np.float64, "float32": np.float32}
 #: The compiled sweep kernel of each kind of system (``dynloop.sweep._kernels``), whose cache files
@@ -113,13 +120,13 @@ def load_config(path):
     Traceback (most recent call last):
     ...
     ValueError: table [simualte] is not allowed: a configuration holds [block] or [map], and [simulate],
-    [classify], [sweep], [orbit] or [analyze]; did you mean 'simulate'?
+    [classify], [sweep], [orbit], [analyze] or [basins]; did you mean 'simulate'?
     """
     document = load_toml(path)
     for key in document:
         if key not in _TABLES:
             raise ValueError(f"table [{key}] is not allowed: a configuration holds [block] or [map], and "
-                             "[simulate], [classify], [sweep], [orbit] or [analyze]"
+                             "[simulate], [classify], [sweep], [orbit], [analyze] or [basins]"
                              + did_you_mean(key, _TABLES))
     return document
 
@@ -413,10 +420,71 @@ def _count_chunks(directory):
         return 0
 
 
+def _stored_run(chunks, fresh, what, compute):
+    """``compute()``, which stores its chunks in ``chunks``; a refused resume or Ctrl-C says what is kept."""
+    from .sweep.store import ResumeRefused
+
+    try:
+        return compute()
+    except ResumeRefused as refused:
+        raise ValueError(f"{chunks} {refused.reason}. To keep its {refused.chunks} finished chunk(s), "
+                         f"give this {what} another -o OUTDIR; to discard them and start over, "
+                         "add --fresh") from None
+    except BaseException as error:  # noqa: B036 - Ctrl-C may surface as another exception caused by it
+        if not caused_by_interrupt(error):
+            raise
+        kept = _count_chunks(chunks)
+        raise _Interrupted(f"{kept} finished chunk{'s' * (kept != 1)} kept in {chunks}; run the same command "
+                           + ("without --fresh " if fresh else "") + "again to resume") from error
+
+
+def _print_result(result, chunks, written):
+    """A stored run's summary, what it loaded from ``chunks`` and where it was ``written``."""
+    print(result.summary())
+    if result.meta.get("chunks_loaded"):
+        print(f"resumed: {result.meta['chunks_loaded']} of {result.meta['chunks']} chunks were loaded "
+              f"from {chunks} (computed by an earlier run)")
+    print(written)
+
+
+def _basins(args):
+    from .dynamics.basins import basins, state_grid
+
+    document = load_config(args.config)
+    system, x0, params = load_system(document)
+    options = _check_keys("basins", document.get("basins", {}), _BASINS_KEYS)
+    axes = options.pop("axes", None)
+    if not isinstance(axes, dict) or not axes:
+        raise invalid("basins.axes", axes, "expected a table of axes, e.g. x = {start = -2, stop = 2, "
+                      "num = 256} (a map's coordinates by name or index; for a block up to 3 names of "
+                      "directions)")
+    axes = {int(name) if name.isdigit() else name: _axis_values(f"basins.axes.{name}", values)
+            for name, values in axes.items()}
+    if args.loops is not None:
+        options["loops"] = args.loops
+    out = _output("-o", args.out, directory=True)
+    chunks = _output("-o", out / "chunks", directory=True)
+    result = _output("-o", out / "basins.npz", (".npz",))
+    figure = _output("-o", out / "basins.png", (".png",))
+    starts = state_grid(system, axes, center=options.pop("center", x0), seed=options.pop("seed", 0))
+    _announce_compiling(system, sweeps=True)
+    if args.fresh and chunks.is_dir():  # the store's own files only
+        from .sweep.store import _CHUNK, MANIFEST
+
+        for entry in chunks.iterdir():
+            if _CHUNK.fullmatch(entry.name) or entry.name == MANIFEST:
+                entry.unlink()
+    found = _stored_run(chunks, args.fresh, "basin map", lambda: basins(
+        system, starts, params=params, store=chunks, progress=not args.no_progress, **options))
+    found.save(_written(result))
+    found.plot(figure)
+    _print_result(found, chunks, f"basins written to {result} and {figure}")
+    return 0
+
+
 def _sweep(args):
     from .sweep import sweep
     from .sweep._kernels import DIAGNOSTICS
-    from .sweep.store import ResumeRefused
 
     document = load_config(args.config)
     system, x0, _ = load_system(document)
@@ -430,26 +498,11 @@ def _sweep(args):
     figure = _output("-o", out / ("phase.png" if field == "regime" else f"phase-{field}.png"), (".png",))
     axes = options.pop("axes")
     _announce_compiling(system, sweeps=True)
-    try:
-        diagram = sweep(system, axes, x0=x0, store=chunks, resume=not args.fresh,
-                        progress=not args.no_progress, **options)
-    except ResumeRefused as refused:
-        raise ValueError(f"{chunks} {refused.reason}. To keep its {refused.chunks} finished chunk(s), "
-                         "give this sweep another -o OUTDIR; to discard them and start over, "
-                         "add --fresh") from None
-    except BaseException as error:  # noqa: B036 - Ctrl-C may surface as another exception caused by it
-        if not caused_by_interrupt(error):
-            raise
-        kept = _count_chunks(chunks)
-        raise _Interrupted(f"{kept} finished chunk{'s' * (kept != 1)} kept in {chunks}; run the same command "
-                           + ("without --fresh " if args.fresh else "") + "again to resume") from error
+    diagram = _stored_run(chunks, args.fresh, "sweep", lambda: sweep(
+        system, axes, x0=x0, store=chunks, resume=not args.fresh, progress=not args.no_progress, **options))
     diagram.save(_written(result))
     diagram.plot(figure, field=field)
-    print(diagram.summary())
-    if diagram.meta.get("chunks_loaded"):
-        print(f"resumed: {diagram.meta['chunks_loaded']} of {diagram.meta['chunks']} chunks were loaded "
-              f"from {chunks} (computed by an earlier run)")
-    print(f"phase diagram written to {result} and {figure}")
+    _print_result(diagram, chunks, f"phase diagram written to {result} and {figure}")
     return 0
 
 
@@ -663,6 +716,17 @@ def _theory_help():
             "tools/build_theory.py theory.)")
 
 
+def _stored_arguments(parser, config_help, table, loops):
+    """The arguments of a command whose chunks are stored in OUTDIR/chunks (sweep, basins)."""
+    parser.add_argument("config", metavar="CONFIG.toml",
+                        help=config_help + f" and a [{table}] table with [{table}.axes]")
+    parser.add_argument("-o", "--out", metavar="OUTDIR", required=True, help="output directory")
+    parser.add_argument("--loops", type=int, help=f"{loops} (overrides [{table}] loops)")
+    parser.add_argument("--fresh", action="store_true",
+                        help="discard finished chunks in OUTDIR and start over")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
 def build_parser():
     """The argument parser of the ``dynloop`` command (one sub-parser per sub-command)."""
     from . import __version__
@@ -711,16 +775,10 @@ def build_parser():
         description="Sweep the [block] or [map] of CONFIG over the axes of its [sweep] table, classify "
                     "every grid point, and write OUTDIR/phase.npz and OUTDIR/phase.png. Finished chunks "
                     "are kept in OUTDIR/chunks: running the same command again resumes an interrupted sweep.")
-    sweep.add_argument("config", metavar="CONFIG.toml",
-                       help=config_help + " and a [sweep] table with [sweep.axes]")
-    sweep.add_argument("-o", "--out", metavar="OUTDIR", required=True, help="output directory")
-    sweep.add_argument("--loops", type=int, help="loops per point (overrides [sweep] loops)")
+    _stored_arguments(sweep, config_help, "sweep", "loops per point")
     sweep.add_argument("--field", default="regime",
                        help="what the figure shows: 'regime' (default, written to OUTDIR/phase.png) or a "
                             "diagnostic, e.g. convergence_rate (OUTDIR/phase-FIELD.png)")
-    sweep.add_argument("--fresh", action="store_true",
-                       help="discard finished chunks in OUTDIR and start over")
-    sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
     sweep.set_defaults(handler=_sweep)
 
     orbit = commands.add_parser(
@@ -735,6 +793,16 @@ def build_parser():
                        help="save the orbit diagram there (dynloop plot draws it)")
     orbit.add_argument("--figure", metavar="FILE.png", help="save the figure there")
     orbit.set_defaults(handler=_orbit)
+
+    basins_parser = commands.add_parser(
+        "basins", help="basins of attraction of the system of a TOML config over a grid of start states",
+        description="Iterate the [block] or [map] of CONFIG from every start state of the [basins] table's "
+                    "grid (dynloop.state_grid: a map's coordinates, or offsets along up to 3 directions "
+                    "through a block's state), identify the attractor each reaches (dynloop.basins), and "
+                    "write OUTDIR/basins.npz and OUTDIR/basins.png, one colour per attractor. Finished "
+                    "chunks are kept in OUTDIR/chunks: running the same command again resumes.")
+    _stored_arguments(basins_parser, config_help, "basins", "loops per start at most")
+    basins_parser.set_defaults(handler=_basins)
 
     schemes = commands.add_parser(
         "schemes",

@@ -832,3 +832,166 @@ def plot_analysis(analysis, kind, path=None):
         fig, axes = _figure(None, 1, width=6.5, height=5.0)
         (_plot_pca if kind == "pca" else _plot_attention_bound)(analysis, fig, axes)
     return _finish(fig, path)
+
+
+# ----------------------------------------------------------------------------- basins and cell maps
+_OUTCOME_GREYS = {-1: REGIME_COLOURS["divergent"], -2: REGIME_COLOURS["undetermined"]}
+
+
+def _outcome_colours(labels):
+    """A colour per outcome label: attractors from a qualitative palette, divergent and undetermined greys."""
+    import matplotlib.pyplot as plt
+
+    palette = [plt.get_cmap("tab10")(i) for i in (0, 1, 2, 4, 6, 8, 9, 3, 5)] + \
+        [plt.get_cmap("tab20b")(i) for i in range(20)]
+    return {int(v): _OUTCOME_GREYS[v] if v < 0 else palette[v % len(palette)] for v in np.unique(labels)}
+
+
+def _label_image(ax, labels, axes, colours):
+    """Draw a 1-D or 2-D grid of outcome labels (2-D: first axis across, second up)."""
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+
+    order = sorted(colours)
+    index = {v: i for i, v in enumerate(order)}
+    image = np.vectorize(index.get, otypes=[float])(labels)
+    cmap = ListedColormap([colours[v] for v in order])
+    norm = BoundaryNorm(np.arange(len(order) + 1) - 0.5, len(order))
+    names = list(axes)
+    values = [np.asarray(v, dtype=float) for v in axes.values()]
+
+    def edges(v):
+        if v.size == 1:
+            return np.array([v[0] - 0.5, v[0] + 0.5])
+        middle = (v[1:] + v[:-1]) / 2
+        return np.concatenate([[2 * v[0] - middle[0]], middle, [2 * v[-1] - middle[-1]]])
+
+    if labels.ndim == 1:
+        ax.pcolormesh(edges(values[0]), [0, 1], image[None, :], cmap=cmap, norm=norm)
+        ax.set_yticks([])
+        ax.set_xlabel(names[0])
+    else:
+        ax.pcolormesh(edges(values[0]), edges(values[1]), image.T, cmap=cmap, norm=norm)
+        ax.set_xlabel(names[0])
+        ax.set_ylabel(names[1])
+        ax.set_aspect("auto")
+
+
+def _outcome_legend(fig, ax, handles, own_figure, title):
+    """Below the figure when it is the plot's own, else beside the axes."""
+    if own_figure:
+        fig.legend(handles=handles, loc="outside lower center", ncols=1 if len(handles) > 3 else len(handles),
+                   frameon=False, fontsize=8, title=title)
+    else:
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False, fontsize=8,
+                  title=title)
+
+
+def _plane_coordinates(result, points):
+    """Attractor points (rows of states) in the drawn plane's coordinates, or None when not in it."""
+    flat = points.reshape(points.shape[0], -1)
+    if result.directions is None:  # a map: its own coordinates, when the axes name them
+        names = list(result.axes)
+        kind = result.meta.get("kind")
+        if kind != "map" or result.meta.get("coordinates") is None:
+            return None
+        coordinates = result.meta["coordinates"]
+        return flat[:, coordinates[:len(names)]]
+    directions = result.directions.reshape(result.directions.shape[0], -1)
+    center = result.center.reshape(-1)
+    gram = directions @ directions.T
+    return np.linalg.solve(gram, directions @ (flat - center).T).T
+
+
+def plot_basins(result, path=None, *, ax=None):
+    """Draw a :class:`~dynloop.dynamics.basins.BasinMap` (see :meth:`BasinMap.plot`)."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    own = ax is None
+    fig, axes = _figure(ax, 1, width=9.0, height=5.2 if result.labels.ndim > 1 else 2.6)
+    ax = axes[0]
+    labels, names = result.labels, dict(result.axes)
+    title_extra = ""
+    if labels.ndim == 3:
+        middle = labels.shape[2] // 2
+        last = list(names)[2]
+        title_extra = f", slice {last} = {_format(float(names[last][middle]))}"
+        labels = labels[:, :, middle]
+        names = dict(list(names.items())[:2])
+    colours = _outcome_colours(labels)
+    _label_image(ax, labels, names, colours)
+    outcome_names = result.outcome_names()
+    fractions = result.fractions
+    handles = [Patch(facecolor=colours[v], edgecolor="0.35", linewidth=0.5,
+                     label=f"{outcome_names[v]} ({100 * fractions[v]:.1f} %)")
+               for v in fractions if v in colours]
+    marked = set()
+    for index, attractor in enumerate(result.attractors):
+        if index not in colours or attractor.regime.value == "drifting":
+            continue
+        placed = _plane_coordinates(result, attractor.points)
+        if placed is None:
+            continue
+        across = placed[:, 0]
+        up = np.full(len(placed), 0.5) if labels.ndim == 1 else placed[:, 1]
+        if attractor.period is None:  # a run on a wandering attractor: its cloud
+            ax.plot(across, up, ".", color="white", ms=1.5, alpha=0.8)
+            marked.add("cloud")
+        else:
+            ax.plot(across, up, "o", mfc=colours[index], mec="black", ms=7)
+            marked.add("orbit")
+    projected = " (projected on the plane)" if result.directions is not None else ""
+    if "orbit" in marked:
+        handles.append(Line2D([], [], marker="o", ls="", mfc="white", mec="black",
+                              label="attractor's orbit points" + projected))
+    if "cloud" in marked:
+        handles.append(Line2D([], [], marker=".", ls="", color="0.5",
+                              label="a run on a chaotic or quasi-periodic attractor" + projected))
+    ax.set_title(f"Basins of attraction: {result.meta.get('system_name', '')}{title_extra}\n"
+                 f"basin entropy {result.basin_entropy:.3f}, boundary basin entropy "
+                 f"{result.boundary_basin_entropy:.3f} (boxes of {result.box} cells)", fontsize=10)
+    _outcome_legend(fig, ax, handles, own, "start states reach")
+    return _finish(fig, path)
+
+
+def plot_cell_map(result, path=None, *, ax=None):
+    """Draw a :class:`~dynloop.dynamics.cellmap.CellMap` (see :meth:`CellMap.plot`)."""
+    from matplotlib.patches import Patch
+
+    own = ax is None
+    fig, axes = _figure(ax, 1, width=9.0, height=5.2 if result.dim > 1 else 2.6)
+    ax = axes[0]
+    labels = result.labels
+    coordinates = [f"x{i}" for i in range(result.dim)]
+    names = {name: result.bounds[i, 0] + (np.arange(n) + 0.5) * result.widths[i]
+             for i, (name, n) in enumerate(zip(coordinates, result.cells))}
+    title_extra = ""
+    if labels.ndim == 3:
+        middle = labels.shape[2] // 2
+        title_extra = f", slice x2 = {_format(float(names['x2'][middle]))}"
+        labels = labels[:, :, middle]
+        names = dict(list(names.items())[:2])
+    colours = _outcome_colours(labels)
+    _label_image(ax, labels, names, colours)
+    fractions = result.fractions
+    handles = []
+    for label, share in fractions.items():
+        if label not in colours:
+            continue
+        if label < 0:
+            handles.append(Patch(facecolor=colours[label],
+                                 label=f"sink: leaves the box ({100 * share:.1f} %)"))
+            continue
+        group = result.periodic_groups[label]
+        handles.append(Patch(facecolor=colours[label], edgecolor="0.35", linewidth=0.5,
+                             label=f"C{label}: period-{len(group)} cell group ({100 * share:.1f} %)"))
+        centres = result.centers(group)
+        if result.dim == 1:
+            ax.plot(centres[:, 0], np.full(len(centres), 0.5), "s", mfc="white", mec="black", ms=5)
+        elif labels.ndim == 2:
+            ax.plot(centres[:, 0], centres[:, 1], "s", mfc="white", mec="black", ms=5)
+    ax.set_title(f"Simple cell map of {result.meta.get('system_name', '')}{title_extra}: "
+                 f"{' × '.join(map(str, result.cells))} cells\n(white squares: the attracting cell groups)",
+                 fontsize=10)
+    _outcome_legend(fig, ax, handles, own, "cells end in")
+    return _finish(fig, path)

@@ -129,3 +129,31 @@ def test_a_resumed_sweep_says_how_many_chunks_it_loaded(tmp_path, capsys):
     (out / "chunks" / "chunk-000001.npz").unlink()
     assert main(["sweep", config, "-o", str(out), "--no-progress"]) == 0
     assert "resumed: 1 of 2 chunks" in capsys.readouterr().out
+
+
+def test_basins_writes_the_map_and_its_figure_and_resumes(tmp_path, capsys):
+    config = write(tmp_path, "[map]\nname = 'logistic'\nparams = {r = 3.2}\n[basins]\nloops = 400\n"
+                             "[basins.axes]\nx = {start = -0.2, stop = 1.2, num = 1500}\n")
+    out = tmp_path / "out"
+    assert main(["basins", config, "-o", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    result = dynloop.BasinMap.load(out / "basins.npz")
+    # the logistic map at r = 3.2: the 2-cycle from (0, 1), escape to -infinity outside [0, 1]
+    x = result.axes["x"]
+    cycle = next(i for i, a in enumerate(result.attractors) if a.period == 2)
+    assert (result.labels[(x > 0) & (x < 1)] == cycle).all() and (result.labels[(x < 0) | (x > 1)] == -1).all()
+    assert "A0: periodic, period 2" in printed and (out / "basins.png").stat().st_size > 5000
+    assert main(["basins", config, "-o", str(out), "--no-progress"]) == 0
+    assert f"resumed: 2 of 2 chunks were loaded from {out / 'chunks'}" in capsys.readouterr().out
+    assert main(["basins", config, "-o", str(out), "--no-progress", "--fresh"]) == 0
+    assert "resumed:" not in capsys.readouterr().out
+
+
+def test_basins_refuses_a_config_without_axes_in_one_line(tmp_path, capsys):
+    config = write(tmp_path, "[map]\nname = 'henon'\n[basins]\nloops = 100\n")
+    assert main(["basins", config, "-o", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("dynloop basins: error: basins.axes=None") and error.count("\n") == 1
+    config = write(tmp_path, "[map]\nname = 'henon'\n[basins]\n[basins.axes]\nz = [0, 1]\n")
+    assert main(["basins", config, "-o", str(tmp_path / "out")]) == 2
+    assert "axes='z'" in capsys.readouterr().err

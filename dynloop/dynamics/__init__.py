@@ -1,4 +1,7 @@
-"""What is computed on a System: iteration, regimes, orbits and multipliers, Lyapunov spectra."""
+"""What is computed on a System: iteration, regimes, orbits and multipliers, Lyapunov spectra, basins."""
+
+from .basins import Attractor, BasinMap, basins, state_grid
+from .cellmap import CellMap, cell_map
 
 from .classify import Classification, classify
 from .lyapunov import LyapunovSpectrum, lyapunov_spectrum
@@ -8,4 +11,5 @@ from .regimes import Regime
 from .simulate import Trajectory, simulate
 
 __all__ = ["simulate", "Trajectory", "classify", "Classification", "Regime", "find_cycle", "Cycle",
-           "lyapunov_spectrum", "LyapunovSpectrum", "LoopRecording", "load_recording"]
+           "lyapunov_spectrum", "LyapunovSpectrum", "LoopRecording", "load_recording", "state_grid", "basins",
+           "BasinMap", "Attractor", "cell_map", "CellMap"]

@@ -275,34 +275,39 @@ def _column_squares(x, n_tokens, squares):
 
 @njit(**_JIT)
 def _block_group(cfg, arrays, unit_constant, values, x0, loops, window, max_period, tolerances, early_exit,
-                 lyapunov, n_stages, first_layer, n_layers, ring, windows, codes, diagnostics):
+                 lyapunov, n_stages, first_layer, n_layers, ring, windows, codes, diagnostics, finals):
     """Iterate a group of grid points together, one token row per column.
 
     The ``B`` points' ``T`` tokens are the ``B·T`` columns of one state (``_column_kernels``),
     so each norm, activation and product is a vectorised pass over the group, and attention
-    works on every point's tiles at once. ``ring`` (window × n ×
+    works on every point's tiles at once. ``x0`` holds one start state for every point, or a
+    single one that they share. ``ring`` (window × n ×
     at least B) keeps the last ``window`` states of every point, ``windows`` (batch × window × n, float64)
     receives a batch of them in loop order; both are the caller's, reused from group to group. With
     ``early_exit``, points whose regime is settled (and points that diverged) leave the group: its columns
     are compacted, so later loops cost only what the remaining points need. Points are concluded one by
-    one.
+    one; ``finals`` (points × n, or no columns) receives each point's last loop state.
     """
     n_points = values.shape[0]
-    n_tokens, d = x0.shape
+    n_tokens, d = x0.shape[1], x0.shape[2]
+    like = x0[0]  # the state's dtype
+    shared = x0.shape[0] == 1
     hidden = arrays.mlp_in.shape[1]
     active = np.arange(n_points)
     x = np.empty((d, n_points * n_tokens), dtype=x0.dtype)
-    for k in range(n_tokens):
-        for j in range(n_points):
-            x[:, k * n_points + j] = x0[k]
-    alpha, skip, constant, eps = _group_columns(values, unit_constant, active, x0)
+    reference_scales = np.empty(n_points)
+    for j in range(n_points):
+        own = x0[0 if shared else j]
+        reference_scales[j] = _norm(own)
+        for k in range(n_tokens):
+            x[:, k * n_points + j] = own[k]
+    alpha, skip, constant, eps = _group_columns(values, unit_constant, active, like)
     attends = False
     for branch in arrays.branches:
         attends = attends or branch == BRANCH_ATTENTION
     tokens = n_tokens if attends else 0
-    work = column_buffers(d, hidden, x.shape[1], x0, tokens)
+    work = column_buffers(d, hidden, x.shape[1], like, tokens)
     batch = windows.shape[0]
-    reference_scale = _norm(x0)
     diverged = np.zeros(n_points, dtype=np.bool_)
     loops_at = np.full(n_points, loops, dtype=np.int64)
     squares = np.empty(n_points)
@@ -340,8 +345,8 @@ def _block_group(cfg, arrays, unit_constant, values, x0, loops, window, max_peri
                 _fill_windows(ring, t, active[start:stop], windows)
                 for j in range(start, stop):
                     if keep[j]:
-                        stats = _window_decision(windows[j - start], reference_scale, max_period, tolerances,
-                                                 False)
+                        stats = _window_decision(windows[j - start], reference_scales[active[j]], max_period,
+                                                 tolerances, False)
                         if R.settled(stats, tolerances):
                             loops_at[active[j]] = t
                             keep[j] = False
@@ -358,8 +363,8 @@ def _block_group(cfg, arrays, unit_constant, values, x0, loops, window, max_peri
                         compact[a, k * n_staying + j] = x[a, k * m + staying[j]]
             x = compact
             active = active[staying]
-            alpha, skip, constant, eps = _group_columns(values, unit_constant, active, x0)
-            work = column_buffers(d, hidden, x.shape[1], x0, tokens)
+            alpha, skip, constant, eps = _group_columns(values, unit_constant, active, like)
+            work = column_buffers(d, hidden, x.shape[1], like, tokens)
     # conclude the points in batches of those that stopped at the same loop (one ring transpose each)
     stopped = np.minimum(loops_at, t)
     for t_p in np.unique(stopped):
@@ -369,13 +374,15 @@ def _block_group(cfg, arrays, unit_constant, values, x0, loops, window, max_peri
             _fill_windows(ring, t_p, points[start:stop], windows)
             for j in range(start, stop):
                 p = points[j]
-                point_cfg, point_arrays = _point_system(cfg, arrays, unit_constant, values[p], x0)
+                point_cfg, point_arrays = _point_system(cfg, arrays, unit_constant, values[p], like)
                 states = windows[j - start]
                 final = states[window - 1].astype(x0.dtype).reshape(n_tokens, d)
+                if finals.shape[1] > 0:
+                    finals[p] = states[window - 1]
                 if has_stats[p]:
                     stats = settled_stats[p]
                 elif t_p >= window and not diverged[p]:
-                    stats = _window_decision(states, reference_scale, max_period, tolerances, False)
+                    stats = _window_decision(states, reference_scales[p], max_period, tolerances, False)
                 else:  # diverged, or too few loops for a window: no statistics beyond that
                     stats = np.full(len(R.STAT_NAMES), np.nan)
                     stats[R.S_FINITE] = 0.0 if diverged[p] else 1.0
@@ -386,33 +393,39 @@ def _block_group(cfg, arrays, unit_constant, values, x0, loops, window, max_peri
 
 @njit(cache=True, error_model="numpy", parallel=True)
 def sweep_block_columns(cfg, arrays, unit_constant, values, x0, loops, window, max_period, tolerances,
-                        early_exit, lyapunov, n_stages, first_layer, n_layers, starts, rings, windows):
+                        early_exit, lyapunov, n_stages, first_layer, n_layers, starts, rings, windows,
+                        finals):
     """Classify every point of one or more chunks in groups iterated together.
 
     Group ``g`` is points ``starts[g]:starts[g + 1]`` (at most ``rings.shape[3]`` of them).
+    ``x0`` (1 or points × T × d) is the start state every point shares, or each point's own.
     ``rings`` (lanes × window × n × group) and ``windows`` (lanes × batch × window × n, float64)
     are work memory: each lane runs groups ``lane, lane + lanes, ...`` one after the other in its own
     buffers. They are allocated by the caller and reused across chunks, because fresh memory of
     this size costs a page fault per 4 KiB on first touch, which took a third of the time at
-    d = 32. Which lane runs a group does not change its result.
+    d = 32. Which lane runs a group does not change its result. ``finals`` (points × n, float64,
+    or points × 0 when not wanted) receives every point's last loop state.
     """
     n_points = values.shape[0]
     lanes = rings.shape[0]
     codes = np.empty(n_points, dtype=np.int8)
     diagnostics = np.full((n_points, len(DIAGNOSTICS)), np.nan)
     n_groups = starts.shape[0] - 1
+    own = x0.shape[0] > 1  # else one shared start
     for lane in prange(lanes):
         for g in range(lane, n_groups, lanes):
             lo, hi = starts[g], starts[g + 1]
-            _block_group(cfg, arrays, unit_constant, values[lo:hi], x0, loops, window, max_period, tolerances,
-                         early_exit, lyapunov, n_stages, first_layer, n_layers, rings[lane], windows[lane],
-                         codes[lo:hi], diagnostics[lo:hi])
+            _block_group(cfg, arrays, unit_constant, values[lo:hi], x0[lo * own:hi if own else 1], loops,
+                         window, max_period, tolerances, early_exit, lyapunov, n_stages, first_layer,
+                         n_layers, rings[lane], windows[lane], codes[lo:hi], diagnostics[lo:hi],
+                         finals[lo:hi])
     return codes, diagnostics
 
 
 # ----------------------------------------------------------------------------- maps
 @njit(**_JIT)
-def _map_point(step, jacobian, params, x0, loops, window, max_period, tolerances, early_exit, lyapunov, row):
+def _map_point(step, jacobian, params, x0, loops, window, max_period, tolerances, early_exit, lyapunov, row,
+               final):
     dim = x0.shape[0]
     ring = np.zeros((window, dim))
     x, stats, reference_scale = _start(x0)
@@ -425,6 +438,7 @@ def _map_point(step, jacobian, params, x0, loops, window, max_period, tolerances
                                      True, states, stats)
         if stop:
             break
+    final[:] = x[:final.shape[0]]  # a final row of no columns: not wanted
     code, period = _held(x, states, stats, t, window, tolerances, row)
     if code >= 0:
         return code
@@ -443,17 +457,23 @@ def _map_point(step, jacobian, params, x0, loops, window, max_period, tolerances
 
 
 _SWEEP_MAP_SIGNATURE = types.Tuple((types.int8[::1], types.float64[:, ::1]))(
-    StepFunction, JacobianFunction, types.float64[:, ::1], types.float64[::1], types.int64, types.int64,
-    types.int64, types.float64[::1], types.boolean, types.boolean)
+    StepFunction, JacobianFunction, types.float64[:, ::1], types.float64[:, ::1], types.int64, types.int64,
+    types.int64, types.float64[::1], types.boolean, types.boolean, types.float64[:, ::1])
 
 
 @njit(_SWEEP_MAP_SIGNATURE, cache=True, error_model="numpy", parallel=True)
-def sweep_map(step, jacobian, values, x0, loops, window, max_period, tolerances, early_exit, lyapunov):
-    """Classify every point of a chunk of map parameter vectors ``values`` (points × parameters)."""
+def sweep_map(step, jacobian, values, x0, loops, window, max_period, tolerances, early_exit, lyapunov,
+              finals):
+    """Classify every point of a chunk of map parameter vectors ``values`` (points × parameters).
+
+    ``x0`` (1 or points × dim) is the start state every point shares, or each point's own;
+    ``finals`` (points × dim, or points × 0 when not wanted) receives every point's last loop state.
+    """
     n_points = values.shape[0]
     codes = np.empty(n_points, dtype=np.int8)
     diagnostics = np.full((n_points, len(DIAGNOSTICS)), np.nan)
+    own = x0.shape[0] > 1  # else one shared start
     for i in prange(n_points):
-        codes[i] = _map_point(step, jacobian, values[i].copy(), x0, loops, window, max_period, tolerances,
-                              early_exit, lyapunov, diagnostics[i])
+        codes[i] = _map_point(step, jacobian, values[i].copy(), x0[i * own], loops, window, max_period,
+                              tolerances, early_exit, lyapunov, diagnostics[i], finals[i])
     return codes, diagnostics

@@ -122,6 +122,7 @@ class _Task:
     facet: dict               # facet field values (blocks)
     point_names: list         # the axes that vary per point, in the columns of ``values``
     values: np.ndarray        # (points, len(point_names))
+    starts: np.ndarray = None  # (points, *state_shape): each point's own start state, or None (shared)
 
 
 def _plan(axes, point_names, chunk):
@@ -163,7 +164,8 @@ def _run_task(system, kind, task, settings):
 
 def _run_tasks(system, kind, tasks, settings):
     """Classify the points of chunks of one facet in one compiled call: one
-    ``(codes, diagnostics)`` per chunk.
+    ``(codes, diagnostics, finals)`` per chunk (``finals``: each point's last loop state, flat, or no
+    columns when the settings do not ask for them).
 
     One call for several chunks keeps both cores busy to the end of the call; a call per chunk
     waits at every chunk's end for the slower core. The kernel runs its points on every core
@@ -172,9 +174,9 @@ def _run_tasks(system, kind, tasks, settings):
     oversubscribe the cores (at width 128 that halved the speed).
     """
     with _blas_controller().limit(limits=1, user_api="blas"):
-        codes, diagnostics = _run_kernel(system, kind, tasks, settings)
+        codes, diagnostics, finals = _run_kernel(system, kind, tasks, settings)
     bounds = np.cumsum([0] + [len(task.flat) for task in tasks])
-    return [(codes[lo:hi], diagnostics[lo:hi]) for lo, hi in zip(bounds[:-1], bounds[1:])]
+    return [(codes[lo:hi], diagnostics[lo:hi], finals[lo:hi]) for lo, hi in zip(bounds[:-1], bounds[1:])]
 
 
 @functools.lru_cache(maxsize=1)
@@ -225,13 +227,18 @@ def _run_kernel(system, kind, tasks, settings):
 
     from . import _kernels as kernels  # compiled on first use, not when dynloop is imported
 
-    loops, window, max_period, tolerances, early_exit, lyapunov, dtype, x0 = settings
+    loops, window, max_period, tolerances, early_exit, lyapunov, dtype, x0, keep_finals = settings
     task = tasks[0]  # all of one facet, with the same axes per point
     point_values = np.concatenate([t.values for t in tasks])
     n_points = len(point_values)
+    own_starts = task.starts is not None  # every chunk of a call has its own starts, or none has
     if kind == "block":
         spec, kernel = _facet_system(system, tuple(task.facet.items()), dtype)
-        start = spec.check_state(spec.start_state() if x0 is None else x0, "x0", dtype)
+        if own_starts:
+            start = np.ascontiguousarray(np.concatenate([t.starts for t in tasks]), dtype=dtype)
+        else:
+            start = spec.check_state(spec.start_state() if x0 is None else x0, "x0", dtype)[None]
+        finals = np.empty((n_points, spec.state_size if keep_finals else 0))
         values = np.tile(kernel.point_values, (n_points, 1))
         for column, name in enumerate(task.point_names):
             values[:, kernel.point_fields.index(name)] = point_values[:, column]
@@ -251,26 +258,32 @@ def _run_kernel(system, kind, tasks, settings):
         rings = _work_memory("rings", (lanes, window, spec.tokens * spec.width, largest), dtype)
         windows = _work_memory("windows", (lanes, _WINDOW_BATCH, window, spec.tokens * spec.width),
                                np.float64)
-        return kernels.sweep_block_columns(*arguments, starts, rings, windows)
+        codes, diagnostics = kernels.sweep_block_columns(*arguments, starts, rings, windows, finals)
+        return codes, diagnostics, finals
     kernel = system.sweep_kernel()
     names = list(kernel.point_fields)
     values = np.tile(kernel.point_values, (n_points, 1))
     for column, name in enumerate(task.point_names):
         values[:, names.index(name)] = point_values[:, column]
-    start = system.check_state(system.start_state() if x0 is None else x0, "x0")
+    if own_starts:
+        start = np.ascontiguousarray(np.concatenate([t.starts for t in tasks]), dtype=np.float64)
+    else:
+        start = system.check_state(system.start_state() if x0 is None else x0, "x0")[None]
+    finals = np.empty((n_points, system.state_size if keep_finals else 0))
     try:
         codes, diagnostics = kernels.sweep_map(*kernel.arguments, np.ascontiguousarray(values), start,
-                                               loops, window, max_period, tolerances, early_exit, lyapunov)
+                                               loops, window, max_period, tolerances, early_exit, lyapunov,
+                                               finals)
     except Exception as error:
         if caused_by_interrupt(error):
             raise
         _raise_map_failure(system, names, values, start, loops, error)
     if not _valid_codes(codes):
         _raise_map_failure(system, names, values, start, loops, None)
-    return codes, diagnostics
+    return codes, diagnostics, finals
 
 
-def _raise_map_failure(system, names, values, start, loops, error):
+def _raise_map_failure(system, names, values, starts, loops, error):
     """A user's map function failed inside the parallel kernel, where its error cannot travel whole.
 
     Iterate the chunk's points one by one in serial compiled code, where the map's guard raises its
@@ -279,13 +292,80 @@ def _raise_map_failure(system, names, values, start, loops, error):
     """
     from ..dynamics.simulate import simulate
 
-    for row in values:
+    for i, row in enumerate(values):
         try:
-            simulate(system, loops, x0=start, params=dict(zip(names, row.tolist())), record="none")
+            simulate(system, loops, x0=starts[i if len(starts) > 1 else 0],
+                     params=dict(zip(names, row.tolist())), record="none")
         except ValueError as failure:  # its message names the state and the parameters (the grid point)
             raise failure from None
     raise RuntimeError(f"the compiled sweep of {system.name} failed ({error!r}), but no point fails when "
                        "iterated on its own") from error
+
+
+def _window(loops, transient):
+    """``(loops, transient, window, max_period)`` of a sweep's settings, each checked."""
+    loops = check_int("loops", loops)
+    if loops < _MIN_WINDOW:
+        raise invalid("loops", loops, f"expected at least {_MIN_WINDOW}: a regime is read from a window of "
+                      f"at least {_MIN_WINDOW} loops")
+    if transient is None:
+        window = min(max(loops // 2, _MIN_WINDOW), _DEFAULT_WINDOW)
+        transient = loops - window
+    else:
+        transient = check_int("transient", transient, minimum=0)
+        if loops - transient < _MIN_WINDOW:
+            raise invalid("transient", transient, f"leave a window of at least {_MIN_WINDOW} loops: at most "
+                          f"{loops - _MIN_WINDOW} with loops={loops}")
+    window = loops - transient
+    return loops, transient, window, max(1, (window - 4) // 4)
+
+
+def _check_dtype(dtype, kind):
+    if np.dtype(dtype) not in _DTYPES:
+        raise invalid("dtype", dtype, "expected numpy.float64 or numpy.float32")
+    dtype = _DTYPES[np.dtype(dtype)]
+    if kind == "map" and dtype is not np.float64:
+        raise invalid("dtype", dtype, "map sweeps run in float64")
+    return dtype
+
+
+def run_chunks(system, kind, tasks, settings, accept, *, store=None, resume=True, executor=None,
+               progress=True, label="sweep"):
+    """Compute every chunk of ``tasks`` (or read it from ``store``) and hand it to ``accept``.
+
+    ``accept(task, arrays)`` receives a dict with ``"codes"`` and ``"diagnostics"``, and
+    ``"finals"`` when the settings ask for final states, for every chunk: the stored ones first,
+    then the computed ones as they finish, each written to ``store`` (a
+    :class:`~dynloop.sweep.store.ChunkStore`) before it is accepted. Returns how many chunks were
+    read from the store; ``label`` names the progress bar. The sweep and :func:`dynloop.basins` share it.
+    """
+    done = store.done() if store is not None and resume else set()
+    pending = [task for task in tasks if task.index not in done]
+    if pending and progress:
+        announce_compiling(*(f"dynloop.sweep._kernels.{name}"
+                             for name in _kernel_names(system, kind, pending)))
+
+    def finished(task, result):
+        codes, diagnostics, finals = result
+        arrays = {"codes": codes, "diagnostics": diagnostics}
+        if finals.shape[1] > 0:
+            arrays["finals"] = finals
+        if store is not None:
+            store.write(task.index, arrays)
+        accept(task, arrays)
+
+    for task in tasks:
+        if task.index in done:
+            accept(task, store.read(task.index))
+    bar = _progress_bar(len(tasks), len(tasks) - len(pending), progress, label)
+    try:
+        if executor is None:
+            _run_in_process(system, kind, pending, settings, finished, bar)
+        else:
+            _run_on_executor(executor, system, kind, pending, settings, finished, bar)
+    finally:
+        bar.close()
+    return len(done)
 
 
 def sweep(system, axes, *, loops=200, transient=None, tol=None, x0=None, chunk=None, store=None, resume=True,
@@ -357,68 +437,34 @@ def sweep(system, axes, *, loops=200, transient=None, tol=None, x0=None, chunk=N
     started = time.perf_counter()
     kind = _system_kind(system)
     axes = _check_axes(system, axes, kind)
-    loops = check_int("loops", loops)
-    if loops < _MIN_WINDOW:
-        raise invalid("loops", loops, f"expected at least {_MIN_WINDOW}: a regime is read from a window of "
-                      f"at least {_MIN_WINDOW} loops")
-    if transient is None:
-        window = min(max(loops // 2, _MIN_WINDOW), _DEFAULT_WINDOW)
-        transient = loops - window
-    else:
-        transient = check_int("transient", transient, minimum=0)
-        if loops - transient < _MIN_WINDOW:
-            raise invalid("transient", transient, f"leave a window of at least {_MIN_WINDOW} loops: at most "
-                          f"{loops - _MIN_WINDOW} with loops={loops}")
-    window = loops - transient
-    max_period = max(1, (window - 4) // 4)
+    loops, transient, window, max_period = _window(loops, transient)
     chunk = 1024 if chunk is None else check_int("chunk", chunk, minimum=1)
-    if np.dtype(dtype) not in _DTYPES:
-        raise invalid("dtype", dtype, "expected numpy.float64 or numpy.float32")
-    dtype = _DTYPES[np.dtype(dtype)]
-    if kind == "map" and dtype is not np.float64:
-        raise invalid("dtype", dtype, "map sweeps run in float64")
+    dtype = _check_dtype(dtype, kind)
     from ..dynamics.classify import _tolerances
 
     tolerances = _tolerances(tol)
     point_names = [n for n in axes if (n in POINT_FIELDS and axes[n].dtype.kind in "iuf") or kind == "map"]
     tasks = _plan(axes, point_names, chunk)
     x0 = None if x0 is None else np.asarray(x0, dtype=float)
-    settings = (loops, window, max_period, tolerances.as_array(), bool(early_exit), bool(lyapunov), dtype, x0)
+    settings = (loops, window, max_period, tolerances.as_array(), bool(early_exit), bool(lyapunov), dtype, x0,
+                False)
     shape = tuple(len(v) for v in axes.values())
     manifest = {"system": _describe(system, kind), "axes": {n: v.tolist() for n, v in axes.items()},
                 "loops": loops, "transient": transient, "tolerances": dataclasses.asdict(tolerances),
                 "x0": None if x0 is None else x0.tolist(), "chunk": chunk, "early_exit": bool(early_exit),
                 "lyapunov": bool(lyapunov), "dtype": np.dtype(dtype).name}
     chunk_store = None if store is None else ChunkStore(store, manifest, len(tasks), resume=resume)
-    done = chunk_store.done() if chunk_store is not None and resume else set()
-    pending = [task for task in tasks if task.index not in done]
-    if pending and progress:
-        announce_compiling(*(f"dynloop.sweep._kernels.{name}"
-                             for name in _kernel_names(system, kind, pending)))
     from . import _kernels as kernels  # the map kernel is compiled (or loaded) when this module is imported
 
     regimes = np.full(int(np.prod(shape)), Regime.UNDETERMINED.code, dtype=np.int8)
     diagnostics = np.full((regimes.size, len(kernels.DIAGNOSTICS)), np.nan)
 
-    def accept(task, result):
-        codes, values = result
-        regimes[task.flat] = codes
-        diagnostics[task.flat] = values
-        if chunk_store is not None and task.index not in done:
-            chunk_store.write(task.index, {"codes": codes, "diagnostics": values})
+    def accept(task, arrays):
+        regimes[task.flat] = arrays["codes"]
+        diagnostics[task.flat] = arrays["diagnostics"]
 
-    for task in tasks:
-        if task.index in done:
-            stored = chunk_store.read(task.index)
-            accept(task, (stored["codes"], stored["diagnostics"]))
-    bar = _progress_bar(len(tasks), len(tasks) - len(pending), progress)
-    try:
-        if executor is None:
-            _run_in_process(system, kind, pending, settings, accept, bar)
-        else:
-            _run_on_executor(executor, system, kind, pending, settings, accept, bar)
-    finally:
-        bar.close()
+    loaded = run_chunks(system, kind, tasks, settings, accept, store=chunk_store, resume=resume,
+                        executor=executor, progress=progress)
     import numba
 
     from .._version import __version__
@@ -430,7 +476,7 @@ def sweep(system, axes, *, loops=200, transient=None, tol=None, x0=None, chunk=N
             "seed": getattr(system, "seed", None), "tolerances": manifest["tolerances"], "loops": loops,
             "transient": transient, "max_period": max_period, "seconds": time.perf_counter() - started,
             "lyapunov": bool(lyapunov), "dtype": np.dtype(dtype).name, "early_exit": bool(early_exit),
-            "chunks": len(tasks), "chunks_loaded": len(done)}
+            "chunks": len(tasks), "chunks_loaded": loaded}
     return PhaseDiagram(axes=dict(axes), regimes=regimes.reshape(shape),
                         diagnostics={name: diagnostics[:, i].reshape(shape)
                                      for i, name in enumerate(kernels.DIAGNOSTICS)}, meta=meta)
@@ -561,11 +607,11 @@ class _NoBar:
         pass
 
 
-def _progress_bar(total, initial, wanted):
+def _progress_bar(total, initial, wanted, label):
     if not wanted or not sys.stderr.isatty():
         return _NoBar()
     try:
         from tqdm import tqdm
     except ImportError:
         return _NoBar()
-    return tqdm(total=total, initial=initial, unit="chunk", desc="sweep")
+    return tqdm(total=total, initial=initial, unit="chunk", desc=label)

@@ -8,7 +8,7 @@ function alike (a dispatcher-typed argument would force one compilation per map 
 """
 
 __all__ = ["STEP_SIGNATURE", "JACOBIAN_SIGNATURE", "StepFunction", "JacobianFunction", "JIT_OPTIONS",
-           "run_map", "tangent_run_map", "finite_difference_jacobian"]
+           "run_map", "tangent_run_map", "finite_difference_jacobian", "map_images"]
 
 import math
 
@@ -133,3 +133,12 @@ def tangent_run_map(step, jacobian, x0, basis, loops, p, with_log_det):
         tangents = np.ascontiguousarray(q)
         done = t + 1
     return x, tangents, log_r, log_det, done
+
+
+@njit(_F64_2D(StepFunction, _F64_2D, _F64_1D), cache=True, error_model="numpy")
+def map_images(step, points, p):
+    """``step(points[i], p)`` for every row of ``points`` (serial: a map's own error surfaces whole)."""
+    out = np.empty_like(points)
+    for i in range(points.shape[0]):
+        out[i] = step(points[i].copy(), p)
+    return out

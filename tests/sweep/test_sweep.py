@@ -538,7 +538,7 @@ def test_group_size_does_not_change_results(monkeypatch):
     kernel = _kernels.sweep_block_columns
 
     def counting(*arguments):
-        groups.append(len(arguments[-3]) - 1)  # starts: one more than the groups
+        groups.append(len(arguments[-4]) - 1)  # starts: one more than the groups
         return kernel(*arguments)
 
     assert engine._group_columns(8, np.float64) == 512 and engine._group_columns(8, np.float32) == 512
