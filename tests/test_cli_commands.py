@@ -141,7 +141,8 @@ def test_basins_writes_the_map_and_its_figure_and_resumes(tmp_path, capsys):
     # the logistic map at r = 3.2: the 2-cycle from (0, 1), escape to -infinity outside [0, 1]
     x = result.axes["x"]
     cycle = next(i for i, a in enumerate(result.attractors) if a.period == 2)
-    assert (result.labels[(x > 0) & (x < 1)] == cycle).all() and (result.labels[(x < 0) | (x > 1)] == -1).all()
+    assert (result.labels[(x > 0) & (x < 1)] == cycle).all()
+    assert (result.labels[(x < 0) | (x > 1)] == -1).all()
     assert "A0: periodic, period 2" in printed and (out / "basins.png").stat().st_size > 5000
     assert main(["basins", config, "-o", str(out), "--no-progress"]) == 0
     assert f"resumed: 2 of 2 chunks were loaded from {out / 'chunks'}" in capsys.readouterr().out
