@@ -19,3 +19,6 @@ def test_readme_tour_runs(tmp_path, monkeypatch):
     analysis = namespace["analysis"]
     assert analysis.converged and analysis.degeneracy["distinct"] == 4 and analysis.stages.follows == "layer"
     assert (tmp_path / "out" / "analysis" / "report.md").exists()
+    basin_map = namespace["basin_map"]
+    assert basin_map.labels.shape == (16, 16) and (tmp_path / "basins.png").exists()
+    assert len(namespace["cells"].attractors) >= 1

@@ -146,6 +146,22 @@ def test_two_runs_give_identical_labels_and_chunks_resume(tmp_path):
     np.testing.assert_array_equal(first.labels, fresh.labels)
 
 
+def test_an_executor_gives_the_same_labels():
+    import numba
+    from concurrent.futures import ThreadPoolExecutor
+
+    starts = dynloop.state_grid(NEWTON, {0: np.linspace(-1.2, 1.2, 40), 1: np.linspace(-1.2, 1.2, 40)})
+    alone = dynloop.basins(NEWTON, starts, progress=False)
+    if numba.threading_layer() == "workqueue":
+        pytest.skip("numba's workqueue threading layer cannot launch parallel kernels from two threads")
+    with ThreadPoolExecutor(2) as pool:
+        threaded = dynloop.basins(NEWTON, starts, progress=False, executor=pool)
+    assert threaded.meta["chunks"] == 2
+    np.testing.assert_array_equal(threaded.labels, alone.labels)
+    for a, b in zip(threaded.attractors, alone.attractors):
+        np.testing.assert_array_equal(a.points, b.points)
+
+
 def test_a_chaotic_attractor_is_one_attractor_from_every_start():
     logistic = dynloop.maps.logistic(r=3.9)
     xs = np.linspace(0.05, 0.95, 30)
