@@ -9,9 +9,10 @@ configure_numba_cache()  # before any kernel is compiled or loaded  # noqa: E402
 
 with interrupts_end_the_command():  # a cold first import compiles kernels: Ctrl-C there is no error
     from . import maps  # noqa: E402
-    from .dynamics import (Attractor, BasinMap, CellMap, Classification, Cycle, LoopRecording,
-                           LyapunovSpectrum, Regime, Trajectory, basins, cell_map, classify, find_cycle,
-                           load_recording, lyapunov_spectrum, simulate, state_grid)
+    from .dynamics import (Attractor, BasinMap, Bifurcation, Branch, CellMap, Classification, Cycle,
+                           LoopRecording, LyapunovSpectrum, Regime, Trajectory, basins, bifurcation_diagram,
+                           cell_map, classify, continuation, find_cycle, load_recording, lyapunov_spectrum,
+                           simulate, state_grid)
     from .systems.affine import AffineLoop
     from .systems.block import BlockSpec
     from .systems.maps import Map
@@ -33,4 +34,5 @@ def __getattr__(name):
 __all__ = ["BlockSpec", "AffineLoop", "Map", "maps", "simulate", "Trajectory", "classify", "Classification",
            "Regime", "find_cycle", "Cycle", "lyapunov_spectrum", "LyapunovSpectrum", "sweep", "PhaseDiagram",
            "orbit_diagram", "OrbitDiagram", "LoopRecording", "load_recording", "analyze", "LoopAnalysis",
-           "state_grid", "basins", "BasinMap", "Attractor", "cell_map", "CellMap", "__version__"]
+           "state_grid", "basins", "BasinMap", "Attractor", "cell_map", "CellMap", "continuation", "Branch",
+           "Bifurcation", "bifurcation_diagram", "__version__"]

@@ -7,6 +7,7 @@ Commands::
     dynloop sweep    CONFIG.toml -o OUTDIR [--loops N] [--field NAME] [--fresh] [--no-progress]
     dynloop orbit    CONFIG.toml [--loops N] [--out ORBIT.npz] [--figure ORBIT.png]
     dynloop basins   CONFIG.toml -o OUTDIR [--loops N] [--fresh] [--no-progress]
+    dynloop continue CONFIG.toml -o OUTDIR [--depth N]
     dynloop plot     FILE.npz [--field NAME] [-o FIG.png]
     dynloop analyze  FILE.npz|CONFIG.toml -o OUTDIR [--loops N] [--reference FILE.npz]
     dynloop theory   key=value ... [--structure S] [--format md|latex] [--param NAME=VALUE]
@@ -42,6 +43,11 @@ A configuration file is TOML with one system table and one table per command::
     [basins.axes]           # a map's coordinates (name or index); a block's: up to 3 direction names
     x = { start = -2.0, stop = 2.0, num = 256 }
 
+    [continue]              # dynloop continue CONFIG.toml -o OUTDIR: a branch and its bifurcations
+    parameter = "r"         # a map parameter or a float BlockSpec field
+    start = 2.5             # also: stop (required), x0, period, step, max_points, tol, depth (flips
+    stop = 3.6              # to switch at, following the period-doubled branches)
+
     [analyze]               # dynloop analyze CONFIG.toml -o OUTDIR: simulate with attention, analyse
     loops = 128             # also: tol, sink_threshold, token_tau, token_rho
 
@@ -65,13 +71,14 @@ from ._errors import caused_by_interrupt, check_choice, check_int, check_real, d
 from ._toml import load_toml
 from .components import ACTIVATIONS, MIXERS
 
-_TABLES = ("block", "map", "simulate", "classify", "sweep", "orbit", "analyze", "basins")
+_TABLES = ("block", "map", "simulate", "classify", "sweep", "orbit", "analyze", "basins", "continue")
 _MAP_KEYS = ("name", "params", "x0")
 _SIMULATE_KEYS = ("loops", "record", "stride", "dtype")
 _CLASSIFY_KEYS = ("transient", "window", "max_period", "lyapunov", "tol")
 _SWEEP_KEYS = ("axes", "loops", "transient", "chunk", "lyapunov", "early_exit", "dtype", "tol")
 _ORBIT_KEYS = ("parameter", "values", "loops", "keep", "coordinate", "regimes")
 _BASINS_KEYS = ("axes", "loops", "tol", "seed", "center")
+_CONTINUE_KEYS = ("parameter", "start", "stop", "x0", "period", "step", "max_points", "tol", "depth")
 _ANALYZE_KEYS = ("loops", "tol", "sink_threshold", "token_tau", "token_rho")
 _DTYPE_NAMES = {"float64": np.float64, "float32": np.float32}
 #: The compiled sweep kernel of each kind of system (``dynloop.sweep._kernels``), whose cache files
@@ -120,13 +127,13 @@ def load_config(path):
     Traceback (most recent call last):
     ...
     ValueError: table [simualte] is not allowed: a configuration holds [block] or [map], and [simulate],
-    [classify], [sweep], [orbit], [analyze] or [basins]; did you mean 'simulate'?
+    [classify], [sweep], [orbit], [analyze], [basins] or [continue]; did you mean 'simulate'?
     """
     document = load_toml(path)
     for key in document:
         if key not in _TABLES:
             raise ValueError(f"table [{key}] is not allowed: a configuration holds [block] or [map], and "
-                             "[simulate], [classify], [sweep], [orbit], [analyze] or [basins]"
+                             "[simulate], [classify], [sweep], [orbit], [analyze], [basins] or [continue]"
                              + did_you_mean(key, _TABLES))
     return document
 
@@ -482,6 +489,51 @@ def _basins(args):
     return 0
 
 
+def _required_table(document, table, allowed, required, example):
+    """The options of a table the command needs, with its required keys (``example`` shows them)."""
+    if table not in document:
+        raise invalid(f"[{table}]", None, f"dynloop {table} needs a [{table}] table, e.g. {example}")
+    options = _settings(document, table, allowed)
+    for key in required:
+        if key not in options:
+            raise invalid(f"{table}.{key}", None, "required: " + ", ".join(required) + f" (e.g. {example})")
+    return options
+
+
+def _continue(args):
+    import json
+
+    from .dynamics.continuation import bifurcation_diagram
+
+    document = load_config(args.config)
+    system, x0, params = load_system(document)
+    options = _required_table(document, "continue", _CONTINUE_KEYS, ("parameter", "start", "stop"),
+                              "parameter = \"r\", start = 2.5, stop = 3.6")
+    if args.depth is not None:
+        options["depth"] = args.depth
+    out = _output("-o", args.out, directory=True)
+    figure = _output("-o", out / "continuation.png", (".png",))
+    listing = _output("-o", out / "bifurcations.json", (".json",))
+    parameter, start, stop = options.pop("parameter"), options.pop("start"), options.pop("stop")
+    if "x0" not in options and x0 is not None:
+        options["x0"] = x0
+    period = options.pop("period", 1)
+    if period != 1:
+        raise invalid("continue.period", period, "the command continues the attractor (period 1 or the "
+                      "period classify finds); use dynloop.continuation(period=...) for another cycle")
+    _announce_compiling(system)
+    branches, _ = bifurcation_diagram(system, parameter, start, stop, params=params,
+                                      path=_written(figure), **options)
+    for branch in branches:
+        print(branch.summary())
+    found = [{"period": b.period, "bifurcations": [
+        {"kind": x.kind, "parameter": x.parameter, "rotation": x.rotation,
+         "multiplier_moduli": np.abs(x.multipliers[:8]).tolist()} for x in b.bifurcations]} for b in branches]
+    _written(listing).write_text(json.dumps({"parameter": parameter, "branches": found}, indent=2))
+    print(f"continuation written to {figure} and {listing}")
+    return 0
+
+
 def _sweep(args):
     from .sweep import sweep
     from .sweep._kernels import DIAGNOSTICS
@@ -511,14 +563,8 @@ def _orbit(args):
 
     document = load_config(args.config)
     system, x0, _ = load_system(document)
-    if "orbit" not in document:
-        raise invalid("[orbit]", None, "dynloop orbit needs an [orbit] table, e.g. parameter = \"r\" and "
-                      "values = { start = 2.5, stop = 4.0, num = 600 }")
-    options = _settings(document, "orbit", _ORBIT_KEYS)
-    for key in ("parameter", "values"):
-        if key not in options:
-            raise invalid(f"orbit.{key}", None,
-                          "required: parameter = NAME and values = a list or {start, stop, num}")
+    options = _required_table(document, "orbit", _ORBIT_KEYS, ("parameter", "values"),
+                              "parameter = \"r\" and values = { start = 2.5, stop = 4.0, num = 600 }")
     parameter = options.pop("parameter")
     values = _axis_values("orbit.values", options.pop("values"))
     if args.loops is not None:
@@ -803,6 +849,20 @@ def build_parser():
                     "chunks are kept in OUTDIR/chunks: running the same command again resumes.")
     _stored_arguments(basins_parser, config_help, "basins", "loops per start at most")
     basins_parser.set_defaults(handler=_basins)
+
+    continue_parser = commands.add_parser(
+        "continue", help="continue the attractor of a TOML config in a parameter: fold, flip, Neimark-Sacker",
+        description="Follow the fixed point (or cycle) that classify finds at [continue] start as the "
+                    "parameter goes to stop (dynloop.continuation, pseudo-arclength), locate every fold, "
+                    "flip and Neimark-Sacker point, switch at flips up to depth times, and write "
+                    "OUTDIR/continuation.png (over the orbit diagram, for a map) and "
+                    "OUTDIR/bifurcations.json.")
+    continue_parser.add_argument("config", metavar="CONFIG.toml",
+                                 help=config_help + " and a [continue] table")
+    continue_parser.add_argument("-o", "--out", metavar="OUTDIR", required=True, help="output directory")
+    continue_parser.add_argument("--depth", type=int,
+                                 help="period doublings to follow (overrides [continue] depth)")
+    continue_parser.set_defaults(handler=_continue)
 
     schemes = commands.add_parser(
         "schemes",

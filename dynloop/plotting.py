@@ -995,3 +995,83 @@ def plot_cell_map(result, path=None, *, ax=None):
                  fontsize=10)
     _outcome_legend(fig, ax, handles, own, "cells end in")
     return _finish(fig, path)
+
+
+# ----------------------------------------------------------------------------- continuation
+_BIFURCATION_MARKERS = {"fold": ("^", "#D55E00"), "flip": ("o", "#0072B2"),
+                        "neimark_sacker": ("D", "#CC79A7")}
+
+
+def _branch_values(branch, coordinate):
+    """(parameter, values) of every loop point of the branch's cycles: shape (n,), (n, period)."""
+    from .dynamics.orbits import _orbit
+
+    family = branch._family
+    rows = []
+    for x, lam in zip(branch.states, branch.parameter):
+        if branch.period == 1 or family is None:
+            points = [x]
+        else:
+            system, params = family.at(lam)
+            points = _orbit(system, x, branch.period, params)[:-1]
+        flat = np.array([np.ravel(p) for p in points])
+        rows.append(flat[:, coordinate] if coordinate is not None else np.linalg.norm(flat, axis=1))
+    return branch.parameter, np.array(rows)
+
+
+def plot_branches(branches, path=None, *, coordinate=None, ax=None, diagram=None):
+    """Draw continuation branches: stable solid, unstable dashed, bifurcations marked, over an orbit
+    diagram when one is given (see :meth:`dynloop.dynamics.continuation.Branch.plot`)."""
+    from matplotlib.lines import Line2D
+
+    own = ax is None
+    fig, axes = _figure(ax, 1, width=8.5, height=4.8)
+    ax = axes[0]
+    first = branches[0]
+    dim = int(np.prod(first.states.shape[1:]))
+    if coordinate is None and (dim == 1 or diagram is not None):
+        coordinate = 0
+    if diagram is not None:
+        n_values, n_kept = diagram.points.shape[:2]
+        ax.plot(np.repeat(diagram.values, n_kept), diagram.points[:, :, -1, 0].ravel(), ".", color="0.6",
+                ms=1.0, alpha=0.6, rasterized=True)
+    colours = _layer_colours(max(len(branches), 2), "viridis")
+    for colour, branch in zip(colours, branches):
+        parameter, values = _branch_values(branch, coordinate)
+        stable = branch.stable
+        for column in range(values.shape[1]):
+            for flag, style in ((True, "-"), (False, "--")):
+                shown = np.where(stable == flag, values[:, column], np.nan)
+                # join each run to its neighbour so that a change of stability leaves no gap
+                edges = np.flatnonzero(np.diff(stable.astype(int)) != 0)
+                for e in edges:
+                    joint = e if stable[e] != flag else e + 1
+                    shown[joint] = values[joint, column]
+                ax.plot(parameter, shown, style, color=colour, lw=1.6)
+        for b in branch.bifurcations:
+            marker, mcolour = _BIFURCATION_MARKERS[b.kind]
+            value = np.ravel(b.state)[coordinate] if coordinate is not None else np.linalg.norm(b.state)
+            ax.plot([b.parameter], [value], marker, mfc=mcolour, mec="black", ms=8, zorder=5)
+    ylabel = f"x[{coordinate}]" if coordinate is not None else "|x| (state norm)"
+    ax.set_xlabel(first.parameter_name)
+    ax.set_ylabel(ylabel)
+    over = " over its orbit diagram" if diagram is not None else ""
+    ax.set_title(f"Continuation of {first.meta.get('system_name', '')} in {first.parameter_name}{over}",
+                 fontsize=10)
+    handles = [Line2D([], [], ls="-", color="0.2", label="stable"), Line2D([], [], ls="--", color="0.2",
+                                                                           label="unstable")]
+    if len(branches) > 1:
+        handles += [Line2D([], [], color=c, label=f"period {b.period}") for c, b in zip(colours, branches)
+                    if b is next(x for x in branches if x.period == b.period)]
+    kinds = {b.kind for branch in branches for b in branch.bifurcations}
+    names = {"fold": "fold", "flip": "flip", "neimark_sacker": "Neimark–Sacker"}
+    handles += [Line2D([], [], marker=_BIFURCATION_MARKERS[k][0], ls="", mfc=_BIFURCATION_MARKERS[k][1],
+                       mec="black", label=names[k]) for k in _BIFURCATION_MARKERS if k in kinds]
+    if diagram is not None:
+        handles.append(Line2D([], [], marker=".", ls="", color="0.6", label="orbit diagram"))
+    if own:
+        fig.legend(handles=handles, loc="outside right center", frameon=False, fontsize=8)
+    else:
+        ax.legend(handles=handles, loc="best", frameon=False, fontsize=8)
+    return _finish(fig, path)
+

@@ -158,3 +158,23 @@ def test_basins_refuses_a_config_without_axes_in_one_line(tmp_path, capsys):
     config = write(tmp_path, "[map]\nname = 'henon'\n[basins]\n[basins.axes]\nz = [0, 1]\n")
     assert main(["basins", config, "-o", str(tmp_path / "out")]) == 2
     assert "axes='z'" in capsys.readouterr().err
+
+
+def test_continue_writes_the_branches_and_their_bifurcations(tmp_path, capsys):
+    import math
+
+    config = write(tmp_path, "[map]\nname = 'logistic'\nx0 = [0.6]\n[continue]\nparameter = 'r'\n"
+                             "start = 2.8\nstop = 3.5\ndepth = 1\n")
+    out = tmp_path / "out"
+    assert main(["continue", config, "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    listing = json.loads((out / "bifurcations.json").read_text())
+    assert [b["period"] for b in listing["branches"]] == [1, 2]
+    flips = [b["bifurcations"][0]["parameter"] for b in listing["branches"]]
+    assert flips == pytest.approx([3.0, 1 + math.sqrt(6)], abs=1e-8)
+    assert "flip (period doubling) at 3.449489743" in printed
+    assert (out / "continuation.png").stat().st_size > 20_000
+    missing = write(tmp_path, "[map]\nname = 'logistic'\n[continue]\nparameter = 'r'\nstart = 2.8\n",
+                    "bad.toml")
+    assert main(["continue", missing, "-o", str(tmp_path / "bad")]) == 2
+    assert "continue.stop" in capsys.readouterr().err

@@ -1,7 +1,9 @@
-"""What is computed on a System: iteration, regimes, orbits and multipliers, Lyapunov spectra, basins."""
+"""What is computed on a System: iteration, regimes, orbits and multipliers, Lyapunov spectra, basins,
+continuation."""
 
 from .basins import Attractor, BasinMap, basins, state_grid
 from .cellmap import CellMap, cell_map
+from .continuation import Bifurcation, Branch, bifurcation_diagram, continuation
 
 from .classify import Classification, classify
 from .lyapunov import LyapunovSpectrum, lyapunov_spectrum
@@ -12,4 +14,5 @@ from .simulate import Trajectory, simulate
 
 __all__ = ["simulate", "Trajectory", "classify", "Classification", "Regime", "find_cycle", "Cycle",
            "lyapunov_spectrum", "LyapunovSpectrum", "LoopRecording", "load_recording", "state_grid", "basins",
-           "BasinMap", "Attractor", "cell_map", "CellMap"]
+           "BasinMap", "Attractor", "cell_map", "CellMap", "continuation", "Branch", "Bifurcation",
+           "bifurcation_diagram"]
