@@ -196,8 +196,13 @@ def _correct(family, predicted, anchor, tangent, arclength, period, shape, tol, 
             except np.linalg.LinAlgError:
                 break
             u = u + delta
-            scale = max(1.0, float(np.linalg.norm(u)))
-            if np.linalg.norm(delta) <= tol * scale and np.linalg.norm(residual) <= math.sqrt(tol) * scale:
+            with np.errstate(all="ignore"):  # a branch running off to infinity: not finite, not converged
+                scale = max(1.0, float(np.linalg.norm(u)))
+                done = (np.linalg.norm(delta) <= tol * scale
+                        and np.linalg.norm(residual) <= math.sqrt(tol) * scale)
+            if not np.isfinite(scale):
+                break
+            if done:
                 residual, jacobian, f_lam = _evaluate(family, u, period, shape)
                 return u, jacobian, f_lam, iteration
     return None
