@@ -1002,8 +1002,12 @@ _BIFURCATION_MARKERS = {"fold": ("^", "#D55E00"), "flip": ("o", "#0072B2"),
                         "neimark_sacker": ("D", "#CC79A7")}
 
 
-def _branch_values(branch, coordinate):
-    """(parameter, values) of every loop point of the branch's cycles: shape (n,), (n, period)."""
+def _branch_values(branch, coordinate, reference=None):
+    """(parameter, values) of every loop point of the branch's cycles: shape (n,), (n, period).
+
+    The values are a coordinate, or, with ``reference`` (a state), the distance from it relative to
+    its norm, or else the state's norm.
+    """
     from .dynamics.orbits import _orbit
 
     family = branch._family
@@ -1015,7 +1019,12 @@ def _branch_values(branch, coordinate):
             system, params = family.at(lam)
             points = _orbit(system, x, branch.period, params)[:-1]
         flat = np.array([np.ravel(p) for p in points])
-        rows.append(flat[:, coordinate] if coordinate is not None else np.linalg.norm(flat, axis=1))
+        if coordinate is not None:
+            rows.append(flat[:, coordinate])
+        elif reference is not None:
+            rows.append(np.linalg.norm(flat - reference, axis=1) / np.linalg.norm(reference))
+        else:
+            rows.append(np.linalg.norm(flat, axis=1))
     return branch.parameter, np.array(rows)
 
 
@@ -1031,13 +1040,15 @@ def plot_branches(branches, path=None, *, coordinate=None, ax=None, diagram=None
     dim = int(np.prod(first.states.shape[1:]))
     if coordinate is None and (dim == 1 or diagram is not None):
         coordinate = 0
+    # a block's state: its distance from the first branch point (a normalised state's norm is fixed)
+    reference = np.ravel(first.states[0]) if coordinate is None and dim > 3 else None
     if diagram is not None:
         n_values, n_kept = diagram.points.shape[:2]
         ax.plot(np.repeat(diagram.values, n_kept), diagram.points[:, :, -1, 0].ravel(), ".", color="0.6",
                 ms=1.0, alpha=0.6, rasterized=True)
     colours = _layer_colours(max(len(branches), 2), "viridis")
     for colour, branch in zip(colours, branches):
-        parameter, values = _branch_values(branch, coordinate)
+        parameter, values = _branch_values(branch, coordinate, reference)
         stable = branch.stable
         for column in range(values.shape[1]):
             for flag, style in ((True, "-"), (False, "--")):
@@ -1050,9 +1061,16 @@ def plot_branches(branches, path=None, *, coordinate=None, ax=None, diagram=None
                 ax.plot(parameter, shown, style, color=colour, lw=1.6)
         for b in branch.bifurcations:
             marker, mcolour = _BIFURCATION_MARKERS[b.kind]
-            value = np.ravel(b.state)[coordinate] if coordinate is not None else np.linalg.norm(b.state)
+            if coordinate is not None:
+                value = np.ravel(b.state)[coordinate]
+            elif reference is not None:
+                value = np.linalg.norm(np.ravel(b.state) - reference) / np.linalg.norm(reference)
+            else:
+                value = np.linalg.norm(b.state)
             ax.plot([b.parameter], [value], marker, mfc=mcolour, mec="black", ms=8, zorder=5)
-    ylabel = f"x[{coordinate}]" if coordinate is not None else "|x| (state norm)"
+    ylabel = (f"x[{coordinate}]" if coordinate is not None else
+              f"|x − x({_format(float(first.parameter[0]))})| / |x({_format(float(first.parameter[0]))})|"
+              if reference is not None else "|x| (state norm)")
     ax.set_xlabel(first.parameter_name)
     ax.set_ylabel(ylabel)
     over = " over its orbit diagram" if diagram is not None else ""

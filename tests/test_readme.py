@@ -22,3 +22,4 @@ def test_readme_tour_runs(tmp_path, monkeypatch):
     basin_map = namespace["basin_map"]
     assert basin_map.labels.shape == (16, 16) and (tmp_path / "basins.png").exists()
     assert len(namespace["cells"].attractors) >= 1
+    assert abs(namespace["doubled"].bifurcations[0].parameter - (1 + 6 ** 0.5)) < 1e-8

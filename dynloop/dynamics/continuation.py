@@ -109,6 +109,7 @@ class _Family:
             raise invalid("system", type(system).__name__,
                           "continuation takes a dynloop.Map or a dynloop.BlockSpec")
         self._cache = {}
+        self.weight = 1.0  # of the state in the branch coordinates (w x, λ); set by continuation
 
     def at(self, value):
         """``(system, params)`` at parameter value ``value``."""
@@ -130,12 +131,13 @@ class _Family:
                                                                                          self.parameter))
 
 
-def _evaluate(family, u, period, shape, jacobians=True):
-    """``F(u)``, and with ``jacobians`` the orbit Jacobian ``J`` and ``F_λ`` (central difference)."""
-    x, lam = u[:-1].reshape(shape), u[-1]
+def _evaluate(family, v, period, shape, jacobians=True):
+    """``F`` at the branch coordinates ``v = (w x, λ)``, and with ``jacobians`` the orbit Jacobian ``J``
+    and ``F_λ`` (central difference)."""
+    x, lam = (v[:-1] / family.weight).reshape(shape), v[-1]
     system, params = family.at(lam)
     points = _orbit(system, x, period, params)
-    residual = points[-1].ravel() - u[:-1]
+    residual = points[-1].ravel() - x.ravel()
     if not jacobians:
         return residual, None, None
     jacobian = _orbit_jacobian(system, points, params)
@@ -150,13 +152,20 @@ def _args(family, x, lam, period):
     return system, x, period, params
 
 
-def _tangent(jacobian, f_lam, previous):
-    """Unit null vector of ``[J − I | F_λ]`` oriented along ``previous``."""
+def _system_matrix(jacobian, f_lam, row, weight):
+    """``[[(J − I) / w, F_λ], [row]]``: the Jacobian of ``F`` in the branch coordinates, and a last row."""
     n = jacobian.shape[0]
-    matrix = np.zeros((n + 1, n + 1))
-    matrix[:n, :n] = jacobian - np.eye(n)
+    matrix = np.empty((n + 1, n + 1))
+    matrix[:n, :n] = (jacobian - np.eye(n)) / weight
     matrix[:n, n] = f_lam
-    matrix[n] = previous
+    matrix[n] = row
+    return matrix
+
+
+def _tangent(jacobian, f_lam, previous, weight):
+    """Unit null vector of ``[(J − I) / w | F_λ]`` oriented along ``previous``."""
+    n = jacobian.shape[0]
+    matrix = _system_matrix(jacobian, f_lam, previous, weight)
     rhs = np.zeros(n + 1)
     rhs[n] = 1.0
     tangent = np.linalg.solve(matrix, rhs)
@@ -172,7 +181,6 @@ def _correct(family, predicted, anchor, tangent, arclength, period, shape, tol, 
     iteration), and full Newton takes over if that does not converge. Returns
     ``(u, J, F_λ, iterations)``, the Jacobians taken at the converged point, or None.
     """
-    n = predicted.size - 1
     for fixed in ((True, False) if chord is not None else (False,)):
         u = predicted.copy()
         matrix = None
@@ -186,10 +194,7 @@ def _correct(family, predicted, anchor, tangent, arclength, period, shape, tol, 
             if not (np.all(np.isfinite(residual)) and np.all(np.isfinite(jacobian))):
                 break
             if matrix is None or not fixed:
-                matrix = np.empty((n + 1, n + 1))
-                matrix[:n, :n] = jacobian - np.eye(n)
-                matrix[:n, n] = f_lam
-                matrix[n] = tangent
+                matrix = _system_matrix(jacobian, f_lam, tangent, family.weight)
             rhs = -np.concatenate([residual, [tangent @ (u - anchor) - arclength]])
             try:
                 delta = np.linalg.solve(matrix, rhs)
@@ -336,7 +341,7 @@ class Branch:
         # the doubled branch leaves the flip point along the critical eigenvector: start there with
         # that tangent, to whichever side the new cycles exist
         tangent = np.concatenate([direction, [0.0]])
-        anchor = np.concatenate([bifurcation.state.ravel(), [bifurcation.parameter]])
+        anchor = np.concatenate([family.weight * bifurcation.state.ravel(), [bifurcation.parameter]])
         size = self.meta["step"]
         scale = max(1.0, float(np.linalg.norm(anchor)))
         for h in (size, size / 4, size / 16):
@@ -423,7 +428,9 @@ def continuation(system, parameter, *, start, stop, x0=None, period=1, params=No
     if not cycle.converged:
         raise ValueError(f"Newton's method found no period-{period} cycle near x0 at {parameter} = {start:g}")
     shape = tuple(at_start.state_shape)
-    u = np.concatenate([cycle.loop_points[0].ravel(), [start]])
+    # branch coordinates (w x, λ), w = 1/sqrt(n): a step counts the state's RMS change like the parameter's
+    family.weight = 1.0 / math.sqrt(at_start.state_size)
+    u = np.concatenate([family.weight * cycle.loop_points[0].ravel(), [start]])
     meta = {"system_name": system.name, "parameter": parameter, "range": (min(start, stop), max(start, stop)),
             "step": step, "tol": tol, "kind": system.kind}
     return _follow(family, u, period, shape, meta["range"], stop, step, max_points, tol, meta)
@@ -435,7 +442,7 @@ def _follow(family, u, period, shape, bounds, stop, step, max_points, tol, meta)
     residual, jacobian, f_lam = _evaluate(family, u, period, shape)
     direction = np.zeros(n + 1)
     direction[-1] = 1.0 if stop > u[-1] else -1.0
-    tangent = _tangent(jacobian, f_lam, direction)
+    tangent = _tangent(jacobian, f_lam, direction, family.weight)
     if tangent[-1] * direction[-1] < 0:
         tangent = -tangent
     # the multipliers of each branch point are computed on a second thread while the branch goes on
@@ -458,7 +465,7 @@ def _follow(family, u, period, shape, bounds, stop, step, max_points, tol, meta)
         u, jacobian, f_lam, iterations = corrected
         points.append(u)
         spectra.append(pool.submit(_multipliers, jacobian))
-        tangents.append(_tangent(jacobian, f_lam, tangents[-1]))
+        tangents.append(_tangent(jacobian, f_lam, tangents[-1], family.weight))
         chord = (jacobian, f_lam)
         if iterations <= 4:
             h = min(1.3 * h, largest)
@@ -502,7 +509,7 @@ def _end_at_bound(family, points, tangents, bound, period, shape, tol):
     if corrected is not None:
         u, jacobian, f_lam, _ = corrected
         points[-1] = u
-        tangents[-1] = _tangent(jacobian, f_lam, tangents[-2])
+        tangents[-1] = _tangent(jacobian, f_lam, tangents[-2], family.weight)
         return jacobian
     return None
 
@@ -536,7 +543,7 @@ def _locate(family, anchor, tangent, end, kind_index, period, shape, tol):
             return None  # a neutral saddle (real pair mu, 1/mu): no bifurcation
         critical = pairs[np.argmin(np.abs(np.abs(pairs) - 1.0))]
         rotation = abs(math.atan2(critical.imag, critical.real)) / (2 * math.pi)
-    return Bifurcation(kind=kind, parameter=float(u[-1]), state=u[:-1].reshape(shape).copy(),
+    return Bifurcation(kind=kind, parameter=float(u[-1]), state=(u[:-1] / family.weight).reshape(shape),
                        multipliers=multipliers, rotation=rotation)
 
 
@@ -545,7 +552,7 @@ class _NoPoint(Exception):
 
 
 def _branch(family, points, multipliers, period, shape, bifurcations, meta):
-    states = points[:, :-1].reshape((len(points),) + shape)
+    states = (points[:, :-1] / family.weight).reshape((len(points),) + shape)
     stable = np.abs(multipliers[:, 0]) < 1.0
     stage_points = degeneracy = None
     system = family.system
