@@ -119,7 +119,7 @@ def evaluate(items, records, figures=(), seconds=0.0, quick=False):
 def figure(items, records, outdir):
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 4.4), layout="constrained")
+    fig, ax = plt.subplots(figsize=(9.5, 4.6), layout="constrained")
     for r in records:
         converged, _ = verdict_of(r)
         change = np.asarray(r["changes"]).max(axis=0)
@@ -136,8 +136,9 @@ def figure(items, records, outdir):
     ax.axvline(1.0, color="0.5", ls=":", lw=1, label="loop of convergence")
     ax.set_xlabel("loop / loops needed to converge (runs without a fixed point: / 32)")
     ax.set_ylabel("largest change of a stage metric to its last value")
-    ax.set_title("ColSum concentration, mixing and sink rate after convergence (values below 1e-18 at 1e-18)")
-    unique_legend(ax, fontsize="small", loc="upper right")
+    ax.set_title("ColSum concentration, mixing and sink rate after convergence\n"
+                 "(values below 1e-18 drawn at 1e-18)", fontsize="medium")
+    unique_legend(ax, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return save_figure(fig, outdir, NAME, "metric_changes")
 
 
