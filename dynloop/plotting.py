@@ -1008,17 +1008,9 @@ def _branch_values(branch, coordinate, reference=None):
     The values are a coordinate, or, with ``reference`` (a state), the distance from it relative to
     its norm, or else the state's norm.
     """
-    from .dynamics.orbits import _orbit
-
-    family = branch._family
     rows = []
-    for x, lam in zip(branch.states, branch.parameter):
-        if branch.period == 1 or family is None:
-            points = [x]
-        else:
-            system, params = family.at(lam)
-            points = _orbit(system, x, branch.period, params)[:-1]
-        flat = np.array([np.ravel(p) for p in points])
+    for points in branch.loop_points():
+        flat = points.reshape(points.shape[0], -1)
         if coordinate is not None:
             rows.append(flat[:, coordinate])
         elif reference is not None:

@@ -277,6 +277,16 @@ class Branch:
     def __len__(self):
         return self.parameter.size
 
+    def loop_points(self):
+        """The states entering every loop of each branch point's cycle: ``(n, period, *state_shape)``."""
+        if self.period == 1 or self._family is None:
+            return self.states[:, None]
+        rows = []
+        for x, value in zip(self.states, self.parameter):
+            system, params = self._family.at(value)
+            rows.append(np.array(_orbit(system, x, self.period, params)[:-1]))
+        return np.array(rows)
+
     def summary(self):
         """A description in words: the range followed, stability, and every bifurcation."""
         name = self.meta.get("system_name", "a system")
