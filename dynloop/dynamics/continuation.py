@@ -446,8 +446,20 @@ def continuation(system, parameter, *, start, stop, x0=None, period=1, params=No
     return _follow(family, u, period, shape, meta["range"], stop, step, max_points, tol, meta)
 
 
+def _one_blas_thread():
+    """BLAS held to one thread: the multipliers' thread and this one then use a core each."""
+    from ..sweep.engine import _blas_controller
+
+    return _blas_controller().limit(limits=1, user_api="blas")
+
+
 def _follow(family, u, period, shape, bounds, stop, step, max_points, tol, meta):
     """Pseudo-arclength continuation from the branch point ``u`` towards ``stop``."""
+    with _one_blas_thread():
+        return _follow_here(family, u, period, shape, bounds, stop, step, max_points, tol, meta)
+
+
+def _follow_here(family, u, period, shape, bounds, stop, step, max_points, tol, meta):
     n = u.size - 1
     residual, jacobian, f_lam = _evaluate(family, u, period, shape)
     direction = np.zeros(n + 1)
@@ -529,15 +541,22 @@ def _locate(family, anchor, tangent, end, kind_index, period, shape, tol):
     import scipy.optimize
 
     span = float(tangent @ (end - anchor))
+    chord = _evaluate(family, anchor, period, shape)[1:]  # every trial point is corrected with these
 
     def on_branch(s):
-        return _correct(family, anchor + s * tangent, anchor, tangent, s, period, shape, tol * 1e-2)
+        return _correct(family, anchor + s * tangent, anchor, tangent, s, period, shape, tol * 1e-2,
+                        chord=chord)
 
     def test(s):
         corrected = on_branch(s)
         if corrected is None:
             raise _NoPoint
-        return _tests(np.linalg.eigvals(corrected[1]))[kind_index]
+        jacobian = corrected[1]
+        if kind_index < 2:  # det(J - I) or det(J + I) by LU: the same function as from the multipliers
+            n = jacobian.shape[0]
+            sign, log = np.linalg.slogdet(jacobian + (1.0 if kind_index else -1.0) * np.eye(n))
+            return float(sign * np.exp(log / n))
+        return _tests(np.linalg.eigvals(jacobian))[kind_index]
 
     try:
         s = scipy.optimize.brentq(test, 0.0, span, xtol=max(tol * 1e-3, 1e-15), rtol=4 * _EPS, maxiter=200)
