@@ -7,6 +7,8 @@ parameter values, each point refined by dynloop.find_cycle from the previous one
 with the analytic Jacobian) and its multipliers taken: the least that gives the same branch and
 multipliers, without arclength (it cannot pass a fold) and without locating bifurcations.
 
+Also a map's fixed point (Hénon, logistic; target: under 1 s each).
+
 Run:  python benchmarks/bench_continuation.py [--points 200] [--repeat 2]
 """
 
@@ -38,11 +40,25 @@ def by_hand(values, x0):
     return np.array(spectra)
 
 
+def bench_maps(repeat):
+    """Continuing a map's fixed point (target: under 1 s): Henon in a, the logistic cascade to period 4."""
+    henon, logistic = dynloop.maps.henon(b=0.3), dynloop.maps.logistic()
+    cases = {"henon, a from 0.1 to 0.6": lambda: dynloop.continuation(henon, "a", start=0.1, stop=0.6),
+             "logistic, r from 2.5 to 3.3": lambda: dynloop.continuation(logistic, "r", start=2.5, stop=3.3,
+                                                                          x0=[0.6])}
+    for run in cases.values():
+        run()
+    best = race(cases, repeat)
+    for name, seconds in best.items():
+        print(f"  map: {name}: {seconds:.3f} s ({'met' if seconds < 1 else 'NOT met'}: target under 1 s)")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=2)
     args = parser.parse_args()
+    bench_maps(args.repeat)
     spec = block()
     x0 = dynloop.classify(spec, lyapunov=False).stage_fixed_points[-1]
     # a range the branch does not leave within the points asked for, with the default step

@@ -110,6 +110,7 @@ class _Family:
                           "continuation takes a dynloop.Map or a dynloop.BlockSpec")
         self._cache = {}
         self.weight = 1.0  # of the state in the branch coordinates (w x, λ); set by continuation
+        self.failure = ""  # why the last correction failed
 
     def at(self, value):
         """``(system, params)`` at parameter value ``value``."""
@@ -181,6 +182,7 @@ def _correct(family, predicted, anchor, tangent, arclength, period, shape, tol, 
     iteration), and full Newton takes over if that does not converge. Returns
     ``(u, J, F_λ, iterations)``, the Jacobians taken at the converged point, or None.
     """
+    family.failure = "did not converge"
     for fixed in ((True, False) if chord is not None else (False,)):
         u = predicted.copy()
         matrix = None
@@ -199,6 +201,7 @@ def _correct(family, predicted, anchor, tangent, arclength, period, shape, tol, 
             try:
                 delta = np.linalg.solve(matrix, rhs)
             except np.linalg.LinAlgError:
+                family.failure = "met a singular Jacobian [F_x | F_λ; tangent]"
                 break
             u = u + delta
             with np.errstate(all="ignore"):  # a branch running off to infinity: not finite, not converged
@@ -432,6 +435,8 @@ def continuation(system, parameter, *, start, stop, x0=None, period=1, params=No
         guess = result.stage_fixed_points[system.n_stages - 1]
     else:
         guess = at_start.check_state(x0, "x0")
+        if not np.all(np.isfinite(guess)):
+            raise invalid("x0", np.asarray(x0).tolist(), "every entry must be finite")
     from .orbits import find_cycle
 
     cycle = find_cycle(at_start, period, guess, params=start_params, tol=min(tol, 1e-12))
@@ -481,13 +486,21 @@ def _follow_here(family, u, period, shape, bounds, stop, step, max_points, tol, 
         if corrected is None:
             h /= 2
             if h < 1e-12 * max(1.0, abs(points[-1][-1])):
-                stopped = "the corrector failed even at the smallest step"
+                stopped = (f"Newton's corrector {family.failure} even at the smallest step, after "
+                           f"{meta['parameter']} = {points[-1][-1]:.10g}")
                 break
             continue
         u, jacobian, f_lam, iterations = corrected
         points.append(u)
         spectra.append(pool.submit(_multipliers, jacobian))
-        tangents.append(_tangent(jacobian, f_lam, tangents[-1], family.weight))
+        try:
+            tangents.append(_tangent(jacobian, f_lam, tangents[-1], family.weight))
+        except np.linalg.LinAlgError:
+            points.pop()
+            spectra.pop()
+            stopped = (f"the tangent is not defined at {meta['parameter']} = {u[-1]:.10g}: [F_x | F_λ] is "
+                       "singular there and the branch is not at a fold (two branches cross)")
+            break
         chord = (jacobian, f_lam)
         if iterations <= 4:
             h = min(1.3 * h, largest)

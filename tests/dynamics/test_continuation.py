@@ -137,7 +137,17 @@ def test_a_transformer_blocks_cyclic_fixed_point_loses_stability_by_a_flip():
     (lambda: continuation(dynloop.BlockSpec(), "norm", start=0, stop=1), r"parameter='norm'.*float field"),
     (lambda: continuation(dynloop.maps.logistic(), "r", start=2.5, stop=3.0, tol=0.5), r"tol=0.5"),
     (lambda: continuation(dynloop.maps.logistic(r=3.9), "r", start=3.9, stop=4.0), r"no converged cycle"),
+    (lambda: continuation(dynloop.maps.logistic(), "r", start=2.5, stop=3.0, x0=[np.nan]), r"x0=\[nan\]"),
+    (lambda: continuation(dynloop.maps.logistic(), "r", start=2.5, stop=3.0, period=0), r"period=0"),
 ])
 def test_bad_input_names_the_argument(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_a_branch_says_why_it_stopped():
+    branch = continuation(dynloop.maps.henon(b=0.3), "a", start=0.1, stop=0.6)
+    assert branch.meta["stopped"] == "the parameter left the range"
+    short = continuation(dynloop.maps.logistic(), "r", start=2.5, stop=3.3, x0=[0.6], max_points=5)
+    assert short.meta["stopped"] == "max_points (5) reached" and len(short) == 5
+    assert "stopped: max_points (5) reached" in short.summary()
