@@ -471,7 +471,7 @@ class BasinMap:
 # ----------------------------------------------------------------------------- the computation
 def _check_starts(system, starts):
     state_shape = tuple(system.state_shape)
-    array = np.asarray(starts, dtype=float) if not isinstance(starts, np.ndarray) else starts
+    array = np.asarray(starts)
     if array.dtype.kind not in "iuf":
         raise invalid("starts", f"array of dtype {array.dtype}", "expected an array of numbers")
     k = len(state_shape)
@@ -537,7 +537,7 @@ def basins(system, starts, *, params=None, loops=None, tol=None, progress=True, 
     >>> result.labels.tolist(), result.attractors[0].regime.value
     ([-1, 0, 0, -1], 'fixed_point')
     """
-    from ..sweep.engine import _Task, _check_dtype, _describe, _window, run_chunks
+    from ..sweep.engine import _Task, _describe, _window, run_chunks
     from ..sweep.store import ChunkStore
     from .classify import _tolerances
 
@@ -558,8 +558,7 @@ def basins(system, starts, *, params=None, loops=None, tol=None, progress=True, 
     n_points = flat_starts.shape[0]
     loops, transient, window, max_period = _window(1000 if loops is None else loops, None)
     tolerances = _tolerances(tol)
-    dtype = _check_dtype(np.float64, kind)
-    settings = (loops, window, max_period, tolerances.as_array(), True, True, dtype, None, True)
+    settings = (loops, window, max_period, tolerances.as_array(), True, True, np.float64, None, True)
     tasks = [_Task(i, np.arange(lo, min(lo + _CHUNK, n_points)), {}, names,
                    np.tile(values_row, (min(lo + _CHUNK, n_points) - lo, 1)),
                    flat_starts[lo:lo + _CHUNK])
@@ -626,7 +625,7 @@ def _place_undetermined(system, codes, finals, scales, tolerances, labels, attra
     pending = np.flatnonzero((codes == Regime.UNDETERMINED.code) & np.all(np.isfinite(finals), axis=1))
     if not pending.size:
         return
-    projection = _projection(system, finals.shape[1])
+    projection = _projection(finals.shape[1])
     for index, attractor in enumerate(attractors):
         if attractor.regime in _CONVERGED:
             on = _orbit_distances(finals[pending], scales[pending],
@@ -686,7 +685,7 @@ def _iterate(system, params, state, steps):
     return run.loop_states.reshape(run.loop_states.shape[0], -1)[:steps].copy()
 
 
-def _projection(system, n):
+def _projection(n):
     """Coordinates in which wandering attractors are compared: the state itself up to 3 numbers, else
     three fixed orthonormal directions (seeded, the same for every call)."""
     if n <= 3:
@@ -697,7 +696,7 @@ def _projection(system, n):
 
 def _match_wandering(system, params, members, codes, finals, labels, attractors):
     n = finals.shape[1]
-    projection = _projection(system, n)
+    projection = _projection(n)
     projected = finals[members] @ projection.T
     pending = np.arange(members.size)
     loops = _OCCUPANCY_LOOPS["map" if system.kind == "map" else "block"]
@@ -710,11 +709,10 @@ def _match_wandering(system, params, members, codes, finals, labels, attractors)
         low, high = cloud.min(axis=0), cloud.max(axis=0)
         size = max(float((high - low).max()), 1e-12) / _OCCUPANCY_BOXES
         boxes = np.unique(np.floor((cloud - low) / size).astype(np.int64), axis=0)
-        occupied = set()
-        for offset in np.stack(np.meshgrid(*[[-1, 0, 1]] * cloud.shape[1], indexing="ij"), -1).reshape(-1,
-                                                                                                    cloud.shape[1]):
-            occupied.update(map(tuple, boxes + offset))
-        occupancy = {"low": low, "size": size, "boxes": occupied}
+        offsets = np.stack(np.meshgrid(*[[-1, 0, 1]] * cloud.shape[1], indexing="ij"), -1).reshape(-1, 1,
+                                                                                                 cloud.shape[1])
+        occupied = np.unique(_box_keys((boxes[None] + offsets).reshape(-1, cloud.shape[1])))
+        occupancy = {"low": low, "size": size, "keys": occupied}
         same = next((i for i, a in enumerate(attractors) if a._occupancy is not None
                      and _inside(a._occupancy, cloud).mean() > 0.5), None)
         if same is None:
@@ -729,9 +727,23 @@ def _match_wandering(system, params, members, codes, finals, labels, attractors)
         pending = pending[~inside]
 
 
+def _box_keys(boxes):
+    """One integer per box of up to 3 integer coordinates (each within ±2^20 of the cloud's corner)."""
+    shifted = np.clip(boxes, -(1 << 20), (1 << 20) - 1) + (1 << 20)
+    keys = np.zeros(len(boxes), dtype=np.int64)
+    for column in range(boxes.shape[1]):
+        keys = (keys << 21) | shifted[:, column]
+    return keys
+
+
 def _inside(occupancy, points):
-    boxes = np.floor((points - occupancy["low"]) / occupancy["size"]).astype(np.int64)
-    return np.array([tuple(b) in occupancy["boxes"] for b in boxes], dtype=bool)
+    """Whether each projected point (rows) falls in a marked box of a wandering attractor."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        boxes = np.floor((points - occupancy["low"]) / occupancy["size"])
+    finite = np.all(np.isfinite(boxes), axis=1)
+    inside = np.zeros(len(points), dtype=bool)
+    inside[finite] = np.isin(_box_keys(boxes[finite].astype(np.int64)), occupancy["keys"])
+    return inside
 
 
 def _match_drift(system, members, finals, labels, attractors):

@@ -248,13 +248,10 @@ def cell_map(system, bounds, cells, *, params=None, samples=1):
     for s, offset in enumerate(offsets):
         images = map_images(system.step_function, np.ascontiguousarray(corners + offset * widths), p)
         votes[:, s] = _cell_index(images, bounds, cells)
-    if samples == 1:
-        image = votes[:, 0]
-    else:
-        image = np.empty(n_cells, dtype=np.int64)
-        for c in range(n_cells):
-            values, counts = np.unique(votes[c], return_counts=True)
-            image[c] = values[np.argmax(counts)]  # unique sorts: the smallest of the most frequent
+    # the most frequent image cell of each cell's samples, the smallest on a tie
+    counts = (votes[:, :, None] == votes[:, None, :]).sum(axis=2)
+    best = np.lexsort((votes, -counts))[:, 0]
+    image = votes[np.arange(n_cells), best]
     sink = n_cells
     graph = nx.DiGraph()
     graph.add_nodes_from(range(n_cells + 1))

@@ -5,9 +5,10 @@ continuation follows the curve of zeros in ``(x, λ)``: from a point ``u_k`` wit
 ``t_k`` it predicts ``u_k + h t_k`` and corrects by Newton's method on ``F = 0`` together with
 ``t_k · (u − u_k) = h``, so the branch is followed through folds, where it turns back in ``λ``.
 ``F_x = J − I`` uses the analytic loop Jacobians (``J`` the product of the ``p`` loop Jacobians
-along the orbit); ``F_λ`` is a central difference in ``λ`` with step ``h_λ = ε^{1/3} max(1, |λ|)``,
-whose error is of order ``h_λ² |f'''|``, about 1e-11 relative for smooth maps (the corrector
-converges to the same branch whatever small error ``F_λ`` has; it only slows Newton's method).
+along the orbit); ``F_λ`` is a central difference in ``λ`` with step ``h_λ = ε^{1/3} max(1, |λ|)``
+(about 6e-6), whose error is of order ``h_λ² |∂³f/∂λ³| / 6 + ε |f| / h_λ`` (an estimate, not a
+measurement; the corrector converges to the same branch whatever small error ``F_λ`` has, it only
+slows Newton's method).
 
 Along the branch, three test functions of the multipliers ``μ_i`` (eigenvalues of ``J``) change
 sign where a bifurcation lies:
@@ -37,7 +38,7 @@ import numpy as np
 
 from .._errors import check_int, check_real, invalid
 from ..systems.base import check_system
-from .orbits import _orbit, _orbit_jacobian
+from .orbits import _orbit, _orbit_jacobian, find_cycle
 
 KINDS = ("fold", "flip", "neimark_sacker")
 _NAMES = {"fold": "fold", "flip": "flip (period doubling)", "neimark_sacker": "Neimark–Sacker"}
@@ -126,10 +127,6 @@ class _Family:
                 changes.update(weights=arrays["weights"], inputs=arrays["inputs"])
             self._cache[value] = self.system.replace(**changes)
         return self._cache[value], None
-
-    def value(self):
-        return float(self.base[self.parameter] if self.system.kind == "map" else getattr(self.system,
-                                                                                         self.parameter))
 
 
 def _evaluate(family, v, period, shape, jacobians=True):
@@ -437,8 +434,6 @@ def continuation(system, parameter, *, start, stop, x0=None, period=1, params=No
         guess = at_start.check_state(x0, "x0")
         if not np.all(np.isfinite(guess)):
             raise invalid("x0", np.asarray(x0).tolist(), "every entry must be finite")
-    from .orbits import find_cycle
-
     cycle = find_cycle(at_start, period, guess, params=start_params, tol=min(tol, 1e-12))
     if not cycle.converged:
         raise ValueError(f"Newton's method found no period-{period} cycle near x0 at {parameter} = {start:g}")

@@ -125,9 +125,12 @@ def test_a_transformer_blocks_cyclic_fixed_point_loses_stability_by_a_flip():
     before = dynloop.classify(spec.replace(residual_scale=first.parameter - 2e-3), lyapunov=False)
     after = dynloop.classify(spec.replace(residual_scale=first.parameter + 2e-3), lyapunov=False)
     assert before.regime is Regime.CYCLIC and (after.regime, after.period) == (Regime.PERIODIC, 2)
-    # the fixed point classify refines just before the flip is the branch's point there
-    index = np.argmin(np.abs(branch.parameter - (first.parameter - 2e-3)))
-    assert abs(branch.parameter[index] - (first.parameter - 2e-3)) < 5e-3
+    # at a branch point before the flip, the fixed point classify refines is the branch's point
+    index = first.index - 1
+    at = dynloop.classify(spec.replace(residual_scale=float(branch.parameter[index])), lyapunov=False)
+    assert at.regime is Regime.CYCLIC
+    np.testing.assert_allclose(at.stage_fixed_points[-1], branch.states[index], atol=1e-8)
+    np.testing.assert_allclose(at.stage_fixed_points, branch.stage_points[index], atol=1e-8)
 
 
 @pytest.mark.parametrize("call, message", [
