@@ -517,20 +517,18 @@ def _continue(args):
     parameter, start, stop = options.pop("parameter"), options.pop("start"), options.pop("stop")
     if "x0" not in options and x0 is not None:
         options["x0"] = x0
-    period = options.pop("period", 1)
-    if period != 1:
-        raise invalid("continue.period", period, "the command continues the attractor (period 1 or the "
-                      "period classify finds); use dynloop.continuation(period=...) for another cycle")
     _announce_compiling(system)
     branches, _ = bifurcation_diagram(system, parameter, start, stop, params=params,
                                       path=_written(figure), **options)
-    for branch in branches:
+    for i, branch in enumerate(branches):
         print(branch.summary())
+        branch.save(_written(out / f"branch_{i}_period_{branch.period}.npz"))
     found = [{"period": b.period, "bifurcations": [
         {"kind": x.kind, "parameter": x.parameter, "rotation": x.rotation,
          "multiplier_moduli": np.abs(x.multipliers[:8]).tolist()} for x in b.bifurcations]} for b in branches]
     _written(listing).write_text(json.dumps({"parameter": parameter, "branches": found}, indent=2))
-    print(f"continuation written to {figure} and {listing}")
+    print(f"continuation written to {figure} and {listing}; every branch to {out}/branch_*.npz "
+          "(dynloop.Branch.load)")
     return 0
 
 
@@ -855,8 +853,9 @@ def build_parser():
         description="Follow the fixed point (or cycle) that classify finds at [continue] start as the "
                     "parameter goes to stop (dynloop.continuation, pseudo-arclength), locate every fold, "
                     "flip and Neimark-Sacker point, switch at flips up to depth times, and write "
-                    "OUTDIR/continuation.png (over the orbit diagram, for a map) and "
-                    "OUTDIR/bifurcations.json.")
+                    "OUTDIR/continuation.png (over the orbit diagram, for a map), "
+                    "OUTDIR/bifurcations.json and every branch as OUTDIR/branch_I_period_P.npz "
+                    "(dynloop.Branch.load). With x0 and period, another cycle than the attractor.")
     continue_parser.add_argument("config", metavar="CONFIG.toml",
                                  help=config_help + " and a [continue] table")
     continue_parser.add_argument("-o", "--out", metavar="OUTDIR", required=True, help="output directory")

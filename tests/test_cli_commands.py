@@ -174,6 +174,15 @@ def test_continue_writes_the_branches_and_their_bifurcations(tmp_path, capsys):
     assert flips == pytest.approx([3.0, 1 + math.sqrt(6)], abs=1e-8)
     assert "flip (period doubling) at 3.449489743" in printed
     assert (out / "continuation.png").stat().st_size > 20_000
+    saved = dynloop.Branch.load(out / "branch_1_period_2.npz")
+    assert saved.period == 2 and saved.bifurcations[0].parameter == flips[1]
+    # a cycle of another period: the 2-cycle from r = 3.2, continued to its flip
+    config = write(tmp_path, "[map]\nname = 'logistic'\nx0 = [0.5]\n[continue]\nparameter = 'r'\n"
+                             "start = 3.2\nstop = 3.5\nperiod = 2\ndepth = 0\n", "two.toml")
+    assert main(["continue", config, "-o", str(tmp_path / "two")]) == 0
+    listing = json.loads((tmp_path / "two" / "bifurcations.json").read_text())
+    assert [b["period"] for b in listing["branches"]] == [2]
+    assert listing["branches"][0]["bifurcations"][0]["parameter"] == pytest.approx(1 + math.sqrt(6), abs=1e-8)
     missing = write(tmp_path, "[map]\nname = 'logistic'\n[continue]\nparameter = 'r'\nstart = 2.8\n",
                     "bad.toml")
     assert main(["continue", missing, "-o", str(tmp_path / "bad")]) == 2

@@ -46,6 +46,8 @@ _NAMES = {"fold": "fold", "flip": "flip (period doubling)", "neimark_sacker": "N
 _WEIGHTLESS = ("residual_scale", "injection_scale", "skip_scale", "norm_eps", "init_scale")
 _NEWTON_STEPS = 12
 _EPS = np.finfo(float).eps
+_FORMAT = "dynloop.Branch"
+_VERSION = 1
 
 
 @dataclass
@@ -273,19 +275,23 @@ class Branch:
     degeneracy: np.ndarray | None = None
     meta: dict = field(default_factory=dict)
     _family: object = field(default=None, repr=False)
+    _loops: np.ndarray | None = field(default=None, repr=False)  # loop_points, once computed
 
     def __len__(self):
         return self.parameter.size
 
     def loop_points(self):
         """The states entering every loop of each branch point's cycle: ``(n, period, *state_shape)``."""
-        if self.period == 1 or self._family is None:
+        if self.period == 1:
             return self.states[:, None]
-        rows = []
-        for x, value in zip(self.states, self.parameter):
-            system, params = self._family.at(value)
-            rows.append(np.array(_orbit(system, x, self.period, params)[:-1]))
-        return np.array(rows)
+        if self._loops is None:
+            family = self._require_system("loop_points")
+            rows = []
+            for x, value in zip(self.states, self.parameter):
+                system, params = family.at(value)
+                rows.append(np.array(_orbit(system, x, self.period, params)[:-1]))
+            self._loops = np.array(rows)
+        return self._loops
 
     def summary(self):
         """A description in words: the range followed, stability, and every bifurcation."""
@@ -301,6 +307,10 @@ class Branch:
             lines.extend(f"  {b.describe()}" for b in self.bifurcations)
         else:
             lines.append("no bifurcation on the branch")
+        for value in self.meta.get("branch_points", ()):
+            lines.append(f"branch point at {self.parameter_name} = {value:.10g}: a multiplier is +1 but the "
+                         "branch does not turn back ([F_x | F_λ] is singular off a fold; another branch "
+                         "of cycles crosses this one there)")
         return "\n".join(lines)
 
     def __str__(self):
@@ -323,6 +333,91 @@ class Branch:
 
         return plot_branches([self], path, coordinate=coordinate, ax=ax)
 
+    def save(self, path):
+        """Write the branch to one compressed ``.npz`` file (arrays and a JSON header); :meth:`load` reads it.
+
+        Examples
+        --------
+        >>> import os, tempfile, dynloop
+        >>> logistic = dynloop.maps.logistic()
+        >>> branch = dynloop.continuation(logistic, "r", start=2.5, stop=3.3, x0=[0.6])
+        >>> path = os.path.join(tempfile.mkdtemp(), "branch.npz")
+        >>> branch.save(path)
+        >>> loaded = dynloop.Branch.load(path, logistic)
+        >>> [(b.kind, round(b.parameter, 10)) for b in loaded.bifurcations]
+        [('flip', 3.0)]
+        >>> loaded.switch(loaded.bifurcations[0]).period
+        2
+        """
+        from ..sweep.phase import _write_npz
+
+        header = {"format": _FORMAT, "version": _VERSION, "parameter_name": self.parameter_name,
+                  "period": self.period, "meta": self.meta,
+                  "bifurcations": [{"kind": b.kind, "parameter": b.parameter, "index": b.index,
+                                    "rotation": b.rotation} for b in self.bifurcations]}
+        arrays = {"parameter": self.parameter, "states": self.states, "multipliers": self.multipliers,
+                  "stable": self.stable}
+        for name in ("stage_points", "degeneracy"):
+            if getattr(self, name) is not None:
+                arrays[name] = getattr(self, name)
+        if self.period > 1:  # so that a branch loaded without its system can still be drawn
+            arrays["loop_points"] = self.loop_points()
+        for i, b in enumerate(self.bifurcations):
+            arrays[f"bifurcation_state_{i}"] = b.state
+            arrays[f"bifurcation_multipliers_{i}"] = b.multipliers
+        _write_npz(path, header, arrays)
+
+    @classmethod
+    def load(cls, path, system=None, *, params=None):
+        """Read a branch written by :meth:`save`.
+
+        Parameters
+        ----------
+        path : str or Path
+        system : Map or BlockSpec, optional
+            The system the branch was computed for. Without it the branch holds its arrays and
+            bifurcations; with it, :meth:`switch` and :meth:`loop_points` work as on the original.
+        params : dict, optional
+            A map's other parameters (default: the ones the branch was computed with).
+
+        Returns
+        -------
+        Branch
+        """
+        from ..sweep.phase import _read_npz
+
+        header, arrays = _read_npz(path, _FORMAT)
+        meta = header["meta"]
+        bifurcations = [Bifurcation(kind=entry["kind"], parameter=entry["parameter"],
+                                    state=arrays[f"bifurcation_state_{i}"],
+                                    multipliers=arrays[f"bifurcation_multipliers_{i}"], index=entry["index"],
+                                    rotation=entry["rotation"])
+                        for i, entry in enumerate(header["bifurcations"])]
+        family = None
+        if system is not None:
+            check_system(system)
+            if system.name != meta.get("system_name"):
+                raise invalid("system", system.name, f"the branch in {str(path)!r} was computed for "
+                              f"{meta.get('system_name')!r}")
+            if tuple(system.state_shape) != arrays["states"].shape[1:]:
+                raise invalid("system", f"state shape {tuple(system.state_shape)}",
+                              f"the branch's states have shape {arrays['states'].shape[1:]}")
+            given = meta.get("params") if params is None else params
+            family = _Family(system, header["parameter_name"], given)
+            family.weight = 1.0 / math.sqrt(system.state_size)
+        return cls(parameter_name=header["parameter_name"], parameter=arrays["parameter"],
+                   states=arrays["states"], multipliers=arrays["multipliers"], stable=arrays["stable"],
+                   bifurcations=bifurcations, period=header["period"],
+                   stage_points=arrays.get("stage_points"), degeneracy=arrays.get("degeneracy"), meta=meta,
+                   _family=family,
+                   _loops=arrays.get("loop_points"))
+
+    def _require_system(self, what):
+        if self._family is None:
+            raise ValueError(f"{what} needs the system: this branch was loaded without one; "
+                             "use dynloop.Branch.load(path, system)")
+        return self._family
+
     def switch(self, bifurcation, *, stop=None, step=None, max_points=10000, tol=None):
         """The branch of period-doubled cycles that a flip point of this branch starts.
 
@@ -339,7 +434,7 @@ class Branch:
         """
         if bifurcation.kind != "flip":
             raise invalid("bifurcation", bifurcation.kind, "branch switching starts at a flip point")
-        family, shape = self._family, self.states.shape[1:]
+        family, shape = self._require_system("switch"), self.states.shape[1:]
         system, params = family.at(bifurcation.parameter)
         points = _orbit(system, bifurcation.state, self.period, params)
         jacobian = _orbit_jacobian(system, points, params)
@@ -443,6 +538,8 @@ def continuation(system, parameter, *, start, stop, x0=None, period=1, params=No
     u = np.concatenate([family.weight * cycle.loop_points[0].ravel(), [start]])
     meta = {"system_name": system.name, "parameter": parameter, "range": (min(start, stop), max(start, stop)),
             "step": step, "tol": tol, "kind": system.kind}
+    if family.base is not None:
+        meta["params"] = {name: float(value) for name, value in family.base.items()}
     return _follow(family, u, period, shape, meta["range"], stop, step, max_points, tol, meta)
 
 
@@ -512,18 +609,26 @@ def _follow_here(family, u, period, shape, bounds, stop, step, max_points, tol, 
     multipliers = np.array([spectrum.result() for spectrum in spectra])
     pool.shutdown()
     tests = np.array([_tests(m) for m in multipliers])
-    bifurcations = []
+    bifurcations, crossings = [], []
     for k in range(len(points) - 1):
         for kind_index, kind in enumerate(KINDS):
             if tests[k, kind_index] * tests[k + 1, kind_index] < 0 or tests[k + 1, kind_index] == 0:
                 found = _locate(family, points[k], tangents[k], points[k + 1], kind_index, period, shape, tol)
-                if found is not None:
-                    found.index = k
+                if found is None:
+                    continue
+                found.index = k
+                # det(J − I) vanishes at a fold, where the branch turns back in the parameter, and at a
+                # branch point, where another branch crosses and [F_x | F_λ] is singular: the branch goes
+                # on through it, and the tangent's parameter component keeps its sign
+                if kind == "fold" and tangents[k][-1] * tangents[k + 1][-1] > 0:
+                    crossings.append(found)
+                else:
                     bifurcations.append(found)
     bifurcations = [b for b in bifurcations if lo - tol <= b.parameter <= hi + tol]
     inside = (branch_points[:, -1] >= lo - 1e-12) & (branch_points[:, -1] <= hi + 1e-12)
     keep = np.flatnonzero(inside)
-    meta = dict(meta, stopped=stopped, steps=len(points))
+    meta = dict(meta, stopped=stopped, steps=len(points),
+                branch_points=[b.parameter for b in crossings if lo - tol <= b.parameter <= hi + tol])
     return _branch(family, branch_points[keep], multipliers[keep], period, shape, bifurcations, meta)
 
 
@@ -608,8 +713,8 @@ def _branch(family, points, multipliers, period, shape, bifurcations, meta):
                   stage_points=stage_points, degeneracy=degeneracy, meta=meta, _family=family)
 
 
-def bifurcation_diagram(system, parameter, start, stop, *, x0=None, params=None, depth=2, loops=1000, keep=64,
-                        values=400, path=None, step=None, tol=1e-10):
+def bifurcation_diagram(system, parameter, start, stop, *, x0=None, period=1, params=None, depth=2,
+                        loops=1000, keep=64, values=400, path=None, step=None, tol=1e-10, max_points=10000):
     """Continue the attractor from ``start``, switch at every flip up to ``depth`` times, and draw every
     branch over the orbit diagram of the same range.
 
@@ -620,6 +725,8 @@ def bifurcation_diagram(system, parameter, start, stop, *, x0=None, params=None,
     start, stop : float
     x0 : array_like, optional
         A state near the cycle at ``start`` (default: the attractor ``classify`` finds there).
+    period : int
+        The period of the first branch's cycle (as in :func:`continuation`).
     params : dict, optional
     depth : int
         How many period doublings to follow (flip points met on switched branches included).
@@ -627,6 +734,8 @@ def bifurcation_diagram(system, parameter, start, stop, *, x0=None, params=None,
         The orbit diagram's loops per value, points kept per value, and number of values.
     path : str or Path, optional
         Write the figure there.
+    step, tol, max_points
+        As in :func:`continuation`, for every branch.
 
     Returns
     -------
@@ -645,7 +754,8 @@ def bifurcation_diagram(system, parameter, start, stop, *, x0=None, params=None,
     from ..sweep.orbit import orbit_diagram
 
     depth = check_int("depth", depth, minimum=0)
-    first = continuation(system, parameter, start=start, stop=stop, x0=x0, params=params, step=step, tol=tol)
+    first = continuation(system, parameter, start=start, stop=stop, x0=x0, period=period, params=params,
+                         step=step, tol=tol, max_points=max_points)
     branches, pending = [first], [(first, 0)]
     while pending:
         branch, level = pending.pop(0)
@@ -653,7 +763,7 @@ def bifurcation_diagram(system, parameter, start, stop, *, x0=None, params=None,
             continue
         for bifurcation in branch.bifurcations:
             if bifurcation.kind == "flip":
-                doubled = branch.switch(bifurcation)
+                doubled = branch.switch(bifurcation, max_points=max_points)
                 branches.append(doubled)
                 pending.append((doubled, level + 1))
     grid = np.linspace(start, stop, check_int("values", values, minimum=2))

@@ -154,3 +154,60 @@ def test_a_branch_says_why_it_stopped():
     short = continuation(dynloop.maps.logistic(), "r", start=2.5, stop=3.3, x0=[0.6], max_points=5)
     assert short.meta["stopped"] == "max_points (5) reached" and len(short) == 5
     assert "stopped: max_points (5) reached" in short.summary()
+
+
+@pytest.mark.parametrize("name, f", [
+    ("transcritical", lambda x, p: np.array([(1.0 + p[0]) * x[0] - x[0] ** 2])),
+    ("pitchfork", lambda x, p: np.array([(1.0 + p[0]) * x[0] - x[0] ** 3])),
+])
+def test_a_branch_point_is_not_called_a_fold(name, f):
+    # x = 0 is a fixed point for every a; at a = 0 its multiplier 1 + a passes +1 while the branch goes
+    # straight on: another branch (x = a, or x = ±√a) crosses it there and [F_x | F_a] = [a, 0] is singular
+    system = dynloop.Map(f, 1, params={"a": -0.5}, name=name)
+    branch = continuation(system, "a", start=-0.5, stop=0.5, x0=[0.0])
+    assert branch.bifurcations == [] and np.all(branch.states == 0.0)
+    assert branch.meta["branch_points"] == [pytest.approx(0.0, abs=1e-10)]
+    assert "branch point at a = " in branch.summary() and "singular off a fold" in branch.summary()
+    # a real fold is still one
+    fold = continuation(dynloop.Map(lambda x, p: np.array([x[0] ** 2 + p[0]]), 1, params={"c": 0.0}), "c",
+                        start=0.0, stop=0.3, x0=[0.0])
+    assert [b.kind for b in fold.bifurcations] == ["fold"] and fold.meta["branch_points"] == []
+
+
+def test_a_saved_branch_loads_with_its_bifurcations_and_switches_with_its_system(tmp_path):
+    logistic = dynloop.maps.logistic()
+    branch = continuation(logistic, "r", start=2.8, stop=3.56, x0=[0.6])
+    doubled = branch.switch(branch.bifurcations[0])
+    branch.save(tmp_path / "one.npz")
+    doubled.save(tmp_path / "two.npz")
+    for original, name in ((branch, "one.npz"), (doubled, "two.npz")):
+        bare = dynloop.Branch.load(tmp_path / name)
+        for attribute in ("parameter", "states", "multipliers", "stable"):
+            np.testing.assert_array_equal(getattr(bare, attribute), getattr(original, attribute))
+        assert [(b.kind, b.parameter, b.rotation, b.index) for b in bare.bifurcations] == \
+            [(b.kind, b.parameter, b.rotation, b.index) for b in original.bifurcations]
+        assert bare.period == original.period and bare.summary() == original.summary()
+        np.testing.assert_array_equal(bare.loop_points(), original.loop_points())
+        bare.plot(tmp_path / f"{name}.png")
+    bare = dynloop.Branch.load(tmp_path / "two.npz")
+    with pytest.raises(ValueError, match=r"switch needs the system.*Branch.load\(path, system\)"):
+        bare.switch(bare.bifurcations[0])
+    again = dynloop.Branch.load(tmp_path / "two.npz", logistic).switch(bare.bifurcations[0])
+    fresh = doubled.switch(doubled.bifurcations[0])
+    assert again.period == 4 and again.bifurcations[0].parameter == fresh.bifurcations[0].parameter
+    with pytest.raises(ValueError, match=r"system='henon'.*computed for 'logistic'"):
+        dynloop.Branch.load(tmp_path / "one.npz", dynloop.maps.henon())
+    np.savez(tmp_path / "other.npz", header=np.array('{"format": "dynloop.BasinMap"}'))
+    with pytest.raises(ValueError, match=r"holds 'dynloop.BasinMap', not a dynloop.Branch"):
+        dynloop.Branch.load(tmp_path / "other.npz")
+
+
+def test_a_saved_block_branch_keeps_its_stage_points(tmp_path):
+    spec = dynloop.BlockSpec(width=8, tokens=3, layers=2, heads=2, mixer="transformer", hidden=16,
+                             norm="pre", injection="concat", residual_scale=0.3, seed=0)
+    branch = continuation(spec, "residual_scale", start=0.3, stop=0.35, step=0.01)
+    branch.save(tmp_path / "block.npz")
+    loaded = dynloop.Branch.load(tmp_path / "block.npz", spec)
+    np.testing.assert_array_equal(loaded.stage_points, branch.stage_points)
+    np.testing.assert_array_equal(loaded.degeneracy, branch.degeneracy)
+    assert loaded.meta["kind"] == "block" and loaded.meta["range"] == [0.3, 0.35]

@@ -8,7 +8,8 @@ norm, a width-1 stage is piecewise constant and the derivation falls back to the
 condition, which has no boundary equation). Their loop is affine, x -> M(alpha) x + c: a flip (M = -1)
 keeps the fixed point c / 2 finite, so every flip is checked; a fold (M = 1) sends c / (1 - M) to infinity
 unless c = 0, so folds are checked where the scheme injects nothing (c = 0, the branch x = 0 passes
-through them) and elsewhere the branch is continued up to them from both sides.
+through them, so continuation reports them as branch points: multiplier +1 without a turn) and
+elsewhere the branch is continued up to them from both sides.
 """
 
 import sys
@@ -64,6 +65,9 @@ def test_continuation_finds_every_boundary_that_derive_gives(injection):
         branch = continuation(spec.replace(residual_scale=lo), "residual_scale", start=lo, stop=hi,
                               x0=[[0.0]], step=0.02)
         found += [(b.kind, b.parameter) for b in branch.bifurcations]
+        found += [("fold", value) for value in branch.meta["branch_points"]]  # derive's "fold": multiplier +1
+        if not folds_at_infinity:  # c = 0: x = 0 passes straight through every multiplier-+1 point
+            assert "fold" not in [b.kind for b in branch.bifurcations]
     checked = 0
     for kind, values in expected.items():
         for value in values:
