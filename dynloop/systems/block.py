@@ -435,7 +435,9 @@ class BlockSpec(System, metaclass=_FieldsChecked):
 
     def _tangent_run(self, x, basis, loops, params, with_log_det):
         config, arrays = self._compiled(np.float64)
-        x = self.check_state(x, "x")
+        # writable C-ordered copies always: numba compiles the kernel (about a minute) once per array
+        # layout and read-only flag
+        x = np.array(self.check_state(x, "x"), dtype=np.float64, order="C", copy=True)
         basis = np.array(basis, dtype=np.float64, order="C", copy=True)
         return kernels.tangent_run(config, arrays, x, basis, loops, self.n_stages, with_log_det,
                                    numba.get_num_threads())

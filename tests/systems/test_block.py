@@ -294,7 +294,9 @@ def test_tangents_in_parts_are_bitwise_those_run_one_by_one(index, combination):
     from dynloop.systems import _block_kernels as kernels
     spec, _ = random_spec(index, **dict(zip(("mixer", "norm", "injection"), combination)))
     config, arrays = spec._compiled(np.float64)
-    x0 = spec.start_state()
+    # a writable C-ordered state and basis, as BlockSpec._tangent_run passes them (numba compiles the kernel
+    # once more, about a minute, for every other layout or a read-only array)
+    x0 = spec.start_state().copy()
     n = x0.size
     basis = np.linalg.qr(np.random.default_rng(index).standard_normal((n, 5)))[0]
     runs = [kernels.tangent_run(config, arrays, x0, basis, 6, spec.n_stages, False, parts)
@@ -305,7 +307,7 @@ def test_tangents_in_parts_are_bitwise_those_run_one_by_one(index, combination):
         assert np.array_equal(log_r, runs[0][2])
     # one loop, one tangent at a time: each column's growth and direction as when run together
     _, joint, log_joint, _, _ = kernels.tangent_run(config, arrays, x0, basis, 1, spec.n_stages, False, 3)
-    _, first, log_first, _, _ = kernels.tangent_run(config, arrays, x0, basis[:, :1], 1, spec.n_stages,
+    _, first, log_first, _, _ = kernels.tangent_run(config, arrays, x0, basis[:, :1].copy(), 1, spec.n_stages,
                                                     False, 1)
     assert np.array_equal(first[:, 0], joint[:, 0]) and log_first[0] == log_joint[0]
     assert np.array_equal(runs[0][0], dynloop.simulate(spec, 6).final_state)
@@ -316,10 +318,11 @@ def test_tangent_run_stops_at_the_last_finite_state():
     spec = BlockSpec(width=4, tokens=2, layers=2, mixer="linear", norm="none", injection="none",
                      weight_gain=40.0, seed=2)
     config, arrays = spec._compiled(np.float64)
-    x0 = spec.start_state()
+    x0 = spec.start_state().copy()
     for parts in (1, 2):
-        state, _, log_r, _, done = kernels.tangent_run(config, arrays, x0, np.eye(x0.size)[:, :3], 10000,
-                                                       spec.n_stages, False, parts)
+        basis = np.eye(x0.size)[:, :3].copy()
+        state, _, log_r, _, done = kernels.tangent_run(config, arrays, x0, basis, 10000, spec.n_stages, False,
+                                                       parts)
         assert 0 < done < 10000
         assert np.all(np.isfinite(state)) and np.all(np.isfinite(log_r))
         x = x0
@@ -346,7 +349,7 @@ def test_a_vanishing_state_is_flushed_to_zero_and_never_subnormal(dtype, loops):
     assert np.any(states[:, 0] > 0)  # it did pass through the small numbers on its way
     if dtype == np.float64:
         config, arrays = spec._compiled(np.float64)
-        x0, basis = spec.start_state(), np.eye(8)[:, :2]
+        x0, basis = spec.start_state().copy(), np.eye(8)[:, :2].copy()
         state = kernels.tangent_run(config, arrays, x0, basis, loops, spec.n_stages, False, 2)[0]
         assert np.array_equal(state, trajectory.final_state)
 
