@@ -374,7 +374,8 @@ def classify(system, *, x0=None, params=None, transient=None, window=None, tol=N
             stats[0] = 0.0
             break
         state = run.final_state
-        flat = run.loop_states.reshape(run.loop_states.shape[0], -1)
+        # C-ordered: a strided view would compile window_statistics once more (numba types by layout)
+        flat = np.ascontiguousarray(run.loop_states.reshape(run.loop_states.shape[0], -1))
         windows.append((loops_done, flat))
         stats = window_statistics(flat, reference_scale, max_period, tolerances.period)
         stats[S_IS_MAP] = 1.0 if is_map else 0.0

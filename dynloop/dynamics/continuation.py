@@ -21,6 +21,9 @@ sign where a bifurcation lies:
 Each is taken as ``sign · exp(mean log |factor|)`` so that it stays of order one in any dimension.
 Between two branch points where one changes sign, the zero is found by Brent's method on the
 arclength, each trial point corrected onto the branch, until the parameter is known to ``tol``.
+The trials follow the crossing multiplier ``μ`` alone (shifted inverse iteration), with the test
+``μ − 1``, ``μ + 1`` or ``|μ|² − 1``: a simple zero, where the whole-spectrum functions, nearly flat
+beside their zero, would make Brent's method bisect.
 
 References
 ----------
@@ -226,11 +229,17 @@ def _signed_size(factors):
     return float(np.sign(phase.real) * np.exp(np.mean(np.log(magnitude))))
 
 
+def _factors(multipliers, kind_index):
+    """The factors of the fold (``μ − 1``), flip (``μ + 1``) or Neimark–Sacker (``μ_i μ_j − 1``) test."""
+    if kind_index < 2:
+        return multipliers + (1.0 if kind_index else -1.0)
+    i, j = np.triu_indices(multipliers.size, k=1)
+    return multipliers[i] * multipliers[j] - 1.0
+
+
 def _tests(multipliers):
     """The fold, flip and Neimark–Sacker test functions of the multipliers."""
-    i, j = np.triu_indices(multipliers.size, k=1)
-    return np.array([_signed_size(multipliers - 1.0), _signed_size(multipliers + 1.0),
-                     _signed_size(multipliers[i] * multipliers[j] - 1.0)])
+    return np.array([_signed_size(_factors(multipliers, k)) for k in range(3)])
 
 
 def _sorted(multipliers):
@@ -613,7 +622,8 @@ def _follow_here(family, u, period, shape, bounds, stop, step, max_points, tol, 
     for k in range(len(points) - 1):
         for kind_index, kind in enumerate(KINDS):
             if tests[k, kind_index] * tests[k + 1, kind_index] < 0 or tests[k + 1, kind_index] == 0:
-                found = _locate(family, points[k], tangents[k], points[k + 1], kind_index, period, shape, tol)
+                found = _locate(family, points[k], tangents[k], points[k + 1], kind_index, period, shape, tol,
+                                multipliers[k:k + 2])
                 if found is None:
                     continue
                 found.index = k
@@ -649,8 +659,72 @@ def _end_at_bound(family, points, tangents, bound, period, shape, tol):
     return None
 
 
-def _locate(family, anchor, tangent, end, kind_index, period, shape, tol):
-    """The zero of one test function between two branch points, by Brent's method on the arclength."""
+class _Critical:
+    """The multiplier that crosses at a bifurcation, followed from trial to trial by shifted inverse
+    iteration (one LU of ``J − σ I`` per trial, ``σ`` its last value), and its test function:
+    ``μ − 1`` (fold), ``μ + 1`` (flip) or ``|μ|² − 1`` (Neimark–Sacker), each with a simple zero."""
+
+    def __init__(self, kind_index, before, after):
+        """``before``, ``after``: the multipliers at the two branch points. The multiplier followed is
+        the one nearest the boundary among those whose nearest multiplier at ``after`` lies across it."""
+        self.kind_index = kind_index
+        if kind_index == 2:
+            def side(mu):
+                return np.abs(mu) - 1.0
+            ours, theirs = before[before.imag > 1e-9], after[after.imag > 1e-9]
+        else:
+            target = -1.0 if kind_index else 1.0
+
+            def side(mu):
+                return mu.real - target
+            ours, theirs = before[np.abs(before.imag) <= 1e-9], after[np.abs(after.imag) <= 1e-9]
+        if ours.size == 0 or theirs.size == 0:
+            raise ValueError("no multiplier of this kind")
+        partner = theirs[np.argmin(np.abs(ours[:, None] - theirs[None, :]), axis=1)]
+        crossing = ours[side(ours) * side(partner) <= 0]
+        if crossing.size == 0:
+            raise ValueError("no multiplier crosses")
+        mu = crossing[np.argmin(np.abs(side(crossing)))]
+        self.mu = complex(mu) if kind_index == 2 else float(mu.real)
+        self.vector = None
+
+    def test(self, jacobian):
+        import scipy.linalg
+
+        import warnings
+
+        n = jacobian.shape[0]
+        # shifted just off the last value, which may be an eigenvalue exactly (a map's 1 × 1 Jacobian)
+        shifted = jacobian - (self.mu + 1e-9 * max(1.0, abs(self.mu))) * np.eye(n)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", scipy.linalg.LinAlgWarning)
+            try:
+                factors = scipy.linalg.lu_factor(shifted, check_finite=False)
+            except scipy.linalg.LinAlgWarning:
+                raise ValueError("J − σ I is singular") from None
+        v = self.vector
+        if v is None:
+            v = np.random.default_rng(0).standard_normal(n).astype(shifted.dtype)
+            v /= np.linalg.norm(v)
+        for _ in range(20):
+            w = scipy.linalg.lu_solve(factors, v, check_finite=False)
+            w /= np.linalg.norm(w)
+            mu = np.vdot(w, jacobian @ w)  # the Rayleigh quotient
+            moved = np.linalg.norm(jacobian @ w - mu * w)
+            v = w
+            if moved <= 1e-13 * max(1.0, abs(mu)):
+                break
+        if not moved <= 1e-8 * max(1.0, abs(mu)):  # not converged (or not finite): not followed
+            raise ValueError("inverse iteration did not converge")
+        self.mu, self.vector = (complex(mu), v) if self.kind_index == 2 else (float(mu.real), v)
+        if self.kind_index == 2:
+            return abs(self.mu) ** 2 - 1.0
+        return self.mu + (1.0 if self.kind_index else -1.0)
+
+
+def _locate(family, anchor, tangent, end, kind_index, period, shape, tol, multipliers=None):
+    """The zero of one test function between two branch points, by Brent's method on the arclength
+    (``multipliers``: those at ``anchor`` and ``end``, to follow the crossing one)."""
     import scipy.optimize
 
     span = float(tangent @ (end - anchor))
@@ -665,14 +739,32 @@ def _locate(family, anchor, tangent, end, kind_index, period, shape, tol):
         if corrected is None:
             raise _NoPoint
         jacobian = corrected[1]
-        if kind_index < 2:  # det(J - I) or det(J + I) by LU: the same function as from the multipliers
-            n = jacobian.shape[0]
-            sign, log = np.linalg.slogdet(jacobian + (1.0 if kind_index else -1.0) * np.eye(n))
-            return float(sign * np.exp(log / n))
-        return _tests(np.linalg.eigvals(jacobian))[kind_index]
+        if critical is not None:
+            return critical.test(jacobian)
+        # the test function's sign times its smallest factor: zero where it is, and of slope one there
+        factors = _factors(np.linalg.eigvals(jacobian), kind_index)
+        smallest = np.min(np.abs(factors))
+        if smallest == 0:
+            return 0.0
+        return float(np.sign(np.prod(factors / np.abs(factors)).real) * smallest)
 
+    # the test functions of the whole spectrum change sign at the zero but are nearly flat beside it
+    # (an n-th root of the product of n factors): Brent's method would bisect. Its trials follow the
+    # crossing multiplier alone instead (a smooth, simple zero), and fall back on the whole spectrum
+    # where that multiplier does not change sign between the two points
     try:
-        s = scipy.optimize.brentq(test, 0.0, span, xtol=max(tol * 1e-3, 1e-15), rtol=4 * _EPS, maxiter=200)
+        critical = _Critical(kind_index, *multipliers) if multipliers is not None else None
+    except ValueError:
+        critical = None
+    xtol = max(tol / 2, 1e-15)  # in the arclength: the parameter moves no more than that (|dλ/ds| <= 1)
+    try:
+        try:
+            s = scipy.optimize.brentq(test, 0.0, span, xtol=xtol, rtol=4 * _EPS, maxiter=200)
+        except (ValueError, _NoPoint):
+            if critical is None:
+                raise
+            critical = None
+            s = scipy.optimize.brentq(test, 0.0, span, xtol=xtol, rtol=4 * _EPS, maxiter=200)
     except (_NoPoint, ValueError):
         return None
     u, jacobian, _, _ = on_branch(s)
