@@ -115,7 +115,9 @@ class _Family:
             raise invalid("system", type(system).__name__,
                           "continuation takes a dynloop.Map or a dynloop.BlockSpec")
         self._cache = {}
-        self.weight = 1.0  # of the state in the branch coordinates (w x, λ); set by continuation
+        # the state's weight in the branch coordinates (w x, λ), w = 1/sqrt(n): a step counts the state's
+        # RMS change like the parameter's
+        self.weight = 1.0 / math.sqrt(system.state_size)
         self.failure = ""  # why the last correction failed
 
     def at(self, value):
@@ -413,7 +415,6 @@ class Branch:
                               f"the branch's states have shape {arrays['states'].shape[1:]}")
             given = meta.get("params") if params is None else params
             family = _Family(system, header["parameter_name"], given)
-            family.weight = 1.0 / math.sqrt(system.state_size)
         return cls(parameter_name=header["parameter_name"], parameter=arrays["parameter"],
                    states=arrays["states"], multipliers=arrays["multipliers"], stable=arrays["stable"],
                    bifurcations=bifurcations, period=header["period"],
@@ -542,8 +543,6 @@ def continuation(system, parameter, *, start, stop, x0=None, period=1, params=No
     if not cycle.converged:
         raise ValueError(f"Newton's method found no period-{period} cycle near x0 at {parameter} = {start:g}")
     shape = tuple(at_start.state_shape)
-    # branch coordinates (w x, λ), w = 1/sqrt(n): a step counts the state's RMS change like the parameter's
-    family.weight = 1.0 / math.sqrt(at_start.state_size)
     u = np.concatenate([family.weight * cycle.loop_points[0].ravel(), [start]])
     meta = {"system_name": system.name, "parameter": parameter, "range": (min(start, stop), max(start, stop)),
             "step": step, "tol": tol, "kind": system.kind}
@@ -634,11 +633,14 @@ def _follow_here(family, u, period, shape, bounds, stop, step, max_points, tol, 
                     crossings.append(found)
                 else:
                     bifurcations.append(found)
-    bifurcations = [b for b in bifurcations if lo - tol <= b.parameter <= hi + tol]
+    def in_range(found):
+        return [b for b in found if lo - tol <= b.parameter <= hi + tol]
+
+    bifurcations = in_range(bifurcations)
     inside = (branch_points[:, -1] >= lo - 1e-12) & (branch_points[:, -1] <= hi + 1e-12)
     keep = np.flatnonzero(inside)
     meta = dict(meta, stopped=stopped, steps=len(points),
-                branch_points=[b.parameter for b in crossings if lo - tol <= b.parameter <= hi + tol])
+                branch_points=[b.parameter for b in in_range(crossings)])
     return _branch(family, branch_points[keep], multipliers[keep], period, shape, bifurcations, meta)
 
 
@@ -689,9 +691,9 @@ class _Critical:
         self.vector = None
 
     def test(self, jacobian):
-        import scipy.linalg
-
         import warnings
+
+        import scipy.linalg
 
         n = jacobian.shape[0]
         # shifted just off the last value, which may be an eigenvalue exactly (a map's 1 × 1 Jacobian)
@@ -709,8 +711,9 @@ class _Critical:
         for _ in range(20):
             w = scipy.linalg.lu_solve(factors, v, check_finite=False)
             w /= np.linalg.norm(w)
-            mu = np.vdot(w, jacobian @ w)  # the Rayleigh quotient
-            moved = np.linalg.norm(jacobian @ w - mu * w)
+            image = jacobian @ w
+            mu = np.vdot(w, image)  # the Rayleigh quotient
+            moved = np.linalg.norm(image - mu * w)
             v = w
             if moved <= 1e-13 * max(1.0, abs(mu)):
                 break
@@ -757,16 +760,14 @@ def _locate(family, anchor, tangent, end, kind_index, period, shape, tol, multip
     except ValueError:
         critical = None
     xtol = max(tol / 2, 1e-15)  # in the arclength: the parameter moves no more than that (|dλ/ds| <= 1)
-    try:
+    while True:
         try:
             s = scipy.optimize.brentq(test, 0.0, span, xtol=xtol, rtol=4 * _EPS, maxiter=200)
+            break
         except (ValueError, _NoPoint):
             if critical is None:
-                raise
-            critical = None
-            s = scipy.optimize.brentq(test, 0.0, span, xtol=xtol, rtol=4 * _EPS, maxiter=200)
-    except (_NoPoint, ValueError):
-        return None
+                return None
+            critical = None  # once more, with the whole spectrum
     u, jacobian, _, _ = on_branch(s)
     multipliers = _sorted(np.linalg.eigvals(jacobian))
     kind = KINDS[kind_index]
