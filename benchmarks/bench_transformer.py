@@ -45,10 +45,19 @@ counted.) The peak is the fastest of 5 products of 2048 × 2048 matrices in the 
 by numpy and by JAX.
 
 Every time is the fastest of ``--repeat`` runs (5), taken in turns (dynloop, early exit, JAX,
-dynloop, ...) so that a slow spell of a shared machine falls on all of them.
+dynloop, ...) so that a slow spell of a shared machine falls on all of them. The sweep with and
+without early exit then take more turns between themselves, up to ``--early-repeat`` runs each
+(3 × ``--repeat``): where few points settle the two differ by less than a shared machine's
+run-to-run noise. "early/all" is their ratio, and "decide" what the early exit adds where no
+point settles: the decisions taken before the last loop (one per point at loop 50 of 100), each
+the filter of windows that may settle, timed alone on a ring of 16 points (best of 200), times
+the points, shared by the threads, as a share of the sweep's time without early exit. Besides
+keeping every loop's state (a copy of the state per loop), that is all the early exit adds
+where no point settles; everything else it changes only drops loops.
 
 Run:  python benchmarks/bench_transformer.py [--sizes 256,64,8,4[,100] ...]
           [--blocks sandwich pre peri_outer] [--dtype float64|float32|both] [--repeat 5]
+          [--early-repeat 15]
 """
 
 import argparse
@@ -56,6 +65,7 @@ import math
 import sys
 from pathlib import Path
 
+import numba
 import numpy as np
 
 import dynloop
@@ -238,7 +248,41 @@ def agreement(spec, axes, loops, dtype, jax_states, jax_step, sweep_norms):
     return final, one_loop
 
 
-def readme_block(repeat):
+def decision_seconds(spec, loops, dtype):
+    """The seconds the early exit spends on one point that does not settle, per decision (best of 200).
+
+    What the group kernel does at the end of a window for each point still running: the filter of
+    windows that may settle (``_may_settle``, on a ring of 16 points whose states are noise: none
+    passes, as none would settle).
+    """
+    from dynloop.dynamics.regimes import Tolerances
+    from dynloop.sweep._kernels import _may_settle
+    from dynloop.sweep.engine import _window
+
+    _, _, window, max_period = _window(loops, None)
+    n, group = spec.tokens * spec.width, 16
+    ring = np.random.default_rng(0).standard_normal((window, n, group)).astype(dtype)
+    norms = np.linalg.norm(ring.astype(np.float64), axis=1)
+    points, running, scales = np.arange(group), np.ones(group, dtype=bool), np.ones(group)
+    tolerances = Tolerances().as_array()
+
+    def decide():
+        if _may_settle(ring, norms, loops, points, running, scales, max_period, tolerances).size:
+            raise AssertionError("noise passed the early-exit filter")
+
+    decide()
+    return best_seconds(decide, 200) / group
+
+
+def early_decisions(loops):
+    """How many early-exit decisions a point that never settles takes before its last loop."""
+    from dynloop.sweep.engine import _window
+
+    window = _window(loops, None)[2]
+    return len(range(window, loops, window))
+
+
+def readme_block(repeat, early_repeat):
     """The README's block: what the early exit saves in a sweep, what classify costs over its iterations."""
     spec = dynloop.BlockSpec(width=32, tokens=8, layers=4, heads=4, mixer="transformer", norm="sandwich",
                              injection="concat", residual_scale=0.5, seed=0)
@@ -255,6 +299,8 @@ def readme_block(repeat):
     times = race({"all": lambda: run(False), "early": lambda: run(True),
                   "classify": lambda: dynloop.classify(spec),
                   "iterate": lambda: dynloop.simulate(spec, done, record="none")}, repeat)
+    more = race({"all": lambda: run(False), "early": lambda: run(True)}, early_repeat - repeat)
+    times.update({name: min(times[name], more[name]) for name in more})
     print("The README's block (sandwich + concat, k = 4, d = 32, T = 8, residual scale 0.5, seed 0)")
     print(f"  sweep of 256 points (residual scale x injection strength), {loops} loops: every loop "
           f"{times['all']:.3f} s; early exit {times['early']:.3f} s, {mean_loops:.1f} loops per point "
@@ -306,9 +352,12 @@ def main(argv=None):
     parser.add_argument("--blocks", nargs="+", choices=list(BLOCKS), default=list(BLOCKS),
                         help="which blocks to run (default: all three)")
     parser.add_argument("--repeat", type=int, default=5, help="time each run this often and keep the fastest")
+    parser.add_argument("--early-repeat", type=int, default=None,
+                        help="time the sweep with and without early exit this often (default: 3 x --repeat)")
     parser.add_argument("--part", nargs="+", choices=PARTS, default=list(PARTS),
                         help="the README's block, classify times, the sweeps against JAX (default: all)")
     args = parser.parse_args(argv)
+    early_repeat = 3 * args.repeat if args.early_repeat is None else args.early_repeat
     sizes = []
     for size in args.sizes:
         try:
@@ -321,7 +370,7 @@ def main(argv=None):
             parser.error(f"--sizes {size}: P must be a square (the grid is √P × √P), d a multiple of 4")
         sizes.append(tuple(values) if len(values) == 5 else (*values, LOOPS))
     if "readme" in args.part:
-        readme_block(args.repeat)
+        readme_block(args.repeat, early_repeat)
     if "classify" in args.part:
         classify_times(args.repeat)
     if "sweeps" not in args.part:
@@ -338,7 +387,7 @@ def main(argv=None):
               f"agreement with JAX must stay below {tolerance:.0e}")
         print(f"{'block':>16} {'P':>4} {'d':>4} {'T':>3} {'k':>3} {'loops':>5} {'dynloop s':>10} "
               f"{'early-exit s':>12} {'(loops)':>7} {'jax s':>8} {'jax/dynloop':>11} {'GFLOP/s':>8} "
-              f"{'% peak':>7} {'final':>8} {'1-loop':>8} {'agreement':>9}")
+              f"{'% peak':>7} {'early/all':>9} {'decide':>7} {'final':>8} {'1-loop':>8} {'agreement':>9}")
         for points, d, tokens, layers, loops in sizes:
             for block in args.blocks:
                 spec = block_spec(block, d, tokens, layers)
@@ -364,13 +413,17 @@ def main(argv=None):
                     agree = f"{final:8.1e} {one_loop:8.1e} {verdict:>9}"
                     runs["jax"] = lambda: reference(first, second).block_until_ready()
                 times = race(runs, args.repeat)
-                ours, early = times["dynloop"], times["early"]
+                more = race({name: runs[name] for name in ("dynloop", "early")}, early_repeat - args.repeat)
+                ours, early = (min(times[name], more[name]) for name in ("dynloop", "early"))
+                decide = (decision_seconds(spec, loops, dtype) * early_decisions(loops) * points
+                          / numba.get_num_threads() / ours)  # every row has a group per thread or more
                 jax_columns = (f"{times['jax']:8.3f} {times['jax'] / ours:10.2f}x" if "jax" in times
                                else f"{'-':>8} {'-':>11}")
                 gflops = flops_per_loop(spec) * points * loops / ours / 1e9
                 print(f"{BLOCKS[block][0]:>16} {points:4d} {d:4d} {tokens:3d} {layers:3d} {loops:5d} "
                       f"{ours:10.3f} {early:12.3f} {early_loops:7.1f} {jax_columns} "
-                      f"{gflops:8.2f} {100 * gflops / peak:6.1f}% {agree:>26}")
+                      f"{gflops:8.2f} {100 * gflops / peak:6.1f}% {early / ours:9.3f} {100 * decide:6.2f}% "
+                      f"{agree:>26}")
         print()
 
 
