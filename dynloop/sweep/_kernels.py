@@ -17,7 +17,7 @@ from numba import njit, prange, types
 from ..dynamics import regimes as R
 from ..dynamics._measures import convergence, stage_degeneracy
 from ..systems._block_kernels import BRANCH_ATTENTION, stage_apply, with_point
-from ..systems._column_kernels import column_buffers, column_stage
+from ..systems._column_kernels import _padded_points, column_buffers, column_stage
 from ..systems._fastmath import flush_tiny
 from ..systems._map_kernels import JacobianFunction, StepFunction
 
@@ -301,11 +301,16 @@ def _may_settle(ring, norms, t, active, running, reference_scales, max_period, t
 
 
 @njit(**_JIT)
-def _record(x, n_tokens, active, first, last, n_points, slot):
-    """Write the states of the group's points ``first:last`` (columns of ``x``) into a ring slot."""
+def _record(x, n_tokens, active, live, every_live, first, last, n_points, slot):
+    """Write the states of the group's live points among ``first:last`` (columns of ``x``) into a ring slot.
+
+    A column that is not ``live`` belongs to a point that left the group but keeps its columns
+    until dropping them saves work (``_block_group``): its slots keep the window its conclusion
+    reads. ``every_live`` says that all columns are live.
+    """
     d = x.shape[0]
     m = active.shape[0]
-    if m == n_points:  # every point still here: whole rows
+    if m == n_points and every_live:  # every point still here: whole rows
         for k in range(n_tokens):
             for a in range(d):
                 for j in range(first, last):
@@ -314,7 +319,8 @@ def _record(x, n_tokens, active, first, last, n_points, slot):
     for k in range(n_tokens):
         for a in range(d):
             for j in range(first, last):
-                slot[k * d + a, active[j]] = x[a, k * m + j]
+                if live[j]:
+                    slot[k * d + a, active[j]] = x[a, k * m + j]
 
 
 @njit(**_JIT)
@@ -369,6 +375,11 @@ def _block_group(cfg, arrays, unit_constant, values, x0, loops, window, max_peri
     loops_at = np.full(n_points, loops, dtype=np.int64)
     squares = np.empty(n_points)
     norms = np.zeros((window, n_points))  # the ring's states' norms, for _may_settle
+    # columns whose point still runs; a point that left keeps its columns while dropping them would
+    # not make the group cheaper (attention pads a group to whole vectors of points: 16 float32
+    # points cost less than 15 padded to 16)
+    live = np.ones(n_points, dtype=np.bool_)
+    n_left = 0  # columns of points that left
     still_running = np.empty(n_points, dtype=np.bool_)
     # the statistics of the window a point settled on, kept for its conclusion (same window, same numbers)
     settled_stats = np.empty((n_points, len(R.STAT_NAMES)))
@@ -383,23 +394,24 @@ def _block_group(cfg, arrays, unit_constant, values, x0, loops, window, max_peri
         # only the loops a decision examines go into the ring: without early exit, the last window
         recording = early_exit or t >= loops - window
         if recording:
-            _record(x, n_tokens, active, 0, m, n_points, slot)
+            _record(x, n_tokens, active, live, n_left == 0, 0, m, n_points, slot)
         _column_squares(x, n_tokens, squares[:m])
         if recording:
             for j in range(m):
-                norms[t % window, active[j]] = math.sqrt(squares[j])
+                if live[j]:
+                    norms[t % window, active[j]] = math.sqrt(squares[j])
         t += 1
         keep = still_running[:m]
-        keep[:] = True
+        keep[:] = live[:m]
         leaving = 0
         for j in range(m):
-            if not math.isfinite(squares[j]):
+            if live[j] and not math.isfinite(squares[j]):
                 diverged[active[j]] = True
                 loops_at[active[j]] = t
                 keep[j] = False
                 leaving += 1
                 if not recording:  # its last state is its result
-                    _record(x, n_tokens, active, j, j + 1, n_points, slot)
+                    _record(x, n_tokens, active, live, n_left == 0, j, j + 1, n_points, slot)
         if early_exit and t >= window and t % window == 0 and t < loops:
             # the points that may settle (a cheap filter), then their windows in full
             candidates = _may_settle(ring, norms, t, active, keep, reference_scales, max_period, tolerances)
@@ -417,9 +429,14 @@ def _block_group(cfg, arrays, unit_constant, values, x0, loops, window, max_peri
                         leaving += 1
                         settled_stats[active[j]] = stats
                         has_stats[active[j]] = True
-        if leaving > 0:  # compact: only the points still running keep columns
+        if leaving > 0:
+            live[:m] = keep
+            n_left += leaving
+            n_staying = m - n_left
+            if attends and n_staying > 0 and _padded_points(n_staying, like) == _padded_points(m, like):
+                continue  # as many vectors of points either way: the columns stay, their points do not
+            # compact: only the points still running keep columns
             staying = np.flatnonzero(keep)
-            n_staying = staying.shape[0]
             compact = np.empty((d, n_staying * n_tokens), dtype=x0.dtype)
             for a in range(d):
                 for k in range(n_tokens):
@@ -427,6 +444,8 @@ def _block_group(cfg, arrays, unit_constant, values, x0, loops, window, max_peri
                         compact[a, k * n_staying + j] = x[a, k * m + staying[j]]
             x = compact
             active = active[staying]
+            live[:n_staying] = True
+            n_left = 0
             alpha, skip, constant, eps = _group_columns(values, unit_constant, active, like)
             work = column_buffers(d, hidden, x.shape[1], like, tokens)
     # conclude the points in batches of those that stopped at the same loop (one ring transpose each)

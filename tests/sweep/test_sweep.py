@@ -424,6 +424,25 @@ def test_points_that_stay_after_others_left_keep_their_results(monkeypatch):
                                       patient.diagnostics[name].ravel()[stayed], err_msg=name)
 
 
+def test_attention_points_that_left_but_kept_their_columns_report_what_they_report_alone(monkeypatch):
+    # attention runs a group on whole vectors of points, so a group that loses a point or two keeps
+    # their columns (it would be padded back to as many vectors). Those points' windows stay in
+    # the ring as they left them: every point reports, bit for bit, what it reports alone
+    from dynloop.sweep import engine
+
+    spec = BLOCK.replace(norm="sandwich", injection="additive", mixer="transformer", heads=2)
+    axes = {"residual_scale": np.linspace(0.3, 0.36, 4), "injection_scale": np.linspace(0.0, 0.38, 16)}
+    grouped = sweep(spec, axes, loops=240, progress=False)
+    # groups of 16 points (one per residual scale), 1 to 3 of which leave at loop 120: 13 to 15 left
+    # are padded back to 16 with vectors of 4 or 8 float64 points, so the columns stay
+    left = (grouped.diagnostics["loops_run"] < 240).sum(axis=1)
+    assert engine._ATTENTION_POINTS == 16 and np.all(left <= 3) and np.any(left >= 1), left
+    monkeypatch.setattr(engine, "_ATTENTION_POINTS", 1)
+    monkeypatch.setattr(engine, "_GROUP_COLUMNS", (spec.tokens,) * 2)
+    alone = sweep(spec, axes, loops=240, progress=False)
+    assert_same_results(grouped, alone)  # final_norm among them: the last state each point's window held
+
+
 def test_a_point_that_diverges_before_the_last_window_keeps_its_loop_and_state(monkeypatch):
     # without early exit the group kernel records only the loops of the last window; a point that
     # blows up before them must still report the loop it diverged at and its non-finite last state,
