@@ -257,7 +257,7 @@ def _may_settle(ring, norms, t, active, running, reference_scales, max_period, t
     its own; the distances keep a relative slack of 1e-9. A window that settles always passes;
     the windows that pass are decided in full. A point that does not settle costs
     ``max_period`` distances instead of its window transposed and reduced to statistics (56 µs
-    for 50 states of 512 numbers; 0.05–0.24 % of a transformer-block sweep's time against
+    for 50 states of 512 numbers; 0.05–0.5 % of a transformer-block sweep's time against
     0.8–1.8 %, benchmarks/README.md). Returns the columns, in order.
     """
     window, n, _ = ring.shape
@@ -348,7 +348,8 @@ def _block_group(cfg, arrays, unit_constant, values, x0, loops, window, max_peri
     at least B) keeps the last ``window`` states of every point, ``windows`` (batch × window × n, float64)
     receives a batch of them in loop order; both are the caller's, reused from group to group. With
     ``early_exit``, points whose regime is settled (and points that diverged) leave the group: its columns
-    are compacted, so later loops cost only what the remaining points need. Points are concluded one by
+    are compacted, so later loops cost only what the remaining points need (with attention, once that
+    frees a whole vector of points; until then their columns run on unrecorded). Points are concluded one by
     one; ``finals`` (points × n, or no columns) receives each point's last loop state.
     """
     n_points = values.shape[0]
