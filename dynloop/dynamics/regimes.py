@@ -463,6 +463,19 @@ def settled(stats, tolerances):
 
 
 @njit(cache=True)
+def _grows_over_both_halves(first, middle, last, growing_fraction, tolerances):
+    """Whether a window's norm grows over both halves and on most loops: what drift and growing
+    divergence need (:func:`decide`; the sweep's early-exit filter asks it of windows too)."""
+    return middle - first > 0.0 and last - middle > 0.0 and growing_fraction >= tolerances[7]
+
+
+@njit(cache=True)
+def _beyond_bound(last, reference_scale, tolerances):
+    """Whether the window's last norm lies beyond the bound: divergent (:func:`decide`)."""
+    return last > tolerances[4] * max(reference_scale, 1.0)
+
+
+@njit(cache=True)
 def decide(stats, tolerances):
     """The regime code and period the statistics establish (the rules, in one place).
 
@@ -483,10 +496,8 @@ def decide(stats, tolerances):
     tol_stage = tolerances[1]
     tol_linear = tolerances[2]
     tol_increment = tolerances[3]
-    bound = tolerances[4]
     tol_multiplier = tolerances[5]
     tol_converging = tolerances[6]
-    tol_growing = tolerances[7]
     tol_zero = tolerances[8]
     if stats[S_FINITE] == 0.0:
         return DIVERGENT, 0
@@ -514,7 +525,7 @@ def decide(stats, tolerances):
     last = stats[S_NORM_LAST]
     growth_early = middle - first
     growth_late = last - middle
-    if growth_early > 0.0 and growth_late > 0.0 and stats[S_GROWING_FRACTION] >= tol_growing:
+    if _grows_over_both_halves(first, middle, last, stats[S_GROWING_FRACTION], tolerances):
         ratio = growth_late / growth_early
         if abs(ratio - 1.0) <= tol_linear and stats[S_INCREMENT_CHANGE] <= tol_increment:
             return DRIFTING, 0
@@ -525,7 +536,7 @@ def decide(stats, tolerances):
         increments_follow = abs(math.log(stats[S_INCREMENT_GROWTH]) - log_late) <= tol_linear * log_late
         if log_early > 0.0 and abs(log_late / log_early - 1.0) <= tol_linear and increments_follow:
             return DIVERGENT, 0
-    if last > bound * max(stats[S_REFERENCE_SCALE], 1.0):
+    if _beyond_bound(last, stats[S_REFERENCE_SCALE], tolerances):
         return DIVERGENT, 0
     if has_lyapunov and lyapunov > lyapunov_error:
         return CHAOTIC, 0

@@ -251,7 +251,8 @@ def _may_settle(ring, norms, t, active, running, reference_scales, max_period, t
     ``R.settled(window_statistics(window))``, read from the ring in place for every point at once.
     A period holds over the window's last quarter only if it holds at its last loop
     (``|h_t - h_{t-p}|`` small for some ``p <= max_period``); drift and divergence need a norm that
-    grows over both halves of the window on most loops, or one beyond the bound. ``norms``
+    grows over both halves of the window on most loops, or one beyond the bound (``decide``'s own
+    tests, ``R._grows_over_both_halves`` and ``R._beyond_bound``). ``norms``
     (window × group, float64) holds each loop's state norm in the ring's slots, summed in the
     order ``window_statistics`` sums them (the same numbers, bit for bit), so the norm tests are
     its own; the distances keep a relative slack of 1e-9. A window that settles always passes;
@@ -281,9 +282,8 @@ def _may_settle(ring, norms, t, active, running, reference_scales, max_period, t
         first = norms[(t - window) % window, point]
         middle = norms[(t - window + window // 2) % window, point]
         last = norms[(t - 1) % window, point]
-        beyond_bound = last > tolerances[4] * max(reference_scales[point], 1.0)
-        growing_twice = middle > first and last > middle and growing / (window - 1) >= tolerances[7]
-        maybe[j] = beyond_bound or growing_twice
+        maybe[j] = (R._beyond_bound(last, reference_scales[point], tolerances)
+                    or R._grows_over_both_halves(first, middle, last, growing / (window - 1), tolerances))
         limits[j] = tolerances[0] * max(mean_norm, reference_scales[point], 1e-300) * slack
     newest = ring[(t - 1) % window]
     totals = np.empty(m)
@@ -397,7 +397,7 @@ def _block_group(cfg, arrays, unit_constant, values, x0, loops, window, max_peri
         if recording:
             _record(x, n_tokens, active, live, n_left == 0, 0, m, n_points, slot)
         _column_squares(x, n_tokens, squares[:m])
-        if recording:
+        if early_exit:  # for _may_settle
             for j in range(m):
                 if live[j]:
                     norms[t % window, active[j]] = math.sqrt(squares[j])
